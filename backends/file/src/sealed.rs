@@ -1,0 +1,205 @@
+//! Sealed private-key files: AES-256-GCM under the KEK, the key's id and spec bound in as
+//! associated data (so a file renamed to another id, or relabelled, fails to open), written
+//! atomically (temp file, fsync, rename, fsync of the directory) with mode 0600.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use signet_core::{KeySpec, ProviderError};
+use zeroize::Zeroizing;
+
+/// A sealing key (the KEK) with the operations the store needs.
+pub(crate) struct Sealer(LessSafeKey);
+
+impl Sealer {
+    pub(crate) fn new(key: &[u8; 32]) -> Sealer {
+        Sealer(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte AES-256-GCM key"),
+        ))
+    }
+
+    /// Returns `nonce || ciphertext || tag`.
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).expect("system randomness");
+        let mut out = Zeroizing::new(plaintext.to_vec());
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut *out,
+            )
+            .expect("AES-GCM sealing of a small buffer");
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&out);
+        sealed
+    }
+
+    /// Opens what [`Sealer::seal`] produced; `None` if the key, data or AAD do not match.
+    pub(crate) fn open(&self, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = Zeroizing::new(ciphertext.to_vec());
+        let len = self
+            .0
+            .open_in_place(nonce, Aad::from(aad), &mut *buf)
+            .ok()?
+            .len();
+        buf.truncate(len);
+        Some(buf)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    version: u32,
+    id: String,
+    spec: KeySpec,
+    sealed: String,
+}
+
+fn aad(id: &str, spec: KeySpec) -> Vec<u8> {
+    format!("signet-file-key-v1|{id}|{}", spec.as_str()).into_bytes()
+}
+
+/// Key ids become file names: only letters, digits, `-` and `_`, so no reference can name a path
+/// outside the store.
+pub(crate) fn check_id(id: &str) -> Result<(), ProviderError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ProviderError::NotFound(format!(
+            "invalid file key id {id:?}"
+        )))
+    }
+}
+
+/// The `keys/` directory of a store.
+pub(crate) struct KeyStore {
+    dir: PathBuf,
+    sealer: Sealer,
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> ProviderError {
+    ProviderError::Unavailable(format!("file backend: {what} {}: {e}", path.display()))
+}
+
+impl KeyStore {
+    pub(crate) fn new(dir: PathBuf, sealer: Sealer) -> KeyStore {
+        KeyStore { dir, sealer }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.key"))
+    }
+
+    pub(crate) fn exists(&self, id: &str) -> bool {
+        self.path(id).exists()
+    }
+
+    pub(crate) fn write(&self, id: &str, spec: KeySpec, pkcs8: &[u8]) -> Result<(), ProviderError> {
+        let file = KeyFile {
+            version: 1,
+            id: id.to_owned(),
+            spec,
+            sealed: B64.encode(self.sealer.seal(pkcs8, &aad(id, spec))),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).expect("key file serialises");
+        let path = self.path(id);
+        if path.exists() {
+            return Err(ProviderError::Backend(format!(
+                "file backend: a key file for {id} already exists"
+            )));
+        }
+        write_atomically(&path, &bytes).map_err(|e| io_error("writing", &path, e))
+    }
+
+    pub(crate) fn read(&self, id: &str) -> Result<(KeySpec, Zeroizing<Vec<u8>>), ProviderError> {
+        let path = self.path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ProviderError::NotFound(format!("file:{id}")))
+            }
+            Err(e) => return Err(io_error("reading", &path, e)),
+        };
+        let corrupt = || {
+            ProviderError::Backend(format!(
+                "file backend: {} is corrupt or sealed under another key",
+                path.display()
+            ))
+        };
+        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|_| corrupt())?;
+        if file.id != id {
+            return Err(corrupt());
+        }
+        let sealed = B64.decode(&file.sealed).map_err(|_| corrupt())?;
+        let pkcs8 = self
+            .sealer
+            .open(&sealed, &aad(id, file.spec))
+            .ok_or_else(corrupt)?;
+        Ok((file.spec, pkcs8))
+    }
+
+    pub(crate) fn remove(&self, id: &str) -> Result<(), ProviderError> {
+        let path = self.path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("removing", &path, e)),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the whole new one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file inside a directory");
+    fs::create_dir_all(dir)?;
+    let mut suffix = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut suffix).expect("system randomness");
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().expect("a file name").to_string_lossy(),
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
