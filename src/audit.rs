@@ -1,0 +1,59 @@
+//! The signature audit writer: a signature is handed to its caller only after its audit record
+//! is committed (fail closed), and records of concurrent requests share one transaction (group
+//! commit), so durability costs one commit per batch rather than one per signature.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AuditRecord, Store, StoreError};
+
+/// The most records committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+struct Entry {
+    record: AuditRecord,
+    committed: oneshot::Sender<Result<(), String>>,
+}
+
+/// Handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: mpsc::Sender<Entry>,
+}
+
+impl AuditLog {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Store) -> AuditLog {
+        let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(write_batches(store, receiver));
+        AuditLog { queue }
+    }
+
+    /// Returns once `record` is committed; `Unavailable` if it could not be.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
+        let (committed, done) = oneshot::channel();
+        self.queue
+            .send(Entry { record, committed })
+            .await
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        done.await
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?
+            .map_err(StoreError::Unavailable)
+    }
+}
+
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Entry>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Waits for the first record, then takes whatever else has queued up meanwhile: under load,
+    // requests that arrive during one commit ride together in the next.
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (records, waiters): (Vec<AuditRecord>, Vec<_>) =
+            batch.drain(..).map(|e| (e.record, e.committed)).unzip();
+        let result = store.append_audit_batch(&records).await.map_err(|e| {
+            tracing::error!(error = %e, records = records.len(), "audit batch not committed");
+            e.to_string()
+        });
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}

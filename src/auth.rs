@@ -1,0 +1,252 @@
+//! API clients and their bearer tokens (DESIGN.md §7).
+//!
+//! A token is `signet_` followed by 32 random bytes in base64url. It is shown once, when created;
+//! the store keeps only its SHA-256 (a fast hash is enough: the token has 256 bits of entropy).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::clock::now_ms;
+use crate::random::random_id;
+use crate::store::{AuditRecord, ClientRecord, Store, StoreError};
+
+const TOKEN_PREFIX: &str = "signet_";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Issuer,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Issuer => "issuer",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Issuer, Role::Auditor]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// An authenticated API client.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub rings: Vec<String>,
+}
+
+impl Principal {
+    /// How the audit log names this client.
+    pub fn actor(&self) -> String {
+        format!("client:{}", self.name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send Authorization: Bearer <token>")]
+    Missing,
+    #[error("invalid or revoked token")]
+    Invalid,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub fn hash_token(token: &str) -> String {
+    crate::jose::b64url(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+    )
+}
+
+/// Finds the live client holding `token`.
+pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Principal, AuthError> {
+    let token = token.expose_secret();
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(AuthError::Invalid);
+    }
+    let client = store
+        .client_by_token_hash(&hash_token(token))
+        .await?
+        .ok_or(AuthError::Invalid)?;
+    if client.revoked_at.is_some() {
+        return Err(AuthError::Invalid);
+    }
+    Ok(Principal {
+        role: Role::parse(&client.role).ok_or(AuthError::Invalid)?,
+        id: client.id,
+        name: client.name,
+        rings: client.rings,
+    })
+}
+
+impl Principal {
+    pub fn require(&self, roles: &[Role]) -> Result<(), AuthError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(format!(
+                "this needs the {} role; client {:?} is {}",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                self.name,
+                self.role.as_str()
+            )))
+        }
+    }
+
+    pub fn require_issuer_of(&self, ring: &str) -> Result<(), AuthError> {
+        self.require(&[Role::Issuer])?;
+        if self.rings.iter().any(|r| r == ring) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(format!(
+                "client {:?} may not sign for ring {ring:?}",
+                self.name
+            )))
+        }
+    }
+}
+
+/// `POST /v1/clients`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub rings: Vec<String>,
+}
+
+/// A new client and its token: the only time the token exists outside the caller's hands.
+pub struct CreatedClient {
+    pub client: ClientRecord,
+    pub token: SecretString,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a client named {0:?} already exists")]
+    Exists(String),
+    #[error("no client with id {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+pub async fn create_client(
+    store: &Store,
+    actor: &str,
+    request: NewClient,
+) -> Result<CreatedClient, ClientError> {
+    let name = request.name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(ClientError::Invalid(
+            "client names are 1-128 characters".into(),
+        ));
+    }
+    match (request.role, request.rings.is_empty()) {
+        (Role::Issuer, true) => {
+            return Err(ClientError::Invalid(
+                "an issuer needs at least one ring in rings".into(),
+            ))
+        }
+        (Role::Admin | Role::Auditor, false) => {
+            return Err(ClientError::Invalid("rings applies only to issuers".into()))
+        }
+        _ => {}
+    }
+    for ring in &request.rings {
+        if store
+            .ring(ring)
+            .await
+            .map_err(ClientError::Store)?
+            .is_none()
+        {
+            return Err(ClientError::Invalid(format!("no ring named {ring:?}")));
+        }
+    }
+    let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
+    let now = now_ms();
+    let client = ClientRecord {
+        id: random_id(12),
+        name: name.to_owned(),
+        role: request.role.as_str().to_owned(),
+        rings: request.rings,
+        token_hash: hash_token(token.expose_secret()),
+        created_at: now,
+        created_by: actor.to_owned(),
+        revoked_at: None,
+    };
+    let record = AuditRecord {
+        time: now,
+        action: "client_created",
+        principal: actor.to_owned(),
+        ring: None,
+        kid: None,
+        detail: json!({"client_id": client.id, "name": client.name, "role": client.role, "rings": client.rings}),
+    };
+    store
+        .insert_client(&client, &record)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ClientError::Exists(client.name.clone()),
+            e => ClientError::Store(e),
+        })?;
+    Ok(CreatedClient { client, token })
+}
+
+pub async fn revoke_client(store: &Store, actor: &str, id: &str) -> Result<(), ClientError> {
+    let record = AuditRecord {
+        time: now_ms(),
+        action: "client_revoked",
+        principal: actor.to_owned(),
+        ring: None,
+        kid: None,
+        detail: json!({"client_id": id}),
+    };
+    if store
+        .revoke_client(id, now_ms(), &record)
+        .await
+        .map_err(ClientError::Store)?
+    {
+        Ok(())
+    } else {
+        Err(ClientError::NotFound(id.to_owned()))
+    }
+}
+
+/// On a store with no clients at all, creates the first admin (`bootstrap-admin`). `None` if
+/// the store already has clients (or another replica bootstrapped it first).
+pub async fn bootstrap_admin(store: &Store) -> Result<Option<CreatedClient>, ClientError> {
+    if store.count_clients().await.map_err(ClientError::Store)? > 0 {
+        return Ok(None);
+    }
+    let request = NewClient {
+        name: "bootstrap-admin".into(),
+        role: Role::Admin,
+        rings: vec![],
+    };
+    match create_client(store, "bootstrap", request).await {
+        Ok(created) => Ok(Some(created)),
+        Err(ClientError::Exists(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

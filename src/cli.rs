@@ -1,0 +1,201 @@
+//! The `signet` command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use signet_core::Algorithm;
+
+use crate::auth::{self, NewClient, Role};
+use crate::config::{Overrides, Settings};
+use crate::http::{key_json, ring_json};
+use crate::providers::BackendKind;
+use crate::rings::{NewRing, Policy, Timing};
+use crate::startup::{open_service, Application};
+
+#[derive(Parser)]
+#[command(
+    name = "signet",
+    version,
+    about = "Signs JWTs with keys that never leave their backend"
+)]
+pub struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, env = "SIGNET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the SQLite store and the file backend's keys live.
+    #[arg(long, global = true, env = "SIGNET_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// postgres://... or sqlite://... (default: SQLite in the data directory).
+    #[arg(
+        long,
+        global = true,
+        env = "SIGNET_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the HTTP service.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, env = "SIGNET_LISTEN")]
+        listen: Option<String>,
+    },
+    /// Creates or upgrades the store's schema, then exits.
+    Migrate,
+    /// Manages API clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manages key rings.
+    #[command(subcommand)]
+    Ring(RingCommand),
+    /// Starts a rotation of a ring's signing key.
+    Rotate {
+        ring: String,
+        /// Activate the new key at once (verifiers with a cached JWKS will reject its tokens
+        /// until their cache expires).
+        #[arg(long)]
+        immediate: bool,
+    },
+    /// Lists a ring's keys and their states.
+    Keys { ring: String },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Creates a client and prints its token (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "issuer", "auditor"])]
+        role: String,
+        /// A ring an issuer may sign for (repeat for several).
+        #[arg(long = "ring")]
+        rings: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RingCommand {
+    /// Creates a ring and its first, active key.
+    Create(RingCreate),
+}
+
+#[derive(Args)]
+struct RingCreate {
+    name: String,
+    #[arg(long, default_value = "file", value_parser = ["file", "pkcs11", "aws-kms"])]
+    backend: String,
+    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "RS256", "PS256", "EdDSA"])]
+    algorithm: String,
+    /// RSA modulus size for RS256/PS256 (2048 or 3072).
+    #[arg(long)]
+    rsa_bits: Option<u32>,
+    /// The `iss` of every token.
+    #[arg(long)]
+    issuer: String,
+    /// An allowed `aud` (repeat for several).
+    #[arg(long = "audience")]
+    audiences: Vec<String>,
+    /// The longest token lifetime, in seconds.
+    #[arg(long, default_value_t = 900)]
+    max_ttl: u32,
+    /// Seconds a new key is published before it signs.
+    #[arg(long)]
+    publish_lead: Option<u32>,
+    /// The JWKS Cache-Control max-age, in seconds.
+    #[arg(long)]
+    jwks_max_age: Option<u32>,
+}
+
+fn print(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON prints")
+    );
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides {
+        config: cli.config,
+        data_dir: cli.data_dir,
+        database_url: cli.database_url.map(SecretString::from),
+        ..Overrides::default()
+    };
+    let actor = "cli";
+    match cli.command {
+        Command::Serve { listen } => {
+            overrides.listen = listen;
+            let app = Application::build(Settings::load(overrides)?).await?;
+            tracing::info!(port = app.port(), "signet is serving");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let settings = Settings::load(overrides)?;
+            crate::store::Store::connect(&settings.database_url).await?;
+            println!("the store is up to date");
+        }
+        Command::Client(ClientCommand::Create { name, role, rings }) => {
+            let service = open_service(Settings::load(overrides)?).await?;
+            let role: Role = serde_json::from_value(json!(role))?;
+            let created =
+                auth::create_client(service.store(), actor, NewClient { name, role, rings })
+                    .await?;
+            print(&json!({
+                "id": created.client.id,
+                "name": created.client.name,
+                "role": created.client.role,
+                "rings": created.client.rings,
+                "token": created.token.expose_secret(),
+            }));
+        }
+        Command::Ring(RingCommand::Create(args)) => {
+            let service = open_service(Settings::load(overrides)?).await?;
+            let defaults = Timing::default();
+            let request = NewRing {
+                name: args.name,
+                backend: BackendKind::parse(&args.backend).expect("clap checked the backend"),
+                algorithm: Algorithm::parse(&args.algorithm).expect("clap checked the algorithm"),
+                rsa_bits: args.rsa_bits,
+                policy: Policy {
+                    issuer: args.issuer,
+                    audiences: args.audiences,
+                    max_ttl_seconds: args.max_ttl,
+                    required_claims: vec![],
+                    forbidden_claims: vec![],
+                    max_token_bytes: 4096,
+                },
+                timing: Timing {
+                    publish_lead_seconds: args
+                        .publish_lead
+                        .unwrap_or(defaults.publish_lead_seconds),
+                    jwks_max_age_seconds: args
+                        .jwks_max_age
+                        .unwrap_or(defaults.jwks_max_age_seconds),
+                    ..defaults
+                },
+            };
+            let (ring, key) = service.create_ring(actor, request).await?;
+            print(&ring_json(&ring, key.kid.as_deref()));
+        }
+        Command::Rotate { ring, immediate } => {
+            let service = open_service(Settings::load(overrides)?).await?;
+            print(&key_json(&service.rotate(actor, &ring, immediate).await?));
+        }
+        Command::Keys { ring } => {
+            let service = open_service(Settings::load(overrides)?).await?;
+            if service.store().ring(&ring).await?.is_none() {
+                anyhow::bail!("no ring named {ring:?}");
+            }
+            let keys = service.store().keys_of_ring(&ring).await?;
+            print(&json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The HTTP API (actix-web). Handlers parse, authenticate, call the ring service and map errors;
+//! they hold no other logic.
+
+mod clients;
+mod error;
+mod jwks;
+mod rings;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+pub use error::ApiError;
+pub use rings::{key_json, ring_json};
+
+use crate::auth::{self, Principal};
+use crate::rings::RingService;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct AppState {
+    pub rings: Arc<RingService>,
+}
+
+/// The authenticated client of a request (`Authorization: Bearer <token>`).
+pub struct Authenticated(pub Principal);
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Authenticated, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| SecretString::from(t.trim().to_owned()));
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let (method, path) = (req.method().clone(), req.path().to_owned());
+        Box::pin(async move {
+            let state = state.expect("AppState is registered");
+            let token = token.ok_or(auth::AuthError::Missing)?;
+            match auth::authenticate(state.rings.store(), &token).await {
+                Ok(principal) => Ok(Authenticated(principal)),
+                Err(e) => {
+                    tracing::info!(%method, %path, reason = %e, "request denied");
+                    Err(e.into())
+                }
+            }
+        })
+    }
+}
+
+/// Parses an optional JSON body (empty means the type's default), refusing unknown fields.
+pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    let error = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON with Content-Type: application/json",
+        ),
+        other => ApiError::bad_request(format!("invalid JSON body: {other}")),
+    };
+    error.into()
+}
+
+fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("invalid path: {err}")).into()
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready when the store answers and every configured backend is there.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.rings.store().ping().await;
+    let backends: Vec<&str> = state
+        .rings
+        .providers()
+        .kinds()
+        .map(|k| k.as_str())
+        .collect();
+    match store {
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({"status": "ready", "store": "ok", "backends": backends}))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable().json(json!({
+                "status": "unavailable",
+                "error": {"code": "database_unavailable", "message": "the database is unavailable"}
+            }))
+        }
+    }
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(json_error),
+    )
+    .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/.well-known/jwks.json", web::get().to(jwks::all))
+    .route("/v1/verify", web::post().to(jwks::verify))
+    .route("/v1/rings", web::post().to(rings::create))
+    .route("/v1/rings", web::get().to(rings::list))
+    .route("/v1/rings/{ring}", web::get().to(rings::show))
+    .route("/v1/rings/{ring}/keys", web::get().to(rings::keys))
+    .route("/v1/rings/{ring}/jwks.json", web::get().to(jwks::ring))
+    .route("/v1/rings/{ring}/sign", web::post().to(rings::sign))
+    .route("/v1/rings/{ring}/sign-raw", web::post().to(rings::sign_raw))
+    .route("/v1/rings/{ring}/rotate", web::post().to(rings::rotate))
+    .route("/v1/keys/{kid}/revoke", web::post().to(rings::revoke))
+    .route("/v1/clients", web::post().to(clients::create))
+    .route("/v1/clients", web::get().to(clients::list))
+    .route("/v1/clients/{id}", web::delete().to(clients::revoke))
+    .default_service(web::to(not_found));
+}

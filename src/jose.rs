@@ -1,0 +1,212 @@
+//! JOSE encoding: JWKs (RFC 7517/7518 §6, RFC 8037 for OKP), RFC 7638 thumbprints as `kid`, the
+//! compact JWS serialisation (RFC 7515 §7.1), and verification through `jsonwebtoken`.
+//!
+//! Signing itself happens in the key's backend: this module only builds the signing input and
+//! assembles the token around the signature the backend returns.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use signet_core::{Algorithm, KeySpec, PublicKey};
+
+pub fn b64url(bytes: &[u8]) -> String {
+    B64URL.encode(bytes)
+}
+
+pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    B64URL.decode(text).ok()
+}
+
+/// The members of a public JWK that RFC 7638 hashes, in their lexicographic order.
+fn required_members(key: &PublicKey) -> Vec<(&'static str, String)> {
+    match key {
+        PublicKey::Ec { spec, x, y } => vec![
+            (
+                "crv",
+                if *spec == KeySpec::EcP384 {
+                    "P-384"
+                } else {
+                    "P-256"
+                }
+                .to_owned(),
+            ),
+            ("kty", "EC".to_owned()),
+            ("x", b64url(x)),
+            ("y", b64url(y)),
+        ],
+        PublicKey::Rsa { n, e } => vec![
+            ("e", b64url(e)),
+            ("kty", "RSA".to_owned()),
+            ("n", b64url(n)),
+        ],
+        PublicKey::Ed25519 { x } => vec![
+            ("crv", "Ed25519".to_owned()),
+            ("kty", "OKP".to_owned()),
+            ("x", b64url(x)),
+        ],
+    }
+}
+
+/// The RFC 7638 JWK thumbprint (SHA-256, base64url): signet's `kid` on every backend.
+pub fn thumbprint(key: &PublicKey) -> String {
+    // Member names and values here never need JSON escaping (fixed names, base64url values).
+    let canonical = format!(
+        "{{{}}}",
+        required_members(key)
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+/// The public JWK as published: the key's members plus `kid`, `alg` and `use`. Never any private
+/// member: a [`PublicKey`] has none to give.
+pub fn public_jwk(key: &PublicKey, alg: Algorithm) -> Value {
+    let mut jwk: Map<String, Value> = required_members(key)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect();
+    jwk.insert("kid".into(), thumbprint(key).into());
+    jwk.insert("alg".into(), alg.as_str().into());
+    jwk.insert("use".into(), "sig".into());
+    Value::Object(jwk)
+}
+
+/// The protected header signet puts on every token it signs, base64url-encoded.
+pub fn encoded_header(alg: Algorithm, kid: &str) -> String {
+    b64url(
+        json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"})
+            .to_string()
+            .as_bytes(),
+    )
+}
+
+/// The length of a base64url (unpadded) encoding of `n` bytes.
+pub fn b64url_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+/// The signature length a key of `spec` produces, for sizing a token before it is signed.
+pub fn signature_len(spec: KeySpec) -> usize {
+    match spec {
+        KeySpec::EcP256 | KeySpec::Ed25519 => 64,
+        KeySpec::EcP384 => 96,
+        KeySpec::Rsa2048 => 256,
+        KeySpec::Rsa3072 => 384,
+    }
+}
+
+/// Why a token did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is not a well-formed compact JWS: {0}")]
+    Malformed(String),
+    #[error("no published key has kid {0:?}")]
+    UnknownKey(String),
+    #[error("the token failed verification: {0}")]
+    Invalid(String),
+}
+
+/// The verified contents of a token.
+pub struct Verified {
+    pub header: Value,
+    pub claims: Value,
+}
+
+/// Reads the `kid` of a compact JWS without trusting anything else in it.
+pub fn peek_kid(token: &str) -> Result<String, VerifyError> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    header
+        .kid
+        .ok_or_else(|| VerifyError::Malformed("the header has no kid".into()))
+}
+
+/// Verifies `token` against the published `jwk`: signature, the JWK's algorithm (a token cannot
+/// pick another), `exp` and `nbf` (no leeway), and the audience when one is expected.
+pub fn verify(token: &str, jwk: &Value, audience: Option<&str>) -> Result<Verified, VerifyError> {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())
+        .map_err(|e| VerifyError::Invalid(format!("unusable key: {e}")))?;
+    let alg = match jwk.common.key_algorithm {
+        Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => jsonwebtoken::Algorithm::ES256,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::ES384) => jsonwebtoken::Algorithm::ES384,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::RS256) => jsonwebtoken::Algorithm::RS256,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::PS256) => jsonwebtoken::Algorithm::PS256,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA) => jsonwebtoken::Algorithm::EdDSA,
+        other => {
+            return Err(VerifyError::Invalid(format!(
+                "unsupported key algorithm {other:?}"
+            )))
+        }
+    };
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
+        .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.leeway = 0;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let header = serde_json::to_value(&data.header).expect("a header serialises");
+    Ok(Verified {
+        header,
+        claims: data.claims,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_matches_rfc7638_example() {
+        // RFC 7638 §3.1: the example RSA key and its thumbprint.
+        let n = b64url_decode(
+            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        )
+        .unwrap();
+        let key = PublicKey::Rsa {
+            n,
+            e: b64url_decode("AQAB").unwrap(),
+        };
+        assert_eq!(
+            thumbprint(&key),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn published_jwks_carry_no_private_members() {
+        let key = PublicKey::Ec {
+            spec: KeySpec::EcP256,
+            x: vec![1; 32],
+            y: vec![2; 32],
+        };
+        let jwk = public_jwk(&key, Algorithm::ES256);
+        let members: Vec<&str> = jwk
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            assert!(!members.contains(&private));
+        }
+        assert_eq!(jwk["kid"], thumbprint(&key));
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["crv"], "P-256");
+    }
+
+    #[test]
+    fn base64url_length_is_exact() {
+        for n in 0..100 {
+            assert_eq!(b64url_len(n), b64url(&vec![0u8; n]).len());
+        }
+    }
+}

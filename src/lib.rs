@@ -1,0 +1,15 @@
+//! signet: a key management service that signs JWTs with keys that never leave their backend.
+//! See DESIGN.md (beside the repository) for the architecture and the key lifecycle.
+
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod jose;
+pub mod providers;
+pub mod random;
+pub mod rings;
+pub mod startup;
+pub mod store;

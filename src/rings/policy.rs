@@ -1,0 +1,468 @@
+//! A ring's signing policy and lifecycle timing, and the checks that bind every signature to them
+//! (DESIGN.md §5): the service never signs what the ring's policy does not allow.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Claims the server sets itself; a request may not supply them.
+const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The `iss` of every token; a request naming another issuer is refused.
+    pub issuer: String,
+    /// Allowed `aud` values. When non-empty, every token must name at least one of them.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// The longest lifetime a token may have (`exp - iat`).
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl_seconds: u32,
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    #[serde(default)]
+    pub forbidden_claims: Vec<String>,
+    /// The largest compact JWS this ring will produce, in bytes.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: u32,
+}
+
+fn default_max_ttl() -> u32 {
+    900
+}
+
+fn default_max_token_bytes() -> u32 {
+    4096
+}
+
+/// Lifecycle timing (DESIGN.md §4), all in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// The `Cache-Control: max-age` of the ring's JWKS.
+    #[serde(default = "default_jwks_max_age")]
+    pub jwks_max_age_seconds: u32,
+    /// How long a new key is published before it signs.
+    #[serde(default = "default_publish_lead")]
+    pub publish_lead_seconds: u32,
+    /// Slack for clock skew between replicas and verifiers.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u32,
+    /// How long a retired (or revoked) key is kept in its backend before it is destroyed.
+    #[serde(default = "default_retain_retired")]
+    pub retain_retired_seconds: u64,
+}
+
+fn default_jwks_max_age() -> u32 {
+    300
+}
+
+fn default_publish_lead() -> u32 {
+    600
+}
+
+fn default_leeway() -> u32 {
+    60
+}
+
+fn default_retain_retired() -> u64 {
+    90 * 24 * 3600
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            jwks_max_age_seconds: default_jwks_max_age(),
+            publish_lead_seconds: default_publish_lead(),
+            leeway_seconds: default_leeway(),
+            retain_retired_seconds: default_retain_retired(),
+        }
+    }
+}
+
+/// A rule a request broke; `code` is stable and names the rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn violation(code: &'static str, message: impl Into<String>) -> Violation {
+    Violation {
+        code,
+        message: message.into(),
+    }
+}
+
+const MAX_TTL_CEILING: u32 = 31 * 24 * 3600;
+
+impl Policy {
+    /// Checks the policy itself, when a ring is created.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.issuer.trim().is_empty() {
+            return Err("policy.issuer must not be empty".into());
+        }
+        if self.max_ttl_seconds == 0 || self.max_ttl_seconds > MAX_TTL_CEILING {
+            return Err(format!(
+                "policy.max_ttl_seconds must be between 1 and {MAX_TTL_CEILING}"
+            ));
+        }
+        if self.max_token_bytes < 256 {
+            return Err("policy.max_token_bytes must be at least 256".into());
+        }
+        if let Some(c) = self
+            .required_claims
+            .iter()
+            .find(|c| self.forbidden_claims.contains(c))
+        {
+            return Err(format!("claim {c:?} is both required and forbidden"));
+        }
+        if let Some(c) = self
+            .forbidden_claims
+            .iter()
+            .find(|c| ["iss", "iat", "exp", "jti"].contains(&c.as_str()))
+        {
+            return Err(format!(
+                "claim {c:?} is set on every token and cannot be forbidden"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The claims of a token to sign now: the request's claims checked against the policy, plus
+    /// the ones the server sets. `now` and the result's times are seconds since the epoch.
+    pub fn token_claims(
+        &self,
+        mut claims: Map<String, Value>,
+        ttl_seconds: Option<u32>,
+        not_before: bool,
+        now: i64,
+        jti: String,
+    ) -> Result<Map<String, Value>, Violation> {
+        if let Some(c) = SERVER_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
+            return Err(violation(
+                "reserved_claim",
+                format!("claim {c:?} is set by the server and may not be supplied"),
+            ));
+        }
+        let ttl = ttl_seconds.unwrap_or(self.max_ttl_seconds.min(300));
+        if ttl == 0 {
+            return Err(violation("invalid_ttl", "ttl_seconds must be at least 1"));
+        }
+        if ttl > self.max_ttl_seconds {
+            return Err(violation(
+                "ttl_exceeds_max",
+                format!(
+                    "ttl_seconds {ttl} exceeds this ring's max_ttl_seconds {}",
+                    self.max_ttl_seconds
+                ),
+            ));
+        }
+        match claims.get("iss") {
+            None => {
+                claims.insert("iss".into(), self.issuer.clone().into());
+            }
+            Some(Value::String(iss)) if *iss == self.issuer => {}
+            Some(_) => {
+                return Err(violation(
+                    "issuer_mismatch",
+                    format!("this ring issues tokens only with iss {:?}", self.issuer),
+                ))
+            }
+        }
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + i64::from(ttl)).into());
+        if not_before {
+            claims.insert("nbf".into(), now.into());
+        }
+        claims.insert("jti".into(), jti.into());
+        self.check_claims(&claims)?;
+        Ok(claims)
+    }
+
+    /// Checks an issuer-built payload for raw signing: the same rules, with `exp` required and
+    /// within `max_ttl_seconds` of `now` (seconds since the epoch).
+    pub fn check_raw_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), Violation> {
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(violation(
+                "issuer_mismatch",
+                format!("the payload's iss must be {:?}", self.issuer),
+            ));
+        }
+        let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| {
+            violation(
+                "missing_required_claim",
+                "the payload must carry a numeric exp",
+            )
+        })?;
+        if exp <= now {
+            return Err(violation(
+                "invalid_ttl",
+                "the payload's exp is not in the future",
+            ));
+        }
+        if exp - now > i64::from(self.max_ttl_seconds) {
+            return Err(violation(
+                "ttl_exceeds_max",
+                format!(
+                    "exp is more than max_ttl_seconds ({}) from now",
+                    self.max_ttl_seconds
+                ),
+            ));
+        }
+        self.check_claims(claims)
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), Violation> {
+        let audiences: Vec<&str> = match claims.get("aud") {
+            None => vec![],
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .map(|a| {
+                    a.as_str()
+                        .ok_or_else(|| violation("invalid_claim", "aud must hold strings"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(violation(
+                    "invalid_claim",
+                    "aud must be a string or a non-empty array of strings",
+                ))
+            }
+        };
+        if !self.audiences.is_empty() && audiences.is_empty() {
+            return Err(violation(
+                "audience_required",
+                format!(
+                    "tokens of this ring must name an aud among {:?}",
+                    self.audiences
+                ),
+            ));
+        }
+        if let Some(a) = audiences
+            .iter()
+            .find(|a| !self.audiences.iter().any(|allowed| allowed == *a))
+        {
+            return Err(violation(
+                "audience_not_allowed",
+                format!(
+                    "aud {a:?} is not among this ring's audiences {:?}",
+                    self.audiences
+                ),
+            ));
+        }
+        if let Some(c) = self
+            .required_claims
+            .iter()
+            .find(|c| !claims.contains_key(c.as_str()))
+        {
+            return Err(violation(
+                "missing_required_claim",
+                format!("claim {c:?} is required by this ring"),
+            ));
+        }
+        if let Some(c) = self
+            .forbidden_claims
+            .iter()
+            .find(|c| claims.contains_key(c.as_str()))
+        {
+            return Err(violation(
+                "forbidden_claim",
+                format!("claim {c:?} is forbidden by this ring"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a token that would be longer than `max_token_bytes`.
+    pub fn check_size(&self, token_len: usize) -> Result<(), Violation> {
+        if token_len > self.max_token_bytes as usize {
+            return Err(violation(
+                "token_too_large",
+                format!(
+                    "the token would be {token_len} bytes; this ring's max_token_bytes is {}",
+                    self.max_token_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Timing {
+    /// Checks the invariants of DESIGN.md §4 that timing alone decides.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.jwks_max_age_seconds > 86_400 {
+            return Err("timing.jwks_max_age_seconds must be at most 86400".into());
+        }
+        if self.leeway_seconds > 3600 {
+            return Err("timing.leeway_seconds must be at most 3600".into());
+        }
+        let needed = self.jwks_max_age_seconds + self.leeway_seconds;
+        if self.publish_lead_seconds < needed {
+            return Err(format!(
+                "timing.publish_lead_seconds ({}) must be at least jwks_max_age_seconds + leeway_seconds ({needed}), \
+                 so that every verifier's cached JWKS holds a key before it signs",
+                self.publish_lead_seconds
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long after a key stops signing it must stay in the JWKS: until every token it signed
+    /// has expired and every cached JWKS has been refreshed (DESIGN.md §4), in milliseconds.
+    pub fn retiring_window_ms(&self, max_ttl_seconds: u32) -> i64 {
+        1000 * (i64::from(max_ttl_seconds)
+            + i64::from(self.leeway_seconds)
+            + i64::from(self.jwks_max_age_seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            issuer: "https://issuer.example".into(),
+            audiences: vec!["api".into(), "web".into()],
+            max_ttl_seconds: 900,
+            required_claims: vec!["sub".into()],
+            forbidden_claims: vec!["password".into()],
+            max_token_bytes: 1024,
+        }
+    }
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn code(result: Result<Map<String, Value>, Violation>) -> &'static str {
+        result.unwrap_err().code
+    }
+
+    #[test]
+    fn the_server_sets_issuer_times_and_jti() {
+        let out = policy()
+            .token_claims(
+                claims(json!({"sub": "u1", "aud": "api"})),
+                Some(60),
+                true,
+                1000,
+                "j1".into(),
+            )
+            .unwrap();
+        assert_eq!(out["iss"], "https://issuer.example");
+        assert_eq!(out["iat"], 1000);
+        assert_eq!(out["nbf"], 1000);
+        assert_eq!(out["exp"], 1060);
+        assert_eq!(out["jti"], "j1");
+    }
+
+    #[test]
+    fn each_rule_is_refused_with_its_own_code() {
+        let p = policy();
+        let sign = |c: Value, ttl| p.token_claims(claims(c), ttl, false, 0, "j".into());
+        assert_eq!(
+            code(sign(json!({"sub": "u", "aud": "api", "exp": 5}), None)),
+            "reserved_claim"
+        );
+        assert_eq!(
+            code(sign(json!({"sub": "u", "aud": "api", "iss": "evil"}), None)),
+            "issuer_mismatch"
+        );
+        assert_eq!(code(sign(json!({"sub": "u"}), None)), "audience_required");
+        assert_eq!(
+            code(sign(json!({"sub": "u", "aud": ["api", "other"]}), None)),
+            "audience_not_allowed"
+        );
+        assert_eq!(
+            code(sign(json!({"sub": "u", "aud": 7}), None)),
+            "invalid_claim"
+        );
+        assert_eq!(
+            code(sign(json!({"aud": "api"}), None)),
+            "missing_required_claim"
+        );
+        assert_eq!(
+            code(sign(
+                json!({"sub": "u", "aud": "api", "password": "x"}),
+                None
+            )),
+            "forbidden_claim"
+        );
+        assert_eq!(
+            code(sign(json!({"sub": "u", "aud": "api"}), Some(901))),
+            "ttl_exceeds_max"
+        );
+        assert_eq!(
+            code(sign(json!({"sub": "u", "aud": "api"}), Some(0))),
+            "invalid_ttl"
+        );
+        assert!(sign(
+            json!({"sub": "u", "aud": ["web"], "iss": "https://issuer.example"}),
+            Some(900)
+        )
+        .is_ok());
+        assert_eq!(p.check_size(1025).unwrap_err().code, "token_too_large");
+        assert!(p.check_size(1024).is_ok());
+    }
+
+    #[test]
+    fn raw_payloads_need_a_bounded_exp_and_the_ring_issuer() {
+        let p = policy();
+        let ok =
+            claims(json!({"iss": "https://issuer.example", "sub": "u", "aud": "api", "exp": 1900}));
+        assert!(p.check_raw_claims(&ok, 1000).is_ok());
+        let mut far = ok.clone();
+        far.insert("exp".into(), json!(1901));
+        assert_eq!(
+            p.check_raw_claims(&far, 1000).unwrap_err().code,
+            "ttl_exceeds_max"
+        );
+        let mut no_exp = ok.clone();
+        no_exp.remove("exp");
+        assert_eq!(
+            p.check_raw_claims(&no_exp, 1000).unwrap_err().code,
+            "missing_required_claim"
+        );
+        let mut other_iss = ok.clone();
+        other_iss.remove("iss");
+        assert_eq!(
+            p.check_raw_claims(&other_iss, 1000).unwrap_err().code,
+            "issuer_mismatch"
+        );
+    }
+
+    #[test]
+    fn timing_refuses_a_publish_lead_shorter_than_the_jwks_cache() {
+        let mut t = Timing::default();
+        assert!(t.validate().is_ok());
+        t.publish_lead_seconds = 359;
+        let err = t.validate().unwrap_err();
+        assert!(
+            err.contains("jwks_max_age_seconds + leeway_seconds (360)"),
+            "{err}"
+        );
+        assert_eq!(
+            Timing::default().retiring_window_ms(900),
+            1000 * (900 + 60 + 300)
+        );
+    }
+
+    #[test]
+    fn policies_that_contradict_themselves_are_refused() {
+        let mut p = policy();
+        p.forbidden_claims.push("sub".into());
+        assert!(p.validate().is_err());
+        let mut p = policy();
+        p.forbidden_claims = vec!["exp".into()];
+        assert!(p.validate().is_err());
+        let mut p = policy();
+        p.max_ttl_seconds = 0;
+        assert!(p.validate().is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! Builds the service from its settings and runs it: `Application::build` binds the listener
+//! first (port 0 in tests), then `run_until_stopped` serves until a signal stops it.
+
+use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::audit::AuditLog;
+use crate::auth;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::providers::{BackendKind, Providers};
+use crate::rings::RingService;
+use crate::store::Store;
+
+/// How often each process advances key lifecycles and refreshes its view of the store.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Opens the store and the key backends: everything but the HTTP server (the CLI uses this too).
+pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&settings.data_dir)
+        .with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    let store = Store::connect(&settings.database_url)
+        .await
+        .context("opening the store")?;
+    let file_config = signet_file::FileConfig {
+        dir: settings.data_dir.join("file-backend"),
+        kek: settings.file_kek,
+    };
+    let file = tokio::task::spawn_blocking(move || signet_file::FileProvider::open(file_config))
+        .await?
+        .context("opening the file key backend")?;
+    let providers = Providers::default().with(BackendKind::File, Arc::new(file));
+    let audit = AuditLog::start(store.clone());
+    Ok(Arc::new(RingService::new(store, providers, audit).await?))
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    rings: Arc<RingService>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let data_dir = settings.data_dir.clone();
+        let rings = open_service(settings).await?;
+        if let Some(created) = auth::bootstrap_admin(rings.store()).await? {
+            announce_bootstrap_token(&data_dir, &created.token)?;
+        }
+        let state = web::Data::new(AppState {
+            rings: rings.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(http::configure)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            rings,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, advancing key lifecycles every [`TICK`] meanwhile.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let rings = self.rings.clone();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(TICK);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(e) = rings.advance().await {
+                    tracing::warn!(error = %e, "lifecycle tick failed");
+                }
+            }
+        });
+        let result = self.server.await;
+        ticker.abort();
+        self.rings.store().close().await;
+        result
+    }
+}
+
+/// Shows the first admin token once (stdout, not the log) and keeps it in `DIR/admin-token` (0600).
+fn announce_bootstrap_token(data_dir: &Path, token: &SecretString) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = data_dir.join("admin-token");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{}", token.expose_secret())?;
+    file.sync_all()?;
+    println!(
+        "signet: created the bootstrap admin token (shown once; also in {}):\n{}",
+        path.display(),
+        token.expose_secret()
+    );
+    Ok(())
+}

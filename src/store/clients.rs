@@ -1,0 +1,114 @@
+//! API clients: a name, a role, the rings an issuer may sign for, and the SHA-256 of its token.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::audit::{self, AuditRecord};
+use super::{opt_i64, Store, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct ClientRecord {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub rings: Vec<String>,
+    pub token_hash: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub revoked_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, role, rings, token_hash, created_at, created_by, revoked_at";
+
+fn from_row(row: &AnyRow) -> Result<ClientRecord, sqlx::Error> {
+    let rings: String = row.try_get("rings")?;
+    Ok(ClientRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        rings: serde_json::from_str(&rings).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        token_hash: row.try_get("token_hash")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        revoked_at: opt_i64(row, "revoked_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_client(
+        &self,
+        client: &ClientRecord,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO clients (id, name, role, rings, token_hash, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(&client.role)
+        .bind(serde_json::to_string(&client.rings).expect("ring names serialise"))
+        .bind(&client.token_hash)
+        .bind(client.created_at)
+        .bind(&client.created_by)
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The client holding the token with this hash, revoked or not.
+    pub async fn client_by_token_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM clients WHERE token_hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    pub async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM clients ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn count_clients(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM clients")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Revokes the client; `false` if there is no such client or it was already revoked.
+    pub async fn revoke_client(
+        &self,
+        id: &str,
+        now: i64,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE clients SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if done {
+            audit::insert(&mut tx, record).await?;
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,446 @@
+//! Keys and their lifecycle (DESIGN.md §4):
+//! `pending -> published -> active -> retiring -> retired -> destroyed`, and `revoked`.
+//!
+//! Each transition is a conditional UPDATE (`... WHERE state = <expected>`) in a transaction with
+//! its audit record, so two replicas racing for the same transition cannot both make it: the
+//! loser's UPDATE matches no row and its transaction rolls back. The unique index on the active
+//! key per ring backs this up in the database itself.
+
+use signet_core::{Algorithm, KeySpec};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::audit::{self, AuditRecord};
+use super::{opt_i64, Store, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Pending,
+    Published,
+    Active,
+    Retiring,
+    Retired,
+    Destroyed,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Published => "published",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Retired => "retired",
+            KeyState::Destroyed => "destroyed",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    fn parse(s: &str) -> Option<KeyState> {
+        [
+            KeyState::Pending,
+            KeyState::Published,
+            KeyState::Active,
+            KeyState::Retiring,
+            KeyState::Retired,
+            KeyState::Destroyed,
+            KeyState::Revoked,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Whether keys in this state appear in the JWKS.
+    pub fn is_published(self) -> bool {
+        matches!(
+            self,
+            KeyState::Published | KeyState::Active | KeyState::Retiring
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    pub id: String,
+    pub ring: String,
+    pub state: KeyState,
+    pub algorithm: Algorithm,
+    pub key_spec: KeySpec,
+    pub backend: String,
+    pub reference: Option<String>,
+    pub kid: Option<String>,
+    pub public_jwk: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub published_at: Option<i64>,
+    pub activate_after: Option<i64>,
+    pub activated_at: Option<i64>,
+    pub deactivated_at: Option<i64>,
+    pub retire_after: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub destroy_after: Option<i64>,
+    pub destroyed_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
+    created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
+    retired_at, destroy_after, destroyed_at, revoked_at, revoked_reason";
+
+fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
+    let bad = |what: String| sqlx::Error::Decode(what.into());
+    let state: String = row.try_get("state")?;
+    let algorithm: String = row.try_get("algorithm")?;
+    let key_spec: String = row.try_get("key_spec")?;
+    let public_jwk: Option<String> = row.try_get("public_jwk")?;
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        ring: row.try_get("ring")?,
+        state: KeyState::parse(&state).ok_or_else(|| bad(format!("unknown key state {state}")))?,
+        algorithm: Algorithm::parse(&algorithm)
+            .ok_or_else(|| bad(format!("unknown algorithm {algorithm}")))?,
+        key_spec: KeySpec::parse(&key_spec)
+            .ok_or_else(|| bad(format!("unknown key spec {key_spec}")))?,
+        backend: row.try_get("backend")?,
+        reference: row.try_get("reference")?,
+        kid: row.try_get("kid")?,
+        public_jwk: public_jwk
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        created_at: row.try_get("created_at")?,
+        published_at: opt_i64(row, "published_at")?,
+        activate_after: opt_i64(row, "activate_after")?,
+        activated_at: opt_i64(row, "activated_at")?,
+        deactivated_at: opt_i64(row, "deactivated_at")?,
+        retire_after: opt_i64(row, "retire_after")?,
+        retired_at: opt_i64(row, "retired_at")?,
+        destroy_after: opt_i64(row, "destroy_after")?,
+        destroyed_at: opt_i64(row, "destroyed_at")?,
+        revoked_at: opt_i64(row, "revoked_at")?,
+        revoked_reason: row.try_get("revoked_reason")?,
+    })
+}
+
+pub(super) async fn insert_pending(
+    conn: &mut AnyConnection,
+    key: &KeyRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO keys (id, ring, state, algorithm, key_spec, backend, created_at) \
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
+    )
+    .bind(&key.id)
+    .bind(&key.ring)
+    .bind(key.algorithm.as_str())
+    .bind(key.key_spec.as_str())
+    .bind(&key.backend)
+    .bind(key.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the ring's active key (if any) to `retiring`.
+async fn deactivate_current(
+    conn: &mut AnyConnection,
+    ring: &str,
+    now: i64,
+    retire_after: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE keys SET state = 'retiring', deactivated_at = $1, retire_after = $2 \
+         WHERE ring = $3 AND state = 'active'",
+    )
+    .bind(now)
+    .bind(retire_after)
+    .bind(ring)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What becomes of a freshly generated key.
+#[derive(Clone, Copy, Debug)]
+pub enum Completion {
+    /// Published now, activated by a later tick once `activate_after` has passed.
+    Publish { activate_after: i64 },
+    /// Published and active at once; the ring's current active key (if any) starts retiring and
+    /// leaves the JWKS after `retire_after`.
+    Activate { retire_after: i64 },
+}
+
+/// The public facts of a freshly generated key.
+pub struct GeneratedRecord<'a> {
+    pub reference: &'a str,
+    pub kid: &'a str,
+    pub public_jwk: &'a serde_json::Value,
+}
+
+impl Store {
+    /// Records a key about to be generated (the intent that makes a crash recoverable).
+    /// `Conflict` when the ring already has a key on its way in.
+    pub async fn insert_pending_key(
+        &self,
+        key: &KeyRecord,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_pending(&mut tx, key).await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops the intent record of a key that the backend does not have.
+    pub async fn delete_pending_key(
+        &self,
+        id: &str,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM keys WHERE id = $1 AND state = 'pending'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if done {
+            audit::insert(&mut tx, record).await?;
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// Records the generated key and publishes or activates it. `false` if the key was no
+    /// longer pending (another replica finished it).
+    pub async fn complete_key(
+        &self,
+        ring: &str,
+        id: &str,
+        generated: GeneratedRecord<'_>,
+        now: i64,
+        completion: Completion,
+        records: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (state, activate_after, activated_at) = match completion {
+            Completion::Publish { activate_after } => ("published", activate_after, None),
+            Completion::Activate { retire_after } => {
+                deactivate_current(&mut tx, ring, now, retire_after).await?;
+                ("active", now, Some(now))
+            }
+        };
+        let done = sqlx::query(
+            "UPDATE keys SET state = $1, reference = $2, kid = $3, public_jwk = $4, \
+             published_at = $5, activate_after = $6, activated_at = $7 \
+             WHERE id = $8 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(generated.reference)
+        .bind(generated.kid)
+        .bind(generated.public_jwk.to_string())
+        .bind(now)
+        .bind(activate_after)
+        .bind(activated_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
+        for record in records {
+            audit::insert(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Makes the published key `id` the ring's active key; the previous one starts retiring.
+    /// `false` if `id` was no longer published (another replica got there first).
+    pub async fn activate_key(
+        &self,
+        ring: &str,
+        id: &str,
+        now: i64,
+        retire_after: i64,
+        records: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        deactivate_current(&mut tx, ring, now, retire_after).await?;
+        let done = sqlx::query(
+            "UPDATE keys SET state = 'active', activated_at = $1 WHERE id = $2 AND state = 'published'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
+        for record in records {
+            audit::insert(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Moves key `id` from `from` to `to`, stamping `stamp_column` with `now` and optionally
+    /// setting `destroy_after`. `false` if the key was not in `from`.
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[KeyState],
+        to: KeyState,
+        stamp_column: &str,
+        now: i64,
+        destroy_after: Option<i64>,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let from = from
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(&format!(
+            "UPDATE keys SET state = $1, {stamp_column} = $2, \
+             destroy_after = COALESCE($3, destroy_after) WHERE id = $4 AND state IN ({from})"
+        ))
+        .bind(to.as_str())
+        .bind(now)
+        .bind(destroy_after)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            audit::insert(&mut tx, record).await?;
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// A retiring key leaves the JWKS.
+    pub async fn retire_key(
+        &self,
+        id: &str,
+        now: i64,
+        destroy_after: i64,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.transition(
+            id,
+            &[KeyState::Retiring],
+            KeyState::Retired,
+            "retired_at",
+            now,
+            Some(destroy_after),
+            record,
+        )
+        .await
+    }
+
+    /// The backend key is gone: only the record remains.
+    pub async fn mark_key_destroyed(
+        &self,
+        id: &str,
+        now: i64,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        self.transition(
+            id,
+            &[KeyState::Retired, KeyState::Revoked],
+            KeyState::Destroyed,
+            "destroyed_at",
+            now,
+            None,
+            record,
+        )
+        .await
+    }
+
+    /// Revokes key `id` (it leaves the JWKS and never signs again); when `successor` is given, that
+    /// published key becomes active in the same transaction so the ring keeps a signing key.
+    pub async fn revoke_key(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+        destroy_after: i64,
+        successor: Option<&str>,
+        records: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE keys SET state = 'revoked', revoked_at = $1, revoked_reason = $2, \
+             destroy_after = $3, deactivated_at = CASE WHEN state = 'active' THEN $1 ELSE deactivated_at END \
+             WHERE id = $4 AND state IN ('published', 'active', 'retiring', 'retired')",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(destroy_after)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            return Ok(false);
+        }
+        if let Some(successor) = successor {
+            let activated = sqlx::query(
+                "UPDATE keys SET state = 'active', activated_at = $1 WHERE id = $2 AND state = 'published'",
+            )
+            .bind(now)
+            .bind(successor)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !activated {
+                return Ok(false);
+            }
+        }
+        for record in records {
+            audit::insert(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn keys_of_ring(&self, ring: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM keys WHERE ring = $1 ORDER BY created_at, id"
+        ))
+        .bind(ring)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn key_by_kid(&self, kid: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM keys WHERE kid = $1"))
+            .bind(kid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    /// Every key that is not destroyed: the working set of the JWKS, signing and the lifecycle tick.
+    pub async fn live_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM keys WHERE state <> 'destroyed' ORDER BY ring, created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,170 @@
+//! The store: rings, keys, API clients and the audit log, in Postgres (production, several
+//! replicas) or SQLite (the embedded default), through one set of SQL statements.
+//!
+//! Every statement here is written once for both databases (`$N` placeholders, which SQLite also
+//! understands, and types both share: TEXT, BIGINT millisecond timestamps, JSON as TEXT). The
+//! migrations differ only where the dialects do (`migrations/postgres`, `migrations/sqlite`).
+//!
+//! Every key state change commits in one transaction together with its audit record.
+
+mod audit;
+mod clients;
+mod keys;
+mod rings;
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use audit::AuditRecord;
+pub use clients::ClientRecord;
+pub use keys::{Completion, GeneratedRecord, KeyRecord, KeyState};
+pub use rings::RingRecord;
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (a name taken, a second active key, ...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or timed out; the same call may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) if is_unavailable_code(db.code().as_deref()) => {
+                StoreError::Unavailable(db.message().to_owned())
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+/// Postgres admin-shutdown / cannot-connect classes, and SQLite's busy and locked codes.
+fn is_unavailable_code(code: Option<&str>) -> bool {
+    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
+}
+
+/// Which database the store is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://...` or `sqlite://...`) and applies pending migrations.
+    #[tracing::instrument(skip(url))]
+    pub async fn connect(url: &SecretString) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = url.expose_secret();
+        let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            return Err(StoreError::Other(
+                "the database URL must start with postgres:// or sqlite://".into(),
+            ));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Postgres => 16,
+                Dialect::Sqlite => 8,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Unavailable(redact(&e.to_string(), url)))?;
+        let store = Store { pool, dialect };
+        if dialect == Dialect::Sqlite {
+            // WAL lets readers proceed during a write; set once, it persists in the file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&store.pool)
+                .await?;
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The default store: SQLite in `data_dir/signet.db`.
+    pub fn sqlite_url(data_dir: &Path) -> SecretString {
+        SecretString::from(format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("signet.db").display()
+        ))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.dialect {
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migrating the store: {e}")))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Connection errors can echo the URL, password included: cut it out.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, "<database url>")
+}
+
+fn opt_i64(row: &AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {
+    row.try_get::<Option<i64>, _>(column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_do_not_repeat_the_url() {
+        let url = "postgres://signet:hunter2@db/signet";
+        assert_eq!(
+            redact(&format!("cannot reach {url}: refused"), url),
+            "cannot reach <database url>: refused"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Key rings: a name, a backend, an algorithm, a signing policy and lifecycle timing.
+
+use signet_core::{Algorithm, KeySpec};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::audit::{self, AuditRecord};
+use super::keys::{self, KeyRecord};
+use super::{Store, StoreError};
+use crate::rings::{Policy, Timing};
+
+#[derive(Clone, Debug)]
+pub struct RingRecord {
+    pub name: String,
+    pub backend: String,
+    pub algorithm: Algorithm,
+    pub key_spec: KeySpec,
+    pub policy: Policy,
+    pub timing: Timing,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
+    let algorithm: String = row.try_get("algorithm")?;
+    let key_spec: String = row.try_get("key_spec")?;
+    Ok(RingRecord {
+        name: row.try_get("name")?,
+        backend: row.try_get("backend")?,
+        algorithm: Algorithm::parse(&algorithm)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown algorithm {algorithm}").into()))?,
+        key_spec: KeySpec::parse(&key_spec)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown key spec {key_spec}").into()))?,
+        policy: decode(&row.try_get::<String, _>("policy")?)?,
+        timing: decode(&row.try_get::<String, _>("timing")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const COLUMNS: &str = "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at";
+
+impl Store {
+    /// Creates the ring together with the intent record of its first key.
+    pub async fn insert_ring(
+        &self,
+        ring: &RingRecord,
+        first_key: &KeyRecord,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&ring.name)
+        .bind(&ring.backend)
+        .bind(ring.algorithm.as_str())
+        .bind(ring.key_spec.as_str())
+        .bind(serde_json::to_string(&ring.policy).expect("policy serialises"))
+        .bind(serde_json::to_string(&ring.timing).expect("timing serialises"))
+        .bind(ring.created_at)
+        .bind(ring.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        keys::insert_pending(&mut tx, first_key).await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a ring whose first key could not be generated (nothing else refers to it yet).
+    pub async fn delete_unborn_ring(
+        &self,
+        name: &str,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM keys WHERE ring = $1 AND state = 'pending'")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM rings WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM keys WHERE ring = $1)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn ring(&self, name: &str) -> Result<Option<RingRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM rings WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    pub async fn rings(&self) -> Result<Vec<RingRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM rings ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+}
