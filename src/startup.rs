@@ -86,6 +86,15 @@ impl Application {
         self.port
     }
 
+    pub fn rings(&self) -> Arc<RingService> {
+        self.rings.clone()
+    }
+
+    /// Stops the server from elsewhere (graceful with `stop(true)`).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGINT/SIGTERM, advancing key lifecycles every [`TICK`] meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let rings = self.rings.clone();

@@ -1,0 +1,91 @@
+//! The `signet` binary's administrative commands, run as a real process.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::TEST_KEK;
+
+fn signet(data_dir: &std::path::Path, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SIGNET_FILE_KEK", TEST_KEK)
+        .env_remove("SIGNET_DATABASE_URL")
+        .output()
+        .expect("signet runs");
+    assert!(
+        output.status.success(),
+        "signet {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&output.stdout).into_owned()))
+}
+
+#[test]
+fn the_cli_creates_rings_and_clients_and_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = signet(
+        dir.path(),
+        &[
+            "ring",
+            "create",
+            "orders",
+            "--issuer",
+            "https://issuer.test",
+            "--audience",
+            "api",
+            "--algorithm",
+            "EdDSA",
+        ],
+    );
+    assert_eq!(ring["name"], "orders");
+    assert_eq!(ring["algorithm"], "EdDSA");
+    let first = ring["active_kid"].as_str().unwrap().to_owned();
+    let client = signet(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "orders-svc",
+            "--role",
+            "issuer",
+            "--ring",
+            "orders",
+        ],
+    );
+    assert!(client["token"].as_str().unwrap().starts_with("signet_"));
+    let rotated = signet(dir.path(), &["rotate", "orders"]);
+    assert_eq!(rotated["state"], "published");
+    let keys = signet(dir.path(), &["keys", "orders"]);
+    let states: Vec<(&str, &str)> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (first.as_str(), "active"),
+            (rotated["kid"].as_str().unwrap(), "published")
+        ]
+    );
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["keys", "orders"])
+        .env("SIGNET_FILE_KEK", "00".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("does not open the file key store"),
+        "{stderr}"
+    );
+}

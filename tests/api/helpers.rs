@@ -1,0 +1,316 @@
+//! `TestApp`: a signet server on port 0 with its own data directory and database, and one way to
+//! talk to it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use signet::config::Settings;
+use signet::rings::RingService;
+use signet::startup::Application;
+use signet_file::KekSource;
+use tempfile::TempDir;
+
+/// The store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per store: `store_tests!(name)` expects `async fn name(db: Db)`.
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Postgres).await
+                }
+            )+
+        }
+    };
+}
+
+/// A database for one test: a SQLite file in the data directory, or a fresh Postgres database
+/// (dropped when the test ends).
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+pub const TEST_KEK: &str = "8f1c2a9e4b7d6053f2e1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9";
+
+fn postgres_admin_url() -> String {
+    std::env::var("SIGNET_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "SIGNET_TEST_DATABASE_URL is not set. Run the suite with scripts/test, which starts a \
+             throwaway Postgres, or point SIGNET_TEST_DATABASE_URL at a server where this user may \
+             CREATE DATABASE"
+        )
+    })
+}
+
+impl TestDb {
+    pub async fn new(db: Db, data_dir: &std::path::Path) -> TestDb {
+        match db {
+            Db::Sqlite => TestDb {
+                url: format!("sqlite://{}?mode=rwc", data_dir.join("signet.db").display()),
+                postgres: None,
+            },
+            Db::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!(
+                    "signet_test_{}",
+                    signet::random::random_id(9)
+                        .to_lowercase()
+                        .replace(['-', '_'], "x")
+                );
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach the test Postgres at SIGNET_TEST_DATABASE_URL ({e}); run scripts/test"));
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("CREATE DATABASE");
+                let (base, _) = admin.rsplit_once('/').expect("a database URL with a path");
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.postgres.take() {
+            // Drop runs inside the test's runtime: drop the database from a thread of its own.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    if let Ok(mut conn) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                    {
+                        let _ = sqlx::Executor::execute(
+                            &mut conn,
+                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                        )
+                        .await;
+                    }
+                })
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub admin_token: String,
+    pub data_dir: Arc<TempDir>,
+    pub db: Arc<TestDb>,
+    pub rings: Arc<RingService>,
+    http: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn spawn(db: Db) -> TestApp {
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let db = Arc::new(TestDb::new(db, data_dir.path()).await);
+        TestApp::start(data_dir, db).await
+    }
+
+    /// Starts a server on an existing data directory and database (a restart, or a replica).
+    pub async fn start(data_dir: Arc<TempDir>, db: Arc<TestDb>) -> TestApp {
+        let app = Application::build(settings(data_dir.path().to_owned(), &db.url))
+            .await
+            .expect("the server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let rings = app.rings();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        let admin_token = std::fs::read_to_string(data_dir.path().join("admin-token"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default();
+        TestApp {
+            address,
+            admin_token,
+            data_dir,
+            db,
+            rings,
+            http: reqwest::Client::new(),
+            handle,
+        }
+    }
+
+    pub async fn stop(self) -> (Arc<TempDir>, Arc<TestDb>) {
+        self.handle.stop(true).await;
+        self.rings.store().close().await;
+        (self.data_dir, self.db)
+    }
+
+    pub async fn restart(self) -> TestApp {
+        let (data_dir, db) = self.stop().await;
+        TestApp::start(data_dir, db).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    /// Creates a ring (admin); `extra` is merged over a default ES256 ring issuing for "api".
+    pub async fn create_ring(&self, name: &str, extra: Value) -> Value {
+        let mut body = json!({
+            "name": name,
+            "policy": {"issuer": "https://issuer.test", "audiences": ["api"], "max_ttl_seconds": 900},
+        });
+        merge(&mut body, extra);
+        let response = self.post("/v1/rings", &self.admin_token, body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    /// Creates a client and returns (id, token).
+    pub async fn create_client(&self, name: &str, role: &str, rings: &[&str]) -> (String, String) {
+        let response = self
+            .post(
+                "/v1/clients",
+                &self.admin_token,
+                json!({"name": name, "role": role, "rings": rings}),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        (
+            response.body["id"].as_str().unwrap().to_owned(),
+            response.body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn sign(&self, token: &str, ring: &str, claims: Value) -> Response {
+        self.post(
+            &format!("/v1/rings/{ring}/sign"),
+            token,
+            json!({"claims": claims}),
+        )
+        .await
+    }
+
+    /// The `kid`s in a ring's JWKS.
+    pub async fn jwks_kids(&self, ring: &str) -> Vec<String> {
+        let response = self.get(&format!("/v1/rings/{ring}/jwks.json"), None).await;
+        assert_eq!(response.status, StatusCode::OK);
+        response.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn keys(&self, ring: &str) -> Vec<Value> {
+        let response = self
+            .get(&format!("/v1/rings/{ring}/keys"), Some(&self.admin_token))
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        response.body["keys"].as_array().unwrap().clone()
+    }
+}
+
+pub fn settings(data_dir: PathBuf, database_url: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir,
+        database_url: SecretString::from(database_url.to_owned()),
+        file_kek: Some(KekSource::key_from_text(&SecretString::from(TEST_KEK.to_owned())).unwrap()),
+    }
+}
+
+pub fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(base), Value::Object(extra)) => {
+            for (k, v) in extra {
+                merge(base.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (base, extra) => *base = extra,
+    }
+}
+
+/// The decoded header and payload of a compact JWS (no verification).
+pub fn decode_parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut part = || {
+        let bytes = signet::jose::b64url_decode(parts.next().unwrap()).unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()
+    };
+    (part(), part())
+}
+
+/// Waits (polling) until `check` holds, for at most `seconds`.
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {seconds}s waiting for: {what}");
+}

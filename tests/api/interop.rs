@@ -1,0 +1,170 @@
+//! Tokens signed by signet verify in independent JOSE implementations, npm `jose` and PyJWT,
+//! which fetch our JWKS over HTTP like any verifier would. The verifier scripts and their pinned
+//! dependencies live in tests/interop; `scripts/test` installs them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{Db, TestApp};
+
+#[derive(Clone, Copy, Debug)]
+enum Verifier {
+    Jose,
+    PyJwt,
+}
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+fn command(verifier: Verifier) -> Command {
+    match verifier {
+        Verifier::Jose => {
+            let dir = interop_dir();
+            assert!(
+                dir.join("node_modules/jose").exists(),
+                "npm jose is not installed in tests/interop: run scripts/test (or `npm ci` in tests/interop)"
+            );
+            let node = std::env::var("SIGNET_TEST_NODE").unwrap_or_else(|_| "node".into());
+            let mut command = Command::new(node);
+            command.arg(dir.join("verify_jose.mjs"));
+            command
+        }
+        Verifier::PyJwt => {
+            let python = std::env::var("SIGNET_TEST_PYTHON").unwrap_or_else(|_| {
+                panic!("SIGNET_TEST_PYTHON is not set: run scripts/test, which builds a venv with PyJWT from tests/interop/requirements.txt")
+            });
+            let mut command = Command::new(python);
+            command.arg(interop_dir().join("verify_pyjwt.py"));
+            command
+        }
+    }
+}
+
+/// Runs a verifier over `tokens` with the JWKS at `jwks_url`; panics unless every token verifies.
+fn verify_all(verifier: Verifier, jwks_url: &str, tokens: &[String]) -> Value {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), tokens.join("\n")).unwrap();
+    let output = command(verifier)
+        .arg(jwks_url)
+        .arg(file.path())
+        .arg("https://issuer.test")
+        .arg("api")
+        .output()
+        .unwrap_or_else(|e| panic!("{verifier:?} verifier could not start: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "{verifier:?} printed no report: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert!(output.status.success(), "{verifier:?}: {report}");
+    assert_eq!(report["verified"], tokens.len(), "{verifier:?}: {report}");
+    assert_eq!(report["failed"], 0, "{verifier:?}: {report}");
+    report
+}
+
+async fn sign_many(app: &TestApp, issuer: &str, ring: &str, n: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let response = app
+            .sign(
+                issuer,
+                ring,
+                json!({"sub": format!("user-{i}"), "aud": "api"}),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            reqwest::StatusCode::OK,
+            "{}",
+            response.body
+        );
+        tokens.push(response.body["token"].as_str().unwrap().to_owned());
+    }
+    tokens
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_every_algorithm_verify_in_jose_and_pyjwt() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let rings = [
+        ("es256", json!({"algorithm": "ES256"})),
+        ("es384", json!({"algorithm": "ES384"})),
+        ("rs256", json!({"algorithm": "RS256"})),
+        (
+            "rs256-3072",
+            json!({"algorithm": "RS256", "rsa_bits": 3072}),
+        ),
+        ("ps256", json!({"algorithm": "PS256"})),
+        (
+            "ps256-3072",
+            json!({"algorithm": "PS256", "rsa_bits": 3072}),
+        ),
+        ("eddsa", json!({"algorithm": "EdDSA"})),
+    ];
+    let names: Vec<&str> = rings.iter().map(|(n, _)| *n).collect();
+    for (name, body) in &rings {
+        app.create_ring(name, body.clone()).await;
+    }
+    let (_, issuer) = app.create_client("svc", "issuer", &names).await;
+    let mut all = Vec::new();
+    for name in &names {
+        let tokens = sign_many(&app, &issuer, name, 5).await;
+        let url = format!("{}/v1/rings/{name}/jwks.json", app.address);
+        verify_all(Verifier::Jose, &url, &tokens);
+        verify_all(Verifier::PyJwt, &url, &tokens);
+        all.extend(tokens);
+    }
+    // The combined set serves every ring's keys.
+    let url = format!("{}/.well-known/jwks.json", app.address);
+    verify_all(Verifier::Jose, &url, &all);
+    verify_all(Verifier::PyJwt, &url, &all);
+}
+
+/// A thousand ES256 signatures in a row: an r or s with leading zero bytes shows up about once in
+/// 128 signatures, so a padding bug in the r || s encoding cannot hide here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_es256_tokens_all_verify() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_ring("es256", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["es256"]).await;
+    let tokens = sign_many(&app, &issuer, "es256", 1000).await;
+    let url = format!("{}/v1/rings/es256/jwks.json", app.address);
+    verify_all(Verifier::Jose, &url, &tokens);
+    verify_all(Verifier::PyJwt, &url, &tokens);
+}
+
+/// The verifiers themselves must fail on a bad token, or the tests above prove nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifiers_reject_a_tampered_token() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_ring("es256", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["es256"]).await;
+    let token = sign_many(&app, &issuer, "es256", 1).await.remove(0);
+    let (header, rest) = token.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let forged_payload = signet::jose::b64url(json!({"iss": "https://issuer.test", "aud": "api", "sub": "admin", "exp": 4_000_000_000u64}).to_string().as_bytes());
+    let forged = format!("{header}.{forged_payload}.{signature}");
+    let url = format!("{}/v1/rings/es256/jwks.json", app.address);
+    for verifier in [Verifier::Jose, Verifier::PyJwt] {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &forged).unwrap();
+        let output = command(verifier)
+            .arg(&url)
+            .arg(file.path())
+            .arg("https://issuer.test")
+            .arg("api")
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "{verifier:?} accepted a forged token"
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["failed"], 1, "{verifier:?}: {report}");
+    }
+}

@@ -1,0 +1,100 @@
+//! The published JWK Sets.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Db, TestApp};
+use crate::store_tests;
+
+async fn the_jwks_is_cacheable_with_etag_and_304(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring(
+        "r",
+        json!({"timing": {"jwks_max_age_seconds": 120, "publish_lead_seconds": 180}}),
+    )
+    .await;
+    let first = app.get("/v1/rings/r/jwks.json", None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.headers["content-type"], "application/jwk-set+json");
+    assert_eq!(first.headers["cache-control"], "public, max-age=120");
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+
+    let client = reqwest::Client::new();
+    let cached = client
+        .get(format!("{}/v1/rings/r/jwks.json", app.address))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.headers()["etag"], etag.as_str());
+    assert!(cached.text().await.unwrap().is_empty());
+
+    // A rotation changes the set, and so the validator.
+    let rotated = app
+        .request(
+            Method::POST,
+            "/v1/rings/r/rotate",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
+    let after = client
+        .get(format!("{}/v1/rings/r/jwks.json", app.address))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_ne!(after.headers()["etag"], etag.as_str());
+
+    let missing = app.get("/v1/rings/ghost/jwks.json", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["error"]["code"], "ring_not_found");
+}
+
+async fn no_jwks_ever_holds_private_members(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let algorithms = [
+        ("es256", "ES256", None),
+        ("es384", "ES384", None),
+        ("rs256", "RS256", None),
+        ("ps256", "PS256", Some(3072)),
+        ("eddsa", "EdDSA", None),
+    ];
+    for (name, alg, bits) in algorithms {
+        let mut body = json!({"algorithm": alg});
+        if let Some(bits) = bits {
+            body["rsa_bits"] = json!(bits);
+        }
+        app.create_ring(name, body).await;
+    }
+    let all = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(all.status, StatusCode::OK);
+    let keys = all.body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), algorithms.len());
+    for key in keys {
+        let members = key.as_object().unwrap();
+        for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+            assert!(!members.contains_key(private), "{private} in {key}");
+        }
+        assert_eq!(key["use"], "sig");
+        assert!(key["kid"].is_string() && key["alg"].is_string());
+    }
+    let kty: Vec<&str> = keys.iter().map(|k| k["kty"].as_str().unwrap()).collect();
+    assert!(kty.contains(&"EC") && kty.contains(&"RSA") && kty.contains(&"OKP"));
+    let rsa3072 = keys.iter().find(|k| k["alg"] == "PS256").unwrap();
+    assert_eq!(
+        signet::jose::b64url_decode(rsa3072["n"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        384
+    );
+}
+
+store_tests!(
+    the_jwks_is_cacheable_with_etag_and_304,
+    no_jwks_ever_holds_private_members
+);

@@ -1,0 +1,313 @@
+//! Rotation, revocation and the timing windows of DESIGN.md §4, in real time with short windows.
+
+use std::collections::HashMap;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{decode_parts, eventually, Db, TestApp};
+use crate::store_tests;
+
+/// jwks_max_age 1 s, no leeway, publish_lead 2 s, tokens of at most 2 s: a key retires 3 s after
+/// it stops signing.
+fn short_timing() -> Value {
+    json!({
+        "policy": {"max_ttl_seconds": 2},
+        "timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0, "publish_lead_seconds": 2},
+    })
+}
+
+fn state_of<'a>(keys: &'a [Value], kid: &str) -> &'a str {
+    keys.iter()
+        .find(|k| k["kid"] == kid)
+        .map(|k| k["state"].as_str().unwrap())
+        .unwrap_or("absent")
+}
+
+async fn a_rotation_publishes_first_then_activates_then_retires(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let ring = app.create_ring("r", short_timing()).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let old = ring["active_kid"].as_str().unwrap().to_owned();
+
+    let rotated = app
+        .request(
+            Method::POST,
+            "/v1/rings/r/rotate",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
+    assert_eq!(rotated.body["state"], "published");
+    let new = rotated.body["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    // Published ahead: in the JWKS, not yet signing.
+    assert_eq!(app.jwks_kids("r").await, vec![old.clone(), new.clone()]);
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.body["kid"],
+        old
+    );
+    let second = app
+        .request(
+            Method::POST,
+            "/v1/rings/r/rotate",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CONFLICT);
+    assert_eq!(second.body["error"]["code"], "rotation_in_progress");
+
+    // Sign continuously through the switch and the retirement; record which key signed when.
+    let mut signed_by: HashMap<String, Vec<i64>> = HashMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(9);
+    let mut saw_retiring = false;
+    while std::time::Instant::now() < deadline {
+        let response = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        let (_, claims) = decode_parts(response.body["token"].as_str().unwrap());
+        signed_by
+            .entry(response.body["kid"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(claims["iat"].as_i64().unwrap());
+        let keys = app.keys("r").await;
+        if state_of(&keys, &old) == "retiring" {
+            saw_retiring = true;
+            assert!(
+                app.jwks_kids("r").await.contains(&old),
+                "a retiring key stays published"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(saw_retiring);
+    let keys = app.keys("r").await;
+    assert_eq!(state_of(&keys, &new), "active");
+    assert_eq!(state_of(&keys, &old), "retired");
+    assert_eq!(app.jwks_kids("r").await, vec![new.clone()]);
+
+    // No token was signed by the new key before it had been published for publish_lead.
+    let new_key = keys.iter().find(|k| k["kid"] == new).unwrap();
+    let published = chrono::DateTime::parse_from_rfc3339(new_key["published_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let activated = chrono::DateTime::parse_from_rfc3339(new_key["activated_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert!(
+        activated - published >= 2,
+        "activated {activated} published {published}"
+    );
+    for iat in &signed_by[&new] {
+        assert!(
+            *iat >= published + 2,
+            "a token at {iat} by a key published at {published}"
+        );
+    }
+    // The old key left the JWKS only once its last token had expired and caches had refreshed.
+    let old_key = keys.iter().find(|k| k["kid"] == old).unwrap();
+    let retired = chrono::DateTime::parse_from_rfc3339(old_key["retired_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let last_old_exp = signed_by[&old].iter().max().unwrap() + 2;
+    assert!(
+        retired > last_old_exp,
+        "retired at {retired}, last token expired at {last_old_exp}"
+    );
+
+    let actions: Vec<String> = app
+        .rings
+        .store()
+        .audit_actions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(a, _, _)| a)
+        .collect();
+    for action in [
+        "ring_created",
+        "key_published",
+        "rotation_requested",
+        "key_activated",
+        "key_retiring",
+        "key_retired",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
+    }
+}
+
+async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let ring = app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let old = ring["active_kid"].as_str().unwrap().to_owned();
+    let rotated = app
+        .post(
+            "/v1/rings/r/rotate",
+            &app.admin_token,
+            json!({"immediate": true}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
+    assert_eq!(rotated.body["state"], "active");
+    let new = rotated.body["kid"].as_str().unwrap();
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.body["kid"],
+        new
+    );
+    let keys = app.keys("r").await;
+    assert_eq!(state_of(&keys, &old), "retiring");
+    assert!(app.jwks_kids("r").await.contains(&old));
+
+    // A published key waiting for its lead is activated at once by an immediate rotation.
+    let pending = app
+        .request(
+            Method::POST,
+            "/v1/rings/r/rotate",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    let waiting = pending.body["kid"].as_str().unwrap().to_owned();
+    let now = app
+        .post(
+            "/v1/rings/r/rotate",
+            &app.admin_token,
+            json!({"immediate": true}),
+        )
+        .await;
+    assert_eq!(now.body["kid"], waiting);
+    assert_eq!(now.body["state"], "active");
+}
+
+async fn a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let ring = app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let old = ring["active_kid"].as_str().unwrap().to_owned();
+    let before = app.sign(&issuer, "r", json!({"aud": "api"})).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let revoked = app
+        .post(
+            &format!("/v1/keys/{old}/revoke"),
+            &app.admin_token,
+            json!({"reason": "laptop stolen"}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["state"], "revoked");
+    assert_eq!(revoked.body["revoked_reason"], "laptop stolen");
+    let successor = revoked.body["successor_kid"].as_str().unwrap().to_owned();
+    assert_eq!(app.jwks_kids("r").await, vec![successor.clone()]);
+    assert!(!app
+        .get("/.well-known/jwks.json", None)
+        .await
+        .body
+        .to_string()
+        .contains(&old));
+    let after = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(after.body["kid"], successor);
+    let verify = app
+        .request(
+            Method::POST,
+            "/v1/verify",
+            None,
+            Some(json!({"token": before})),
+        )
+        .await;
+    assert_eq!(verify.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let again = app
+        .post(
+            &format!("/v1/keys/{old}/revoke"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["error"]["code"], "key_not_revocable");
+    let unknown = app
+        .post("/v1/keys/no-such-kid/revoke", &app.admin_token, json!({}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // Revoking a published key (not yet signing) leaves the active key alone.
+    let next = app
+        .request(
+            Method::POST,
+            "/v1/rings/r/rotate",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    let next_kid = next.body["kid"].as_str().unwrap().to_owned();
+    let revoked_next = app
+        .post(
+            &format!("/v1/keys/{next_kid}/revoke"),
+            &app.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(revoked_next.status, StatusCode::OK);
+    assert!(revoked_next.body["successor_kid"].is_null());
+    assert_eq!(app.jwks_kids("r").await, vec![successor.clone()]);
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.body["kid"],
+        successor
+    );
+}
+
+async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let mut timing = short_timing();
+    timing["timing"]["retain_retired_seconds"] = json!(1);
+    let ring = app.create_ring("r", timing).await;
+    let old = ring["active_kid"].as_str().unwrap().to_owned();
+    let rotated = app
+        .post(
+            "/v1/rings/r/rotate",
+            &app.admin_token,
+            json!({"immediate": true}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::ACCEPTED);
+    let key_file = {
+        let keys = app.keys("r").await;
+        let reference = keys.iter().find(|k| k["kid"] == old).unwrap()["reference"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.data_dir
+            .path()
+            .join("file-backend/keys")
+            .join(format!("{}.key", reference.trim_start_matches("file:")))
+    };
+    assert!(key_file.exists());
+    eventually(15, "the old key to be destroyed", || async {
+        state_of(&app.keys("r").await, &old) == "destroyed"
+    })
+    .await;
+    assert!(!key_file.exists(), "the backend key is gone");
+    let actions: Vec<(String, String, Option<String>)> =
+        app.rings.store().audit_actions().await.unwrap();
+    let destroyed: Vec<_> = actions
+        .iter()
+        .filter(|(a, _, kid)| a == "key_destroyed" && kid.as_deref() == Some(&old))
+        .collect();
+    assert_eq!(destroyed.len(), 1);
+    assert_eq!(destroyed[0].1, "scheduler");
+}
+
+store_tests!(
+    a_rotation_publishes_first_then_activates_then_retires,
+    an_immediate_rotation_signs_with_the_new_key_at_once,
+    a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again,
+    retired_keys_are_destroyed_in_the_backend_after_retention,
+);

@@ -1,0 +1,13 @@
+//! Integration tests: the real server on a real socket (port 0), against SQLite and a real
+//! Postgres (started by `scripts/test`, or `SIGNET_TEST_DATABASE_URL`).
+
+mod helpers;
+
+mod access;
+mod cli;
+mod interop;
+mod jwks;
+mod lifecycle;
+mod restart;
+mod signing;
+mod store;
