@@ -3,6 +3,10 @@
 //! A token is `signet_` followed by 32 random bytes in base64url. It is shown once, when created;
 //! the store keeps only its SHA-256 (a fast hash is enough: the token has 256 bits of entropy).
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -71,25 +75,67 @@ pub fn hash_token(token: &str) -> String {
     )
 }
 
-/// Finds the live client holding `token`.
-pub async fn authenticate(store: &Store, token: &SecretString) -> Result<Principal, AuthError> {
-    let token = token.expose_secret();
-    if !token.starts_with(TOKEN_PREFIX) {
-        return Err(AuthError::Invalid);
+/// How long a looked-up client is trusted without asking the store again: a client revoked on
+/// another replica (or by the CLI) is refused everywhere within this time; on the replica that
+/// revoked it, at once.
+const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+/// A bound on the cache, whatever tokens are presented.
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+/// Authenticates bearer tokens against the store, remembering valid ones briefly so the signing
+/// path does not query the store for every request. Invalid tokens are never cached.
+pub struct Authenticator {
+    store: Store,
+    cache: RwLock<HashMap<String, (Instant, Principal)>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store) -> Authenticator {
+        Authenticator {
+            store,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
-    let client = store
-        .client_by_token_hash(&hash_token(token))
-        .await?
-        .ok_or(AuthError::Invalid)?;
-    if client.revoked_at.is_some() {
-        return Err(AuthError::Invalid);
+
+    /// Finds the live client holding `token`.
+    pub async fn authenticate(&self, token: &SecretString) -> Result<Principal, AuthError> {
+        let token = token.expose_secret();
+        if !token.starts_with(TOKEN_PREFIX) {
+            return Err(AuthError::Invalid);
+        }
+        let hash = hash_token(token);
+        if let Some((at, principal)) = self.cache.read().expect("client cache poisoned").get(&hash)
+        {
+            if at.elapsed() < CLIENT_CACHE_TTL {
+                return Ok(principal.clone());
+            }
+        }
+        let client = self
+            .store
+            .client_by_token_hash(&hash)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        if client.revoked_at.is_some() {
+            return Err(AuthError::Invalid);
+        }
+        let principal = Principal {
+            role: Role::parse(&client.role).ok_or(AuthError::Invalid)?,
+            id: client.id,
+            name: client.name,
+            rings: client.rings,
+        };
+        let mut cache = self.cache.write().expect("client cache poisoned");
+        if cache.len() >= CLIENT_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), principal.clone()));
+        Ok(principal)
     }
-    Ok(Principal {
-        role: Role::parse(&client.role).ok_or(AuthError::Invalid)?,
-        id: client.id,
-        name: client.name,
-        rings: client.rings,
-    })
+
+    /// Drops every cached client (after a revocation on this replica).
+    pub fn forget_all(&self) {
+        self.cache.write().expect("client cache poisoned").clear();
+    }
 }
 
 impl Principal {

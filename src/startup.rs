@@ -66,6 +66,7 @@ impl Application {
             announce_bootstrap_token(&data_dir, &created.token)?;
         }
         let state = web::Data::new(AppState {
+            authenticator: auth::Authenticator::new(rings.store().clone()),
             rings: rings.clone(),
         });
         let server = HttpServer::new(move || {

@@ -51,5 +51,6 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     auth::revoke_client(state.rings.store(), &who.actor(), &path).await?;
+    state.authenticator.forget_all();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -28,6 +28,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub struct AppState {
     pub rings: Arc<RingService>,
+    pub authenticator: auth::Authenticator,
 }
 
 /// The authenticated client of a request (`Authorization: Bearer <token>`).
@@ -52,7 +53,7 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let state = state.expect("AppState is registered");
             let token = token.ok_or(auth::AuthError::Missing)?;
-            match auth::authenticate(state.rings.store(), &token).await {
+            match state.authenticator.authenticate(&token).await {
                 Ok(principal) => Ok(Authenticated(principal)),
                 Err(e) => {
                     tracing::info!(%method, %path, reason = %e, "request denied");

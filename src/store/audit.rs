@@ -18,22 +18,49 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
 }
 
+/// Rows per INSERT statement: 6 parameters each stays far below both databases' limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
 pub(super) async fn insert(
     conn: &mut AnyConnection,
     record: &AuditRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (time, action, principal, ring, kid, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(record.time)
-    .bind(record.action)
-    .bind(&record.principal)
-    .bind(record.ring.as_deref())
-    .bind(record.kid.as_deref())
-    .bind(record.detail.to_string())
-    .execute(conn)
-    .await?;
+    insert_many(conn, std::slice::from_ref(record)).await
+}
+
+/// Inserts `records` with multi-row INSERTs (one statement per chunk, not per record).
+async fn insert_many(conn: &mut AnyConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let p = 6 * i;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit_log (time, action, principal, ring, kid, detail) VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for record in chunk {
+            query = query
+                .bind(record.time)
+                .bind(record.action)
+                .bind(&record.principal)
+                .bind(record.ring.as_deref())
+                .bind(record.kid.as_deref())
+                .bind(record.detail.to_string());
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -41,15 +68,9 @@ impl Store {
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
     pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for record in records {
-            insert(&mut tx, record).await?;
-        }
+        insert_many(&mut tx, records).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.append_audit_batch(std::slice::from_ref(record)).await
     }
 
     /// Every record's action, oldest first (for tests and small tools; auditors get a paged API

@@ -51,7 +51,7 @@ impl Sealer {
         let mut buf = Zeroizing::new(ciphertext.to_vec());
         let len = self
             .0
-            .open_in_place(nonce, Aad::from(aad), &mut *buf)
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
             .ok()?
             .len();
         buf.truncate(len);
