@@ -448,7 +448,7 @@ impl RingService {
         self.store
             .key_by_kid(&kid)
             .await?
-            .ok_or_else(|| RingError::KeyNotFound(kid))
+            .ok_or(RingError::KeyNotFound(kid))
     }
 
     async fn active_kid(&self, ring: &str) -> Result<Option<String>, RingError> {

@@ -172,6 +172,25 @@ pub enum Completion {
     Activate { retire_after: i64 },
 }
 
+/// A state change that only stamps its time: from any of `from` to `to`.
+struct Transition {
+    from: &'static [KeyState],
+    to: KeyState,
+    stamp_column: &'static str,
+}
+
+const RETIRE: Transition = Transition {
+    from: &[KeyState::Retiring],
+    to: KeyState::Retired,
+    stamp_column: "retired_at",
+};
+
+const DESTROY: Transition = Transition {
+    from: &[KeyState::Retired, KeyState::Revoked],
+    to: KeyState::Destroyed,
+    stamp_column: "destroyed_at",
+};
+
 /// The public facts of a freshly generated key.
 pub struct GeneratedRecord<'a> {
     pub reference: &'a str,
@@ -291,29 +310,29 @@ impl Store {
         Ok(true)
     }
 
-    /// Moves key `id` from `from` to `to`, stamping `stamp_column` with `now` and optionally
-    /// setting `destroy_after`. `false` if the key was not in `from`.
+    /// Makes `transition` for key `id` at `now`, optionally setting `destroy_after`. `false` if
+    /// the key was not in one of the transition's `from` states.
     async fn transition(
         &self,
+        transition: &Transition,
         id: &str,
-        from: &[KeyState],
-        to: KeyState,
-        stamp_column: &str,
         now: i64,
         destroy_after: Option<i64>,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let from = from
+        let from = transition
+            .from
             .iter()
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&format!(
-            "UPDATE keys SET state = $1, {stamp_column} = $2, \
-             destroy_after = COALESCE($3, destroy_after) WHERE id = $4 AND state IN ({from})"
+            "UPDATE keys SET state = $1, {} = $2, destroy_after = COALESCE($3, destroy_after) \
+             WHERE id = $4 AND state IN ({from})",
+            transition.stamp_column
         ))
-        .bind(to.as_str())
+        .bind(transition.to.as_str())
         .bind(now)
         .bind(destroy_after)
         .bind(id)
@@ -336,16 +355,8 @@ impl Store {
         destroy_after: i64,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.transition(
-            id,
-            &[KeyState::Retiring],
-            KeyState::Retired,
-            "retired_at",
-            now,
-            Some(destroy_after),
-            record,
-        )
-        .await
+        self.transition(&RETIRE, id, now, Some(destroy_after), record)
+            .await
     }
 
     /// The backend key is gone: only the record remains.
@@ -355,16 +366,7 @@ impl Store {
         now: i64,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.transition(
-            id,
-            &[KeyState::Retired, KeyState::Revoked],
-            KeyState::Destroyed,
-            "destroyed_at",
-            now,
-            None,
-            record,
-        )
-        .await
+        self.transition(&DESTROY, id, now, None, record).await
     }
 
     /// Revokes key `id` (it leaves the JWKS and never signs again); when `successor` is given, that

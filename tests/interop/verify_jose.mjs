@@ -1,0 +1,31 @@
+// Verifies compact JWS tokens (one per line in a file) with npm `jose`, fetching the JWKS over
+// HTTP. Usage: node verify_jose.mjs <jwks_url> <tokens_file> <issuer> [audience]
+// Prints {"library","verified","failed","failures"} and exits 0 only if every token verified.
+import { readFileSync } from "node:fs";
+import { createRemoteJWKSet, jwtVerify } from "jose";
+
+const [jwksUrl, tokensFile, issuer, audience] = process.argv.slice(2);
+if (!jwksUrl || !tokensFile || !issuer) {
+  console.error("usage: node verify_jose.mjs <jwks_url> <tokens_file> <issuer> [audience]");
+  process.exit(2);
+}
+const tokens = readFileSync(tokensFile, "utf8").split("\n").map((t) => t.trim()).filter(Boolean);
+const jwks = createRemoteJWKSet(new URL(jwksUrl));
+const options = { issuer, algorithms: ["ES256", "ES384", "RS256", "PS256", "EdDSA"] };
+if (audience) options.audience = audience;
+
+let verified = 0;
+const failures = [];
+for (const [index, token] of tokens.entries()) {
+  try {
+    const { protectedHeader } = await jwtVerify(token, jwks, options);
+    if (!protectedHeader.kid || protectedHeader.typ !== "JWT") {
+      throw new Error(`unexpected header ${JSON.stringify(protectedHeader)}`);
+    }
+    verified += 1;
+  } catch (error) {
+    failures.push({ index, error: `${error.code ?? error.name}: ${error.message}` });
+  }
+}
+console.log(JSON.stringify({ library: "jose", verified, failed: failures.length, failures: failures.slice(0, 20) }));
+process.exit(failures.length === 0 && verified > 0 ? 0 : 1);
