@@ -109,26 +109,36 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers and every configured backend is there.
+/// Ready when the store answers and every configured backend can be reached. A backend is probed
+/// by looking up a key id that never exists: reachable backends answer "no such key".
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.rings.store().ping().await;
-    let backends: Vec<&str> = state
-        .rings
-        .providers()
-        .kinds()
-        .map(|k| k.as_str())
-        .collect();
-    match store {
-        Ok(()) => {
-            HttpResponse::Ok().json(json!({"status": "ready", "store": "ok", "backends": backends}))
+    let mut problems = Vec::new();
+    if let Err(e) = state.rings.store().ping().await {
+        tracing::warn!(error = %e, "not ready: store");
+        problems.push(
+            json!({"code": "database_unavailable", "message": "the database is unavailable"}),
+        );
+    }
+    let mut backends = serde_json::Map::new();
+    for kind in state.rings.providers().kinds() {
+        let provider = state.rings.providers().get(kind).expect("a listed backend");
+        let probe = provider
+            .locate(&signet_core::KeyId("readiness-probe".into()))
+            .await;
+        backends.insert(
+            kind.as_str().into(),
+            json!(if probe.is_ok() { "ok" } else { "unavailable" }),
+        );
+        if let Err(e) = probe {
+            tracing::warn!(backend = kind.as_str(), error = %e, "not ready: backend");
+            problems.push(json!({"code": "backend_unavailable", "message": format!("the {kind} backend is unavailable")}));
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable().json(json!({
-                "status": "unavailable",
-                "error": {"code": "database_unavailable", "message": "the database is unavailable"}
-            }))
-        }
+    }
+    if problems.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready", "backends": backends}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "backends": backends, "errors": problems}))
     }
 }
 

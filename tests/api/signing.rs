@@ -366,6 +366,47 @@ async fn every_signature_is_audited_without_claim_values(db: Db) {
     assert!(!dump[0].contains(secret_value));
 }
 
+/// Fail closed: when the audit record cannot be committed, the caller gets 503 and no token.
+async fn no_token_is_returned_when_its_audit_record_cannot_commit(db: Db) {
+    let (app, issuer) = ring_with_issuer(db, json!({})).await;
+    // Signing once caches the client, so the next request reaches the audit write.
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
+        StatusCode::OK
+    );
+    app.rings.store().close().await;
+    let response = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(
+        response.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        response.body
+    );
+    assert_eq!(response.body["error"]["code"], "database_unavailable");
+    assert!(response.body.get("token").is_none());
+    assert!(!response.body.to_string().contains("eyJ"));
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+async fn readiness_reports_an_unreachable_backend(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["backends"]["file"], "ok");
+    let keys = app.data_dir.path().join("file-backend/keys");
+    std::fs::rename(&keys, keys.with_extension("moved")).unwrap();
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.body["backends"]["file"], "unavailable");
+    assert_eq!(ready.body["errors"][0]["code"], "backend_unavailable");
+}
+
 store_tests!(
     a_signed_token_carries_the_server_set_claims_and_verifies,
     policy_breaches_are_refused_with_a_code_naming_the_rule,
@@ -373,4 +414,6 @@ store_tests!(
     ring_creation_validates_its_settings,
     raw_signing_takes_only_this_rings_header_and_policy,
     every_signature_is_audited_without_claim_values,
+    no_token_is_returned_when_its_audit_record_cannot_commit,
+    readiness_reports_an_unreachable_backend,
 );

@@ -7,8 +7,10 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
     ECDSA_P384_SHA384_FIXED_SIGNING, RSA_PKCS1_SHA256, RSA_PSS_SHA256,
 };
-use signet_core::{Algorithm, KeySpec, ProviderError, PublicKey};
+use signet_core::{Algorithm, KeySpec, PublicKey};
 use zeroize::Zeroizing;
+
+use crate::fault::Fault;
 
 /// A private key ready to sign.
 pub(crate) enum LoadedKey {
@@ -24,15 +26,9 @@ fn ec_algorithm(spec: KeySpec) -> &'static EcdsaSigningAlgorithm {
     }
 }
 
-fn failed(what: &str) -> ProviderError {
-    ProviderError::Backend(format!("file backend: {what} failed"))
-}
-
 impl LoadedKey {
     /// Generates a key pair and returns it with its PKCS#8 encoding (in a zeroizing buffer).
-    pub(crate) fn generate(
-        spec: KeySpec,
-    ) -> Result<(LoadedKey, Zeroizing<Vec<u8>>), ProviderError> {
+    pub(crate) fn generate(spec: KeySpec) -> Result<(LoadedKey, Zeroizing<Vec<u8>>), Fault> {
         let pkcs8 = match spec {
             KeySpec::EcP256 | KeySpec::EcP384 => EcdsaKeyPair::generate(ec_algorithm(spec))
                 .and_then(|k| k.to_pkcs8v1())
@@ -51,13 +47,13 @@ impl LoadedKey {
                 .and_then(|k| k.to_pkcs8v1())
                 .map(|doc| Zeroizing::new(doc.as_ref().to_vec())),
         }
-        .map_err(|_| failed("key generation"))?;
+        .map_err(|_| Fault::Crypto("key generation"))?;
         let key = LoadedKey::from_pkcs8(spec, &pkcs8)?;
         Ok((key, pkcs8))
     }
 
-    pub(crate) fn from_pkcs8(spec: KeySpec, pkcs8: &[u8]) -> Result<LoadedKey, ProviderError> {
-        let rejected = |_| failed("parsing a stored private key");
+    pub(crate) fn from_pkcs8(spec: KeySpec, pkcs8: &[u8]) -> Result<LoadedKey, Fault> {
+        let rejected = |_| Fault::Crypto("parsing a stored private key");
         Ok(match spec {
             KeySpec::EcP256 | KeySpec::EcP384 => LoadedKey::Ec(
                 spec,
@@ -85,19 +81,19 @@ impl LoadedKey {
         matches!(self, LoadedKey::Rsa(_))
     }
 
-    pub(crate) fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, ProviderError> {
+    pub(crate) fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, Fault> {
         if !alg.accepts(self.spec()) {
-            return Err(ProviderError::Unsupported(format!(
-                "a {} key cannot sign {alg}",
-                self.spec().as_str()
-            )));
+            return Err(Fault::WrongAlgorithm {
+                spec: self.spec(),
+                alg,
+            });
         }
         match self {
             // The FIXED algorithms already produce JWS-form r || s.
             LoadedKey::Ec(_, k) => k
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|_| failed("signing")),
+                .map_err(|_| Fault::Crypto("signing")),
             LoadedKey::Rsa(k) => {
                 let padding = if alg == Algorithm::PS256 {
                     &RSA_PSS_SHA256
@@ -106,7 +102,7 @@ impl LoadedKey {
                 };
                 let mut signature = vec![0; k.public_modulus_len()];
                 k.sign(padding, &SystemRandom::new(), message, &mut signature)
-                    .map_err(|_| failed("signing"))?;
+                    .map_err(|_| Fault::Crypto("signing"))?;
                 Ok(signature)
             }
             LoadedKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),

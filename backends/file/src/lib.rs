@@ -11,6 +11,7 @@
 //! Decrypted private keys live only inside aws-lc-rs key objects (freed and wiped by AWS-LC) and
 //! transiently in zeroizing buffers; no error or log line carries key material.
 
+mod fault;
 mod kek;
 mod keypair;
 mod sealed;
@@ -24,6 +25,7 @@ use signet_core::{
     Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, ProviderError, PublicKey,
 };
 
+use fault::Fault;
 pub use kek::{KekError, KekSource};
 use keypair::LoadedKey;
 use sealed::KeyStore;
@@ -112,7 +114,7 @@ impl KeyProvider for FileProvider {
         sealed::check_id(&id.0)?;
         let store = self.store.clone();
         let owned_id = id.0.clone();
-        let exists = blocking(move || Ok(store.exists(&owned_id))).await?;
+        let exists = blocking(move || store.exists(&owned_id)).await?;
         Ok(exists.then(|| KeyRef(format!("{REFERENCE_PREFIX}{}", id.0))))
     }
 
@@ -132,7 +134,7 @@ impl KeyProvider for FileProvider {
             let message = message.to_vec();
             blocking(move || key.sign(alg, &message)).await
         } else {
-            key.sign(alg, message)
+            Ok(key.sign(alg, message)?)
         }
     }
 
@@ -144,23 +146,25 @@ impl KeyProvider for FileProvider {
     }
 }
 
-fn parse_reference(reference: &KeyRef) -> Result<&str, ProviderError> {
+fn parse_reference(reference: &KeyRef) -> Result<&str, Fault> {
     let id = reference
         .0
         .strip_prefix(REFERENCE_PREFIX)
-        .ok_or_else(|| ProviderError::NotFound(format!("not a file key reference: {reference}")))?;
+        .ok_or_else(|| Fault::BadId(reference.0.clone()))?;
     sealed::check_id(id)?;
     Ok(id)
 }
 
+/// Runs file and crypto work on a blocking thread, mapping its faults to the trait's errors.
 async fn blocking<T, F>(f: F) -> Result<T, ProviderError>
 where
-    F: FnOnce() -> Result<T, ProviderError> + Send + 'static,
+    F: FnOnce() -> Result<T, Fault> + Send + 'static,
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ProviderError::Backend(format!("file backend task failed: {e}")))?
+        .map_err(|e| Fault::TaskFailed(e.to_string()))?
+        .map_err(ProviderError::from)
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LE
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use signet_core::{KeySpec, ProviderError};
+use signet_core::KeySpec;
 use zeroize::Zeroizing;
+
+use crate::fault::Fault;
 
 /// A sealing key (the KEK) with the operations the store needs.
 pub(crate) struct Sealer(LessSafeKey);
@@ -73,7 +75,7 @@ fn aad(id: &str, spec: KeySpec) -> Vec<u8> {
 
 /// Key ids become file names: only letters, digits, `-` and `_`, so no reference can name a path
 /// outside the store.
-pub(crate) fn check_id(id: &str) -> Result<(), ProviderError> {
+pub(crate) fn check_id(id: &str) -> Result<(), Fault> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -82,9 +84,7 @@ pub(crate) fn check_id(id: &str) -> Result<(), ProviderError> {
     if ok {
         Ok(())
     } else {
-        Err(ProviderError::NotFound(format!(
-            "invalid file key id {id:?}"
-        )))
+        Err(Fault::BadId(id.to_owned()))
     }
 }
 
@@ -94,8 +94,12 @@ pub(crate) struct KeyStore {
     sealer: Sealer,
 }
 
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> ProviderError {
-    ProviderError::Unavailable(format!("file backend: {what} {}: {e}", path.display()))
+fn io_error(what: &'static str, path: &Path, error: std::io::Error) -> Fault {
+    Fault::Io {
+        what,
+        path: path.to_owned(),
+        error,
+    }
 }
 
 impl KeyStore {
@@ -111,11 +115,18 @@ impl KeyStore {
         self.dir.join(format!("{id}.key"))
     }
 
-    pub(crate) fn exists(&self, id: &str) -> bool {
-        self.path(id).exists()
+    /// Whether the key file exists; an error if the store itself cannot be reached.
+    pub(crate) fn exists(&self, id: &str) -> Result<bool, Fault> {
+        fs::metadata(&self.dir).map_err(|e| io_error("reaching", &self.dir, e))?;
+        let path = self.path(id);
+        match fs::metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("reading", &path, e)),
+        }
     }
 
-    pub(crate) fn write(&self, id: &str, spec: KeySpec, pkcs8: &[u8]) -> Result<(), ProviderError> {
+    pub(crate) fn write(&self, id: &str, spec: KeySpec, pkcs8: &[u8]) -> Result<(), Fault> {
         let file = KeyFile {
             version: 1,
             id: id.to_owned(),
@@ -124,29 +135,22 @@ impl KeyStore {
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("key file serialises");
         let path = self.path(id);
-        if path.exists() {
-            return Err(ProviderError::Backend(format!(
-                "file backend: a key file for {id} already exists"
-            )));
+        if self.exists(id)? {
+            return Err(Fault::AlreadyExists(id.to_owned()));
         }
         write_atomically(&path, &bytes).map_err(|e| io_error("writing", &path, e))
     }
 
-    pub(crate) fn read(&self, id: &str) -> Result<(KeySpec, Zeroizing<Vec<u8>>), ProviderError> {
+    pub(crate) fn read(&self, id: &str) -> Result<(KeySpec, Zeroizing<Vec<u8>>), Fault> {
         let path = self.path(id);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ProviderError::NotFound(format!("file:{id}")))
+                return Err(Fault::NoSuchKey(id.to_owned()))
             }
             Err(e) => return Err(io_error("reading", &path, e)),
         };
-        let corrupt = || {
-            ProviderError::Backend(format!(
-                "file backend: {} is corrupt or sealed under another key",
-                path.display()
-            ))
-        };
+        let corrupt = || Fault::Corrupt(path.clone());
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|_| corrupt())?;
         if file.id != id {
             return Err(corrupt());
@@ -159,7 +163,7 @@ impl KeyStore {
         Ok((file.spec, pkcs8))
     }
 
-    pub(crate) fn remove(&self, id: &str) -> Result<(), ProviderError> {
+    pub(crate) fn remove(&self, id: &str) -> Result<(), Fault> {
         let path = self.path(id);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(&self.dir).map_err(|e| io_error("syncing", &self.dir, e)),
