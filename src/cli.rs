@@ -12,7 +12,7 @@ use crate::config::{Overrides, Settings};
 use crate::http::{key_json, ring_json};
 use crate::providers::BackendKind;
 use crate::rings::{NewRing, Policy, Timing};
-use crate::startup::{open_service, Application};
+use crate::startup::{ensure_data_dir, open_service, Application};
 
 #[derive(Parser)]
 #[command(
@@ -138,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = Settings::load(overrides)?;
+            ensure_data_dir(&settings)?;
             crate::store::Store::connect(&settings.database_url).await?;
             println!("the store is up to date");
         }

@@ -22,8 +22,8 @@ use crate::store::Store;
 /// How often each process advances key lifecycles and refreshes its view of the store.
 pub const TICK: Duration = Duration::from_secs(1);
 
-/// Opens the store and the key backends: everything but the HTTP server (the CLI uses this too).
-pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>> {
+/// Creates the data directory (0700) if it is missing.
+pub fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -33,7 +33,12 @@ pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>
                 "creating the data directory {}",
                 settings.data_dir.display()
             )
-        })?;
+        })
+}
+
+/// Opens the store and the key backends: everything but the HTTP server (the CLI uses this too).
+pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>> {
+    ensure_data_dir(&settings)?;
     let store = Store::connect(&settings.database_url)
         .await
         .context("opening the store")?;

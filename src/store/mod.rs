@@ -131,10 +131,6 @@ impl Store {
             .map_err(|e| StoreError::Other(format!("migrating the store: {e}")))
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

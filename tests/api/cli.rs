@@ -27,6 +27,9 @@ fn signet(data_dir: &std::path::Path, args: &[&str]) -> Value {
 #[test]
 fn the_cli_creates_rings_and_clients_and_rotates() {
     let dir = tempfile::tempdir().unwrap();
+    let migrated = signet(&dir.path().join("new"), &["migrate"]);
+    assert_eq!(migrated, "the store is up to date\n");
+    assert!(dir.path().join("new/signet.db").exists());
     let ring = signet(
         dir.path(),
         &[

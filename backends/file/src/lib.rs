@@ -17,7 +17,7 @@ mod keypair;
 mod sealed;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -56,10 +56,6 @@ impl FileProvider {
             store: Arc::new(KeyStore::new(config.dir.join("keys"), kek)),
             loaded: RwLock::new(HashMap::new()),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.store.dir()
     }
 
     async fn load(&self, reference: &KeyRef) -> Result<Arc<LoadedKey>, ProviderError> {

@@ -107,10 +107,6 @@ impl KeyStore {
         KeyStore { dir, sealer }
     }
 
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.key"))
     }
