@@ -60,10 +60,6 @@ pub struct Settings {
     pub file_kek: Option<KekSource>,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 fn read_secret(path: &Path, what: &str) -> anyhow::Result<SecretString> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading {what} from {}", path.display()))?;
@@ -71,7 +67,16 @@ fn read_secret(path: &Path, what: &str) -> anyhow::Result<SecretString> {
 }
 
 impl Settings {
+    /// Resolves the settings from `overrides`, the process environment and the config file.
     pub fn load(overrides: Overrides) -> anyhow::Result<Settings> {
+        Settings::resolve(overrides, &|name| std::env::var(name).ok())
+    }
+
+    fn resolve(
+        overrides: Overrides,
+        environment: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        let env = |name: &str| environment(name).filter(|v| !v.is_empty());
         let file: ConfigFile = match &overrides.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -136,5 +141,113 @@ impl Settings {
             database_url,
             file_kek,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn resolve(toml: &str, overrides: Overrides, env: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signet.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::resolve(
+            Overrides {
+                config: Some(path),
+                ..overrides
+            },
+            &|name| env.get(name).cloned(),
+        )
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let settings = resolve("", Overrides::default(), &[]).unwrap();
+        assert_eq!(settings.listen, DEFAULT_LISTEN);
+        assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            settings.database_url.expose_secret(),
+            "sqlite://./signet-data/signet.db?mode=rwc"
+        );
+        assert!(settings.file_kek.is_none());
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_environment_beats_the_file_for_secrets() {
+        let toml =
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/signet\"\n[file]\nkek = \"not-a-key\"\n";
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:7000".into()),
+            ..Overrides::default()
+        };
+        let settings = resolve(toml, overrides, &[("SIGNET_FILE_KEK", KEY)]).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:7000");
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/signet"));
+        assert!(settings
+            .database_url
+            .expose_secret()
+            .starts_with("sqlite:///srv/signet/signet.db"));
+        assert!(matches!(settings.file_kek, Some(KekSource::Key(_))));
+    }
+
+    #[test]
+    fn a_key_file_and_a_passphrase_are_read_from_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = dir.path().join("kek");
+        std::fs::write(&kek, format!("{KEY}\n")).unwrap();
+        let toml = format!("[file]\nkek_file = \"{}\"\n", kek.display());
+        assert!(matches!(
+            resolve(&toml, Overrides::default(), &[]).unwrap().file_kek,
+            Some(KekSource::Key(_))
+        ));
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "correct horse\n").unwrap();
+        let settings = resolve(
+            "",
+            Overrides::default(),
+            &[("SIGNET_FILE_PASSPHRASE_FILE", pass.to_str().unwrap())],
+        )
+        .unwrap();
+        match settings.file_kek {
+            Some(KekSource::Passphrase(p)) => assert_eq!(p.expose_secret(), "correct horse"),
+            _ => panic!("expected a passphrase"),
+        }
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_a_message_and_no_secret() {
+        let unknown = resolve("listne = \"x\"", Overrides::default(), &[])
+            .err()
+            .unwrap();
+        assert!(format!("{unknown:#}").contains("listne"));
+        let several = resolve(
+            "",
+            Overrides::default(),
+            &[("SIGNET_FILE_KEK", KEY), ("SIGNET_FILE_PASSPHRASE", "p")],
+        )
+        .err()
+        .unwrap();
+        assert!(several.to_string().contains("not several"));
+        let short = resolve(
+            "",
+            Overrides::default(),
+            &[("SIGNET_FILE_KEK", "c2VjcmV0LWJ1dC1zaG9ydA")],
+        )
+        .err()
+        .unwrap();
+        let message = format!("{short:#}");
+        assert!(message.contains("32 bytes"), "{message}");
+        assert!(!message.contains("c2VjcmV0LWJ1dC1zaG9ydA"));
     }
 }

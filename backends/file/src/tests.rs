@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use std::fs;
+use std::path::Path;
 
 use super::*;
 
