@@ -461,37 +461,36 @@ impl RingService {
             .and_then(|k| k.kid))
     }
 
-    /// Signs a token for `ring` under its policy. The token is returned only after its audit
-    /// record has committed.
-    pub async fn sign(
-        &self,
-        actor: &Actor,
-        ring: &str,
-        request: SignRequest,
-    ) -> Result<SignedToken, RingError> {
-        let view = self.view();
-        let ring_view = view
+    /// The view of a ring that can sign now.
+    fn signing_ring(&self, ring: &str) -> Result<Arc<RingView>, RingError> {
+        let view = self
+            .view()
             .rings
             .get(ring)
+            .cloned()
             .ok_or_else(|| RingError::RingNotFound(ring.to_owned()))?;
-        let signer = ring_view
+        if view.signer.is_none() {
+            return Err(RingError::NoActiveKey(ring.to_owned()));
+        }
+        Ok(view)
+    }
+
+    /// Signs `signing_input` with the ring's active key once the finished token passes the size
+    /// cap, and returns the signature (JWS form) only after its audit record has committed.
+    async fn sign_audited(
+        &self,
+        actor: &Actor,
+        ring: &RingView,
+        action: &'static str,
+        signing_input: &str,
+        claims: &Map<String, Value>,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, RingError> {
+        let record = &ring.record;
+        let signer = ring
             .signer
             .as_ref()
-            .ok_or_else(|| RingError::NoActiveKey(ring.to_owned()))?;
-        let record = &ring_view.record;
-        let now = now_ms() / 1000;
-        let claims = record
-            .policy
-            .token_claims(
-                request.claims,
-                request.ttl_seconds,
-                request.nbf,
-                now,
-                random_id(16),
-            )
-            .map_err(RingError::Policy)?;
-        let payload = serde_json::to_vec(&claims).expect("claims serialise");
-        let signing_input = format!("{}.{}", signer.header, jose::b64url(&payload));
+            .ok_or_else(|| RingError::NoActiveKey(record.name.clone()))?;
         let token_len =
             signing_input.len() + 1 + jose::b64url_len(jose::signature_len(record.key_spec));
         record
@@ -507,16 +506,45 @@ impl RingService {
             )
             .await
             .map_err(provider_error(signer.provider.name()))?;
-        let detail = signature_detail(&claims, &payload);
+        let detail = signature_detail(claims, payload);
         self.audit
             .record(audit(
                 now_ms(),
-                "sign",
+                action,
                 actor,
-                ring,
+                &record.name,
                 Some(&signer.kid),
                 detail,
             ))
+            .await?;
+        Ok(signature)
+    }
+
+    /// Signs a token for `ring` under its policy. The token is returned only after its audit
+    /// record has committed.
+    pub async fn sign(
+        &self,
+        actor: &Actor,
+        ring: &str,
+        request: SignRequest,
+    ) -> Result<SignedToken, RingError> {
+        let ring = self.signing_ring(ring)?;
+        let signer = ring.signer.as_ref().expect("a signing ring has a signer");
+        let claims = ring
+            .record
+            .policy
+            .token_claims(
+                request.claims,
+                request.ttl_seconds,
+                request.nbf,
+                now_ms() / 1000,
+                random_id(16),
+            )
+            .map_err(RingError::Policy)?;
+        let payload = serde_json::to_vec(&claims).expect("claims serialise");
+        let signing_input = format!("{}.{}", signer.header, jose::b64url(&payload));
+        let signature = self
+            .sign_audited(actor, &ring, "sign", &signing_input, &claims, &payload)
             .await?;
         let expires_at = claims["exp"].as_i64().expect("exp set by the policy");
         Ok(SignedToken {
@@ -534,16 +562,9 @@ impl RingService {
         ring: &str,
         signing_input: &str,
     ) -> Result<RawSignature, RingError> {
-        let view = self.view();
-        let ring_view = view
-            .rings
-            .get(ring)
-            .ok_or_else(|| RingError::RingNotFound(ring.to_owned()))?;
-        let signer = ring_view
-            .signer
-            .as_ref()
-            .ok_or_else(|| RingError::NoActiveKey(ring.to_owned()))?;
-        let record = &ring_view.record;
+        let ring = self.signing_ring(ring)?;
+        let signer = ring.signer.as_ref().expect("a signing ring has a signer");
+        let record = &ring.record;
         let invalid = |m: &str| RingError::Invalid(format!("signing_input: {m}"));
         let (header, payload_b64) = signing_input
             .split_once('.')
@@ -552,62 +573,43 @@ impl RingService {
             serde_json::from_slice(&jose::b64url_decode(part)?).ok()
         };
         let header = decode_object(header)
-            .ok_or_else(|| invalid("the header is not base64url JSON object"))?;
+            .ok_or_else(|| invalid("the header is not a base64url JSON object"))?;
         let payload = jose::b64url_decode(payload_b64)
             .ok_or_else(|| invalid("the payload is not base64url"))?;
         let claims: Map<String, Value> = serde_json::from_slice(&payload)
             .map_err(|_| invalid("the payload is not a JSON object"))?;
-        let policy_error = |code, message: String| RingError::Policy(Violation { code, message });
+        let header_error = |message: String| {
+            RingError::Policy(Violation {
+                code: "header_mismatch",
+                message,
+            })
+        };
         if header.get("alg").and_then(Value::as_str) != Some(record.algorithm.as_str()) {
-            return Err(policy_error(
-                "header_mismatch",
-                format!("the header's alg must be {}", record.algorithm),
-            ));
+            return Err(header_error(format!(
+                "the header's alg must be {}",
+                record.algorithm
+            )));
         }
         if header.get("kid").and_then(Value::as_str) != Some(signer.kid.as_str()) {
-            return Err(policy_error(
-                "header_mismatch",
-                format!("the header's kid must be the active key {}", signer.kid),
-            ));
+            return Err(header_error(format!(
+                "the header's kid must be the active key {}",
+                signer.kid
+            )));
         }
         if let Some(extra) = header
             .keys()
             .find(|k| !["alg", "kid", "typ", "cty"].contains(&k.as_str()))
         {
-            return Err(policy_error(
-                "header_mismatch",
-                format!("header member {extra:?} is not allowed (only alg, kid, typ, cty)"),
-            ));
+            return Err(header_error(format!(
+                "header member {extra:?} is not allowed (only alg, kid, typ, cty)"
+            )));
         }
         record
             .policy
             .check_raw_claims(&claims, now_ms() / 1000)
             .map_err(RingError::Policy)?;
-        let token_len =
-            signing_input.len() + 1 + jose::b64url_len(jose::signature_len(record.key_spec));
-        record
-            .policy
-            .check_size(token_len)
-            .map_err(RingError::Policy)?;
-        let signature = signer
-            .provider
-            .sign(
-                &signer.reference,
-                record.algorithm,
-                signing_input.as_bytes(),
-            )
-            .await
-            .map_err(provider_error(signer.provider.name()))?;
-        let detail = signature_detail(&claims, &payload);
-        self.audit
-            .record(audit(
-                now_ms(),
-                "sign_raw",
-                actor,
-                ring,
-                Some(&signer.kid),
-                detail,
-            ))
+        let signature = self
+            .sign_audited(actor, &ring, "sign_raw", signing_input, &claims, &payload)
             .await?;
         Ok(RawSignature {
             signature: jose::b64url(&signature),

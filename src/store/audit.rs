@@ -2,7 +2,7 @@
 //! concurrent requests, see `crate::audit`); state changes write theirs inside their own
 //! transaction.
 
-use sqlx::AnyConnection;
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::{Store, StoreError};
 
@@ -62,6 +62,20 @@ async fn insert_many(conn: &mut AnyConnection, records: &[AuditRecord]) -> Resul
         query.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Ends a conditional change: commits `tx` together with `records` when the change `happened`,
+/// otherwise rolls it back (nothing changed, so nothing is recorded). Returns `happened`.
+pub(super) async fn commit_if(
+    mut tx: Transaction<'_, Any>,
+    happened: bool,
+    records: &[AuditRecord],
+) -> Result<bool, StoreError> {
+    if happened {
+        insert_many(&mut tx, records).await?;
+        tx.commit().await?;
+    }
+    Ok(happened)
 }
 
 impl Store {

@@ -105,10 +105,6 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
-        if done {
-            audit::insert(&mut tx, record).await?;
-            tx.commit().await?;
-        }
-        Ok(done)
+        audit::commit_if(tx, done, std::slice::from_ref(record)).await
     }
 }

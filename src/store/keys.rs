@@ -226,11 +226,7 @@ impl Store {
             .await?
             .rows_affected()
             == 1;
-        if done {
-            audit::insert(&mut tx, record).await?;
-            tx.commit().await?;
-        }
-        Ok(done)
+        audit::commit_if(tx, done, std::slice::from_ref(record)).await
     }
 
     /// Records the generated key and publishes or activates it. `false` if the key was no
@@ -269,14 +265,7 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        if !done {
-            return Ok(false);
-        }
-        for record in records {
-            audit::insert(&mut tx, record).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        audit::commit_if(tx, done, records).await
     }
 
     /// Makes the published key `id` the ring's active key; the previous one starts retiring.
@@ -300,14 +289,7 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        if !done {
-            return Ok(false);
-        }
-        for record in records {
-            audit::insert(&mut tx, record).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        audit::commit_if(tx, done, records).await
     }
 
     /// Makes `transition` for key `id` at `now`, optionally setting `destroy_after`. `false` if
@@ -340,11 +322,7 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        if done {
-            audit::insert(&mut tx, record).await?;
-            tx.commit().await?;
-        }
-        Ok(done)
+        audit::commit_if(tx, done, std::slice::from_ref(record)).await
     }
 
     /// A retiring key leaves the JWKS.
@@ -411,11 +389,7 @@ impl Store {
                 return Ok(false);
             }
         }
-        for record in records {
-            audit::insert(&mut tx, record).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        audit::commit_if(tx, true, records).await
     }
 
     pub async fn keys_of_ring(&self, ring: &str) -> Result<Vec<KeyRecord>, StoreError> {
