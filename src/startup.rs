@@ -2,7 +2,7 @@
 //! first (port 0 in tests), then `run_until_stopped` serves until a signal stops it.
 
 use std::net::TcpListener;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +132,8 @@ fn announce_bootstrap_token(data_dir: &Path, token: &SecretString) -> anyhow::Re
         .mode(0o600)
         .open(&path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only to a new file: an old one keeps its permissions unless set here.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(file, "{}", token.expose_secret())?;
     file.sync_all()?;
     println!(
