@@ -1,8 +1,12 @@
 // Verifies compact JWS tokens (one per line in a file) with npm `jose`, fetching the JWKS over
 // HTTP. Usage: node verify_jose.mjs <jwks_url> <tokens_file> <issuer> [audience]
 // Prints {"library","verified","failed","failures"} and exits 0 only if every token verified.
+import { webcrypto } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRemoteJWKSet, jwtVerify } from "jose";
+
+// jose 6 uses the global WebCrypto API, which Node 18 (Debian 12's nodejs) only has behind a flag.
+globalThis.crypto ??= webcrypto;
 
 const [jwksUrl, tokensFile, issuer, audience] = process.argv.slice(2);
 if (!jwksUrl || !tokensFile || !issuer) {
@@ -11,7 +15,12 @@ if (!jwksUrl || !tokensFile || !issuer) {
 }
 const tokens = readFileSync(tokensFile, "utf8").split("\n").map((t) => t.trim()).filter(Boolean);
 const jwks = createRemoteJWKSet(new URL(jwksUrl));
-const options = { issuer, algorithms: ["ES256", "ES384", "RS256", "PS256", "EdDSA"] };
+// Same checks as verify_pyjwt.py: the algorithm allow-list, iss (and aud if given), exp and iat.
+const options = {
+  issuer,
+  algorithms: ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
+  requiredClaims: ["exp", "iat"],
+};
 if (audience) options.audience = audience;
 
 let verified = 0;
