@@ -248,6 +248,17 @@ impl TestApp {
         .await
     }
 
+    /// Starts a rotation of `ring` as the admin (new key published, activating after its lead).
+    pub async fn rotate(&self, ring: &str) -> Response {
+        self.request(
+            Method::POST,
+            &format!("/v1/rings/{ring}/rotate"),
+            Some(&self.admin_token),
+            None,
+        )
+        .await
+    }
+
     /// The `kid`s in a ring's JWKS.
     pub async fn jwks_kids(&self, ring: &str) -> Vec<String> {
         let response = self.get(&format!("/v1/rings/{ring}/jwks.json"), None).await;

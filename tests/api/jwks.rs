@@ -1,6 +1,6 @@
 //! The published JWK Sets.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Db, TestApp};
@@ -32,14 +32,7 @@ async fn the_jwks_is_cacheable_with_etag_and_304(db: Db) {
     assert!(cached.text().await.unwrap().is_empty());
 
     // A rotation changes the set, and so the validator.
-    let rotated = app
-        .request(
-            Method::POST,
-            "/v1/rings/r/rotate",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let rotated = app.rotate("r").await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
     let after = client
         .get(format!("{}/v1/rings/r/jwks.json", app.address))

@@ -30,14 +30,7 @@ async fn a_rotation_publishes_first_then_activates_then_retires(db: Db) {
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
 
-    let rotated = app
-        .request(
-            Method::POST,
-            "/v1/rings/r/rotate",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let rotated = app.rotate("r").await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
     assert_eq!(rotated.body["state"], "published");
     let new = rotated.body["kid"].as_str().unwrap().to_owned();
@@ -48,14 +41,7 @@ async fn a_rotation_publishes_first_then_activates_then_retires(db: Db) {
         app.sign(&issuer, "r", json!({"aud": "api"})).await.body["kid"],
         old
     );
-    let second = app
-        .request(
-            Method::POST,
-            "/v1/rings/r/rotate",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let second = app.rotate("r").await;
     assert_eq!(second.status, StatusCode::CONFLICT);
     assert_eq!(second.body["error"]["code"], "rotation_in_progress");
 
@@ -164,14 +150,7 @@ async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db) {
     assert!(app.jwks_kids("r").await.contains(&old));
 
     // A published key waiting for its lead is activated at once by an immediate rotation.
-    let pending = app
-        .request(
-            Method::POST,
-            "/v1/rings/r/rotate",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let pending = app.rotate("r").await;
     let waiting = pending.body["kid"].as_str().unwrap().to_owned();
     let now = app
         .post(
@@ -239,14 +218,7 @@ async fn a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again(db: Db) {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // Revoking a published key (not yet signing) leaves the active key alone.
-    let next = app
-        .request(
-            Method::POST,
-            "/v1/rings/r/rotate",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let next = app.rotate("r").await;
     let next_kid = next.body["kid"].as_str().unwrap().to_owned();
     let revoked_next = app
         .post(

@@ -11,13 +11,7 @@ async fn a_restart_keeps_keys_jwks_and_clients(db: Db) {
     for (name, alg) in [("es", "ES256"), ("rsa", "RS256"), ("ed", "EdDSA")] {
         app.create_ring(name, json!({"algorithm": alg})).await;
     }
-    app.request(
-        reqwest::Method::POST,
-        "/v1/rings/es/rotate",
-        Some(&app.admin_token),
-        None,
-    )
-    .await;
+    app.rotate("es").await;
     let (_, issuer) = app
         .create_client("svc", "issuer", &["es", "rsa", "ed"])
         .await;

@@ -1,6 +1,6 @@
 //! Invariants the database itself enforces, crash reconciliation, and replicas sharing Postgres.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use signet_core::{KeyId, KeySpec};
 
@@ -10,13 +10,7 @@ use crate::store_tests;
 async fn the_database_refuses_a_second_active_key(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_ring("r", json!({})).await;
-    app.request(
-        Method::POST,
-        "/v1/rings/r/rotate",
-        Some(&app.admin_token),
-        None,
-    )
-    .await;
+    app.rotate("r").await;
     let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
     let second =
         sqlx::query("UPDATE keys SET state = 'active' WHERE ring = 'r' AND state = 'published'")
@@ -115,14 +109,7 @@ async fn replicas_on_one_postgres_agree_and_activate_once() {
         second.get("/v1/rings/r/jwks.json", None).await.status == StatusCode::OK
     })
     .await;
-    let rotated = first
-        .request(
-            Method::POST,
-            "/v1/rings/r/rotate",
-            Some(&first.admin_token),
-            None,
-        )
-        .await;
+    let rotated = first.rotate("r").await;
     let new = rotated.body["kid"].as_str().unwrap().to_owned();
     eventually(3, "the second replica to publish the new key", || async {
         second.jwks_kids("r").await.contains(&new)
