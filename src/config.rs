@@ -9,13 +9,24 @@
 //!
 //! [file]
 //! kek_file = "/run/secrets/signet-kek"   # or kek = "<64 hex digits or base64>", or passphrase(_file)
+//!
+//! [aws_kms]                    # enables rings with "backend": "aws-kms" (so does AWS_REGION)
+//! region = "eu-west-1"         # default: the AWS chain (AWS_REGION, AWS_DEFAULT_REGION, profile)
+//! endpoint_url = "https://kms.eu-west-1.amazonaws.com"  # default: AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL
+//! deletion_window_days = 30    # 7-30, or SIGNET_AWS_KMS_DELETION_WINDOW_DAYS
+//! call_timeout_seconds = 10    # per KMS call, retries included
+//! max_attempts = 3             # per KMS call, on throttling and transient errors
 //! ```
+//!
+//! Credentials for KMS come only from the standard AWS chain (environment, profile, SSO,
+//! container or instance role); signet has no setting for them.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use secrecy::SecretString;
 use serde::Deserialize;
+use signet_aws_kms::AwsKmsConfig;
 use signet_file::KekSource;
 
 use crate::store::Store;
@@ -31,6 +42,7 @@ struct ConfigFile {
     database_url: Option<SecretString>,
     #[serde(default)]
     file: FileSection,
+    aws_kms: Option<AwsKmsSection>,
 }
 
 #[derive(Default, Deserialize)]
@@ -41,6 +53,19 @@ struct FileSection {
     passphrase: Option<SecretString>,
     passphrase_file: Option<PathBuf>,
 }
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwsKmsSection {
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    deletion_window_days: Option<i32>,
+    call_timeout_seconds: Option<u64>,
+    max_attempts: Option<u32>,
+}
+
+/// Environment variables of the AWS chain that turn the aws-kms backend on by themselves.
+pub const AWS_REGION_ENV: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGION"];
 
 /// Values given on the command line (clap has already folded in their environment variables).
 #[derive(Default)]
@@ -58,6 +83,9 @@ pub struct Settings {
     pub database_url: SecretString,
     /// `None`: the quick start's generated `master.key`.
     pub file_kek: Option<KekSource>,
+    /// `None`: no `[aws_kms]` section and no AWS region in the environment (rings cannot use
+    /// the `aws-kms` backend).
+    pub aws_kms: Option<AwsKmsConfig>,
 }
 
 fn read_secret(path: &Path, what: &str) -> anyhow::Result<SecretString> {
@@ -140,8 +168,45 @@ impl Settings {
             data_dir,
             database_url,
             file_kek,
+            aws_kms: aws_kms(file.aws_kms, &env)?,
         })
     }
+}
+
+/// The KMS backend's settings, when there is an `[aws_kms]` section or an AWS region in the
+/// environment; the AWS chain supplies the rest.
+fn aws_kms(
+    section: Option<AwsKmsSection>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<AwsKmsConfig>> {
+    let section = match section {
+        Some(section) => section,
+        None if AWS_REGION_ENV.iter().any(|name| env(name).is_some()) => AwsKmsSection::default(),
+        None => return Ok(None),
+    };
+    let defaults = AwsKmsConfig::default();
+    let deletion_window_days = match env("SIGNET_AWS_KMS_DELETION_WINDOW_DAYS") {
+        Some(days) => Some(days.parse().with_context(|| {
+            format!("SIGNET_AWS_KMS_DELETION_WINDOW_DAYS {days:?} is not a number of days")
+        })?),
+        None => section.deletion_window_days,
+    }
+    .unwrap_or(defaults.deletion_window_days);
+    if !(7..=30).contains(&deletion_window_days) {
+        bail!("the aws-kms deletion window (SIGNET_AWS_KMS_DELETION_WINDOW_DAYS or [aws_kms] deletion_window_days) must be 7 to 30 days, not {deletion_window_days}");
+    }
+    if section.max_attempts == Some(0) || section.call_timeout_seconds == Some(0) {
+        bail!("[aws_kms] max_attempts and call_timeout_seconds must be at least 1");
+    }
+    Ok(Some(AwsKmsConfig {
+        region: section.region,
+        endpoint_url: section.endpoint_url,
+        deletion_window_days,
+        call_timeout: section
+            .call_timeout_seconds
+            .map_or(defaults.call_timeout, std::time::Duration::from_secs),
+        max_attempts: section.max_attempts.unwrap_or(defaults.max_attempts),
+    }))
 }
 
 #[cfg(test)]
@@ -181,6 +246,49 @@ mod tests {
             "sqlite://./signet-data/signet.db?mode=rwc"
         );
         assert!(settings.file_kek.is_none());
+        assert!(settings.aws_kms.is_none());
+    }
+
+    #[test]
+    fn aws_kms_is_on_with_a_section_or_an_aws_region_and_checks_its_window() {
+        let from_region = resolve("", Overrides::default(), &[("AWS_REGION", "eu-west-1")])
+            .unwrap()
+            .aws_kms
+            .unwrap();
+        assert_eq!(from_region, AwsKmsConfig::default());
+        let toml = "[aws_kms]\nregion = \"eu-west-1\"\nendpoint_url = \"http://localstack:4566\"\ndeletion_window_days = 7\ncall_timeout_seconds = 2\nmax_attempts = 5\n";
+        let configured = resolve(toml, Overrides::default(), &[])
+            .unwrap()
+            .aws_kms
+            .unwrap();
+        assert_eq!(configured.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            configured.endpoint_url.as_deref(),
+            Some("http://localstack:4566")
+        );
+        assert_eq!(configured.deletion_window_days, 7);
+        assert_eq!(configured.call_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(configured.max_attempts, 5);
+        let from_env = resolve(
+            "[aws_kms]\n",
+            Overrides::default(),
+            &[("SIGNET_AWS_KMS_DELETION_WINDOW_DAYS", "10")],
+        )
+        .unwrap();
+        assert_eq!(from_env.aws_kms.unwrap().deletion_window_days, 10);
+        for days in ["6", "31", "x"] {
+            let refused = resolve(
+                "[aws_kms]\n",
+                Overrides::default(),
+                &[("SIGNET_AWS_KMS_DELETION_WINDOW_DAYS", days)],
+            )
+            .err()
+            .unwrap();
+            assert!(
+                format!("{refused:#}").contains("SIGNET_AWS_KMS_DELETION_WINDOW_DAYS"),
+                "{refused:#}"
+            );
+        }
     }
 
     #[test]

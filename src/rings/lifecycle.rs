@@ -271,6 +271,8 @@ impl RingService {
             });
         }
         self.refresh().await;
+        self.annotate(ring, &pending.id, &reference.0, activate)
+            .await;
         self.store
             .key_by_kid(&kid)
             .await?
@@ -378,7 +380,23 @@ impl RingService {
             .activate_key(&ring.name, &key.id, now, retire_after, &records)
             .await?;
         self.refresh().await;
+        if done {
+            if let Some(reference) = &key.reference {
+                self.annotate(ring, &key.id, reference, true).await;
+            }
+        }
         Ok(done)
+    }
+
+    /// Names a key in its backend for people (a KMS alias); a failure is only logged.
+    async fn annotate(&self, ring: &RingRecord, id: &str, reference: &str, active: bool) {
+        let Ok(provider) = self.provider_for(&ring.backend) else {
+            return;
+        };
+        let (id, reference) = (KeyId(id.to_owned()), KeyRef(reference.to_owned()));
+        if let Err(e) = provider.annotate(&id, &reference, &ring.name, active).await {
+            tracing::warn!(error = %e, ring = %ring.name, key = %id, "could not name the key in its backend");
+        }
     }
 
     /// Revokes a key: it leaves the JWKS at once and never signs again. If it was the ring's
@@ -448,6 +466,11 @@ impl RingService {
                 code: "key_state_changed",
                 message: format!("key {kid} changed state while it was being revoked; retry"),
             });
+        }
+        if let Some(s) = &successor {
+            if let Some(reference) = &s.reference {
+                self.annotate(&ring, &s.id, reference, true).await;
+            }
         }
         Ok(Revocation {
             key: self
@@ -541,26 +564,57 @@ impl RingService {
         self.reload().await
     }
 
+    /// Destroys the backend key; `destroyed_at` is when the backend deletes it (now, or the end
+    /// of a KMS deletion window).
     async fn destroy(&self, ring: &RingRecord, key: &KeyRecord) -> Result<(), RingError> {
         let provider = self.provider_for(&ring.backend)?;
+        let mut scheduled = None;
         if let Some(reference) = &key.reference {
-            provider
+            scheduled = provider
                 .destroy(&KeyRef(reference.clone()))
                 .await
                 .map_err(provider_error(provider.name()))?;
         }
+        let now = now_ms();
         let record = audit(
-            now_ms(),
+            now,
             "key_destroyed",
             SCHEDULER,
             &ring.name,
             key.kid.as_deref(),
-            json!({"key_id": key.id}),
+            json!({"key_id": key.id, "deletion_scheduled_for": scheduled}),
         );
         self.store
-            .mark_key_destroyed(&key.id, now_ms(), &record)
+            .mark_key_destroyed(&key.id, scheduled.unwrap_or(now), &record)
             .await?;
         Ok(())
+    }
+
+    /// Backend keys that no live record names: generated for an intent that was dropped, or
+    /// still present after their record was destroyed. signet never signs with them; they are
+    /// reported (see [`Application::run_until_stopped`](crate::startup::Application)), not
+    /// deleted, so an operator decides (a restored database may be what is wrong).
+    pub async fn orphaned_keys(&self) -> Result<Vec<(BackendKind, KeyId)>, RingError> {
+        let live: std::collections::HashSet<String> = self
+            .store
+            .live_keys()
+            .await?
+            .into_iter()
+            .map(|key| key.id)
+            .collect();
+        let mut orphans = Vec::new();
+        for (kind, provider) in self.providers.iter() {
+            let held = provider
+                .inventory()
+                .await
+                .map_err(provider_error(provider.name()))?;
+            orphans.extend(
+                held.into_iter()
+                    .filter(|id| !live.contains(&id.0))
+                    .map(|id| (kind, id)),
+            );
+        }
+        Ok(orphans)
     }
 
     /// A pending key whose creator died: adopt the backend key if it exists, else drop the intent.

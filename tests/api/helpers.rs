@@ -286,6 +286,7 @@ pub fn settings(data_dir: PathBuf, database_url: &str) -> Settings {
         data_dir,
         database_url: SecretString::from(database_url.to_owned()),
         file_kek: Some(KekSource::key_from_text(&SecretString::from(TEST_KEK.to_owned())).unwrap()),
+        aws_kms: None,
     }
 }
 

@@ -191,6 +191,10 @@ pub trait KeyProvider: Send + Sync {
     /// between generation and recording). `Ok(None)` means the backend certainly has no such key.
     async fn locate(&self, id: &KeyId) -> Result<Option<KeyRef>, ProviderError>;
 
+    /// The ids of every key this backend holds for signet, so keys no record names (left by a
+    /// crash, or a restored database) can be reported.
+    async fn inventory(&self) -> Result<Vec<KeyId>, ProviderError>;
+
     /// Reads the public half of the key at `reference`; `NotFound` if there is none.
     async fn public_key(&self, reference: &KeyRef) -> Result<PublicKey, ProviderError>;
 
@@ -205,7 +209,24 @@ pub trait KeyProvider: Send + Sync {
 
     /// Deletes the key at `reference` (or schedules its deletion, where the backend only does
     /// that). Destroying a key that is already gone succeeds, so a retry after a crash is safe.
-    async fn destroy(&self, reference: &KeyRef) -> Result<(), ProviderError>;
+    /// Returns when the backend deletes the key (milliseconds since the epoch) if it only
+    /// scheduled the deletion, `None` if the key is gone now.
+    async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError>;
+
+    /// Names the key at `reference` for people who look into the backend (a KMS console): it
+    /// is signet's key `id` in `ring`, and `active` says it is now the ring's signing key.
+    /// signet calls this after recording a key and after each activation, and only logs a
+    /// failure: these names are for people, signet never reads them. Backends whose keys have
+    /// no such names keep this default, which does nothing.
+    async fn annotate(
+        &self,
+        _id: &KeyId,
+        _reference: &KeyRef,
+        _ring: &str,
+        _active: bool,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

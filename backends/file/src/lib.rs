@@ -114,6 +114,12 @@ impl KeyProvider for FileProvider {
         Ok(exists.then(|| KeyRef(format!("{REFERENCE_PREFIX}{}", id.0))))
     }
 
+    async fn inventory(&self) -> Result<Vec<KeyId>, ProviderError> {
+        let store = self.store.clone();
+        let ids = blocking(move || store.ids()).await?;
+        Ok(ids.into_iter().map(KeyId).collect())
+    }
+
     async fn public_key(&self, reference: &KeyRef) -> Result<PublicKey, ProviderError> {
         Ok(self.load(reference).await?.public_key())
     }
@@ -134,11 +140,12 @@ impl KeyProvider for FileProvider {
         }
     }
 
-    async fn destroy(&self, reference: &KeyRef) -> Result<(), ProviderError> {
+    async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {
         let id = parse_reference(reference)?.to_owned();
         self.loaded.write().expect("key cache poisoned").remove(&id);
         let store = self.store.clone();
-        blocking(move || store.remove(&id)).await
+        blocking(move || store.remove(&id)).await?;
+        Ok(None)
     }
 }
 

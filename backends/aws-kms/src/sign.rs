@@ -1,0 +1,159 @@
+//! Signing through `kms:Sign`, and the public keys the signatures are checked against.
+//!
+//! Messages up to 4096 bytes go to KMS whole (`MessageType=RAW`, KMS hashes); longer ones as a
+//! digest computed here (`MessageType=DIGEST`). ECDSA signatures come back in DER and leave as
+//! JWS `r || s` (see `der.rs`). Every signature is verified here against the key's public half
+//! before it is returned, so a KMS or emulator bug (a double-hashed digest, a wrong PSS salt
+//! length, a padding slip) becomes an error, never a token nobody can verify.
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::Client;
+use signet_core::{Algorithm, KeySpec, ProviderError, PublicKey};
+
+use crate::der;
+use crate::fault::from_sdk;
+
+/// The largest message KMS accepts with `MessageType=RAW`.
+pub(crate) const RAW_LIMIT: usize = 4096;
+
+/// A key's public half as KMS gave it (`SubjectPublicKeyInfo` DER) and as a JWK needs it.
+pub(crate) struct KmsPublicKey {
+    pub(crate) spec: KeySpec,
+    pub(crate) public_key: PublicKey,
+    spki: Vec<u8>,
+}
+
+/// Reads the key's public half with `GetPublicKey`.
+pub(crate) async fn fetch_public_key(
+    kms: &Client,
+    arn: &str,
+) -> Result<KmsPublicKey, ProviderError> {
+    let answer = kms
+        .get_public_key()
+        .key_id(arn)
+        .send()
+        .await
+        .map_err(|e| from_sdk("GetPublicKey", e))?;
+    let spec = answer
+        .key_spec()
+        .and_then(crate::keys::signet_spec)
+        .ok_or_else(|| {
+            ProviderError::Unsupported(format!(
+                "aws-kms: {arn} is a {:?} key, which signet does not sign with",
+                answer.key_spec()
+            ))
+        })?;
+    let spki = answer
+        .public_key()
+        .map(|b| b.as_ref().to_vec())
+        .ok_or_else(|| ProviderError::Backend("aws-kms GetPublicKey: no public key".into()))?;
+    let malformed =
+        || ProviderError::Backend(format!("aws-kms: the public key of {arn} is malformed"));
+    let public_key = der::public_key(&spki, spec).ok_or_else(malformed)?;
+    // aws-lc-rs checks what the shape check above does not: the algorithm and the curve point.
+    signature::ParsedPublicKey::new(verification(jws_algorithm(spec)), &spki)
+        .map_err(|_| malformed())?;
+    Ok(KmsPublicKey {
+        spec,
+        public_key,
+        spki,
+    })
+}
+
+/// One algorithm a key of `spec` signs with, to validate the public key.
+fn jws_algorithm(spec: KeySpec) -> Algorithm {
+    match spec {
+        KeySpec::EcP256 => Algorithm::ES256,
+        KeySpec::EcP384 => Algorithm::ES384,
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 => Algorithm::RS256,
+        KeySpec::Ed25519 => Algorithm::EdDSA,
+    }
+}
+
+fn verification(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    match alg {
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::EdDSA => &signature::ED25519,
+    }
+}
+
+fn signing_algorithm(alg: Algorithm) -> SigningAlgorithmSpec {
+    match alg {
+        Algorithm::ES256 => SigningAlgorithmSpec::EcdsaSha256,
+        Algorithm::ES384 => SigningAlgorithmSpec::EcdsaSha384,
+        Algorithm::RS256 => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+        Algorithm::PS256 => SigningAlgorithmSpec::RsassaPssSha256,
+        Algorithm::EdDSA => SigningAlgorithmSpec::Ed25519Sha512,
+    }
+}
+
+/// What KMS is given to sign: the message itself, or its digest when it is too long.
+fn kms_message(alg: Algorithm, message: &[u8]) -> Result<(MessageType, Vec<u8>), ProviderError> {
+    if message.len() <= RAW_LIMIT {
+        return Ok((MessageType::Raw, message.to_vec()));
+    }
+    let hash = match alg {
+        Algorithm::ES384 => &digest::SHA384,
+        // Ed25519 hashes inside the signature: there is no digest KMS could sign in its place.
+        Algorithm::EdDSA => {
+            return Err(ProviderError::Unsupported(format!(
+                "aws-kms signs EdDSA messages of at most {RAW_LIMIT} bytes"
+            )))
+        }
+        _ => &digest::SHA256,
+    };
+    Ok((
+        MessageType::Digest,
+        digest::digest(hash, message).as_ref().to_vec(),
+    ))
+}
+
+/// Signs `message` with the key at `arn` and returns the JWS signature, checked against `key`.
+pub(crate) async fn sign(
+    kms: &Client,
+    arn: &str,
+    key: &KmsPublicKey,
+    alg: Algorithm,
+    message: &[u8],
+) -> Result<Vec<u8>, ProviderError> {
+    if !alg.accepts(key.spec) {
+        return Err(ProviderError::Unsupported(format!(
+            "a {} key cannot sign {alg}",
+            key.spec.as_str()
+        )));
+    }
+    let (message_type, payload) = kms_message(alg, message)?;
+    let answer = kms
+        .sign()
+        .key_id(arn)
+        .message(Blob::new(payload))
+        .message_type(message_type)
+        .signing_algorithm(signing_algorithm(alg))
+        .send()
+        .await
+        .map_err(|e| from_sdk("Sign", e))?;
+    let raw = answer
+        .signature()
+        .map(|b| b.as_ref())
+        .ok_or_else(|| ProviderError::Backend("aws-kms Sign: no signature in the answer".into()))?;
+    let jws = match key.spec {
+        KeySpec::EcP256 => der::ecdsa_to_fixed(raw, 32),
+        KeySpec::EcP384 => der::ecdsa_to_fixed(raw, 48),
+        _ => Some(raw.to_vec()),
+    }
+    .ok_or_else(|| ProviderError::Backend("aws-kms Sign: a malformed ECDSA signature".into()))?;
+    UnparsedPublicKey::new(verification(alg), &key.spki)
+        .verify(message, &jws)
+        .map_err(|_| {
+            ProviderError::Backend(format!(
+                "aws-kms Sign: KMS returned a {alg} signature that does not verify under the key's public key; refused"
+            ))
+        })?;
+    Ok(jws)
+}
