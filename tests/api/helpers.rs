@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use signet::config::Settings;
 use signet::rings::RingService;
 use signet::startup::Application;
+use signet_aws_kms::AwsKmsConfig;
 use signet_file::KekSource;
 use tempfile::TempDir;
 
@@ -41,6 +42,70 @@ macro_rules! store_tests {
             )+
         }
     };
+}
+
+/// The key backend a test's rings use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    File,
+    AwsKms,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::AwsKms => "aws-kms",
+        }
+    }
+}
+
+/// Runs an async test body on every backend: `backend_tests!(name)` expects
+/// `async fn name(db: Db, backend: Backend)`. The file backend runs on both stores, AWS KMS
+/// (LocalStack) with Postgres (the store makes no difference to a backend).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        $crate::backend_tests!(@mod file_sqlite, Sqlite, File, $($name),+);
+        $crate::backend_tests!(@mod file_postgres, Postgres, File, $($name),+);
+        $crate::backend_tests!(@mod aws_kms, Postgres, AwsKms, $($name),+);
+    };
+    (@mod $module:ident, $db:ident, $backend:ident, $($name:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(
+                        $crate::helpers::Db::$db,
+                        $crate::helpers::Backend::$backend,
+                    )
+                    .await
+                }
+            )+
+        }
+    };
+}
+
+/// The LocalStack KMS endpoint `scripts/test` starts; a clear failure without it.
+pub fn kms_endpoint() -> String {
+    std::env::var("SIGNET_TEST_KMS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "SIGNET_TEST_KMS_ENDPOINT is not set. Run the suite with scripts/test, which starts \
+             LocalStack, or start LocalStack yourself (tests/localstack/requirements.txt) and set \
+             SIGNET_TEST_KMS_ENDPOINT=http://127.0.0.1:<port>, AWS_ACCESS_KEY_ID=test and \
+             AWS_SECRET_ACCESS_KEY=test"
+        )
+    })
+}
+
+/// The aws-kms backend on the KMS at `endpoint` (LocalStack: any credentials, region us-east-1).
+pub fn kms_config(endpoint: String) -> AwsKmsConfig {
+    AwsKmsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint),
+        call_timeout: std::time::Duration::from_secs(3),
+        ..AwsKmsConfig::default()
+    }
 }
 
 /// A database for one test: a SQLite file in the data directory, or a fresh Postgres database
@@ -117,6 +182,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub address: String,
+    /// The backend of the rings `create_ring` makes.
+    pub backend: Backend,
     pub admin_token: String,
     pub data_dir: Arc<TempDir>,
     pub db: Arc<TestDb>,
@@ -133,14 +200,39 @@ pub struct Response {
 
 impl TestApp {
     pub async fn spawn(db: Db) -> TestApp {
+        TestApp::spawn_on(db, Backend::File).await
+    }
+
+    /// A server whose `create_ring` makes rings on `backend`.
+    pub async fn spawn_on(db: Db, backend: Backend) -> TestApp {
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let db = Arc::new(TestDb::new(db, data_dir.path()).await);
-        TestApp::start(data_dir, db).await
+        TestApp::start_on(data_dir, db, backend).await
+    }
+
+    /// Starts a server with `backend` configured on an existing data directory and database.
+    pub async fn start_on(data_dir: Arc<TempDir>, db: Arc<TestDb>, backend: Backend) -> TestApp {
+        let mut settings = settings(data_dir.path().to_owned(), &db.url);
+        if backend == Backend::AwsKms {
+            settings.aws_kms = Some(kms_config(kms_endpoint()));
+        }
+        let mut app = TestApp::start_with(settings, data_dir, db).await;
+        app.backend = backend;
+        app
     }
 
     /// Starts a server on an existing data directory and database (a restart, or a replica).
     pub async fn start(data_dir: Arc<TempDir>, db: Arc<TestDb>) -> TestApp {
-        let app = Application::build(settings(data_dir.path().to_owned(), &db.url))
+        let settings = settings(data_dir.path().to_owned(), &db.url);
+        TestApp::start_with(settings, data_dir, db).await
+    }
+
+    pub async fn start_with(
+        settings: Settings,
+        data_dir: Arc<TempDir>,
+        db: Arc<TestDb>,
+    ) -> TestApp {
+        let app = Application::build(settings)
             .await
             .expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -152,6 +244,7 @@ impl TestApp {
             .unwrap_or_default();
         TestApp {
             address,
+            backend: Backend::File,
             admin_token,
             data_dir,
             db,
@@ -168,8 +261,9 @@ impl TestApp {
     }
 
     pub async fn restart(self) -> TestApp {
+        let backend = self.backend;
         let (data_dir, db) = self.stop().await;
-        TestApp::start(data_dir, db).await
+        TestApp::start_on(data_dir, db, backend).await
     }
 
     pub async fn request(
@@ -211,10 +305,12 @@ impl TestApp {
         self.request(Method::GET, path, token, None).await
     }
 
-    /// Creates a ring (admin); `extra` is merged over a default ES256 ring issuing for "api".
+    /// Creates a ring (admin) on the app's backend; `extra` is merged over a default ES256 ring
+    /// issuing for "api".
     pub async fn create_ring(&self, name: &str, extra: Value) -> Value {
         let mut body = json!({
             "name": name,
+            "backend": self.backend.name(),
             "policy": {"issuer": "https://issuer.test", "audiences": ["api"], "max_ttl_seconds": 900},
         });
         merge(&mut body, extra);
