@@ -191,6 +191,10 @@ pub trait KeyProvider: Send + Sync {
     /// between generation and recording). `Ok(None)` means the backend certainly has no such key.
     async fn locate(&self, id: &KeyId) -> Result<Option<KeyRef>, ProviderError>;
 
+    /// The ids of every key this backend holds for signet, so keys no record names (left by a
+    /// crash, or a restored database) can be reported.
+    async fn inventory(&self) -> Result<Vec<KeyId>, ProviderError>;
+
     /// Reads the public half of the key at `reference`; `NotFound` if there is none.
     async fn public_key(&self, reference: &KeyRef) -> Result<PublicKey, ProviderError>;
 

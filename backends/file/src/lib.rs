@@ -114,6 +114,12 @@ impl KeyProvider for FileProvider {
         Ok(exists.then(|| KeyRef(format!("{REFERENCE_PREFIX}{}", id.0))))
     }
 
+    async fn inventory(&self) -> Result<Vec<KeyId>, ProviderError> {
+        let store = self.store.clone();
+        let ids = blocking(move || store.ids()).await?;
+        Ok(ids.into_iter().map(KeyId).collect())
+    }
+
     async fn public_key(&self, reference: &KeyRef) -> Result<PublicKey, ProviderError> {
         Ok(self.load(reference).await?.public_key())
     }

@@ -122,6 +122,27 @@ impl KeyStore {
         }
     }
 
+    /// The ids of every key file in the store.
+    pub(crate) fn ids(&self) -> Result<Vec<String>, Fault> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("listing", &self.dir, e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry
+                .map_err(|e| io_error("listing", &self.dir, e))?
+                .file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".key")) {
+                if check_id(id).is_ok() {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     pub(crate) fn write(&self, id: &str, spec: KeySpec, pkcs8: &[u8]) -> Result<(), Fault> {
         let file = KeyFile {
             version: 1,
