@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use signet_core::KeyProvider;
 
-/// Every backend signet knows. `pkcs11` and `aws-kms` are named so rings and configuration can
-/// refer to them; until their providers land, a ring asking for one is refused as not configured.
+/// Every backend signet knows. A ring asking for one this server has not configured (no PKCS#11
+/// token set up, say) is refused as not configured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
@@ -57,7 +57,10 @@ impl Providers {
         self.by_kind.get(&kind)
     }
 
-    pub fn kinds(&self) -> impl Iterator<Item = BackendKind> + '_ {
-        self.by_kind.keys().copied()
+    /// Every configured backend with its provider.
+    pub fn iter(&self) -> impl Iterator<Item = (BackendKind, &Arc<dyn KeyProvider>)> {
+        self.by_kind
+            .iter()
+            .map(|(kind, provider)| (*kind, provider))
     }
 }

@@ -49,7 +49,14 @@ pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>
     let file = tokio::task::spawn_blocking(move || signet_file::FileProvider::open(file_config))
         .await?
         .context("opening the file key backend")?;
-    let providers = Providers::default().with(BackendKind::File, Arc::new(file));
+    let mut providers = Providers::default().with(BackendKind::File, Arc::new(file));
+    if let Some(config) = settings.pkcs11 {
+        let token =
+            tokio::task::spawn_blocking(move || signet_pkcs11::Pkcs11Provider::open(config))
+                .await?
+                .context("opening the PKCS#11 token")?;
+        providers = providers.with(BackendKind::Pkcs11, Arc::new(token));
+    }
     let audit = AuditLog::start(store.clone());
     Ok(Arc::new(RingService::new(store, providers, audit).await?))
 }
@@ -105,6 +112,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let rings = self.rings.clone();
         let ticker = tokio::spawn(async move {
+            report_orphans(&rings).await;
             let mut interval = tokio::time::interval(TICK);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -118,6 +126,18 @@ impl Application {
         ticker.abort();
         self.rings.store().close().await;
         result
+    }
+}
+
+/// Logs each backend key that no live record names (they are kept: see `orphaned_keys`).
+async fn report_orphans(rings: &RingService) {
+    match rings.orphaned_keys().await {
+        Ok(orphans) => {
+            for (backend, id) in orphans {
+                tracing::warn!(%backend, key = %id, "the backend holds a key no live record names; signet never uses it: delete it by hand once you have checked (see README, Crash recovery)");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check the backends for unrecorded keys"),
     }
 }
 

@@ -120,8 +120,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         );
     }
     let mut backends = serde_json::Map::new();
-    for kind in state.rings.providers().kinds() {
-        let provider = state.rings.providers().get(kind).expect("a listed backend");
+    for (kind, provider) in state.rings.providers().iter() {
         let probe = provider
             .locate(&signet_core::KeyId("readiness-probe".into()))
             .await;

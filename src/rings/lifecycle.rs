@@ -563,6 +563,33 @@ impl RingService {
         Ok(())
     }
 
+    /// Backend keys that no live record names: generated for an intent that was dropped, or
+    /// still present after their record was destroyed. signet never signs with them; they are
+    /// reported (see [`Application::run_until_stopped`](crate::startup::Application)), not
+    /// deleted, so an operator decides (a restored database may be what is wrong).
+    pub async fn orphaned_keys(&self) -> Result<Vec<(BackendKind, KeyId)>, RingError> {
+        let live: std::collections::HashSet<String> = self
+            .store
+            .live_keys()
+            .await?
+            .into_iter()
+            .map(|key| key.id)
+            .collect();
+        let mut orphans = Vec::new();
+        for (kind, provider) in self.providers.iter() {
+            let held = provider
+                .inventory()
+                .await
+                .map_err(provider_error(provider.name()))?;
+            orphans.extend(
+                held.into_iter()
+                    .filter(|id| !live.contains(&id.0))
+                    .map(|id| (kind, id)),
+            );
+        }
+        Ok(orphans)
+    }
+
     /// A pending key whose creator died: adopt the backend key if it exists, else drop the intent.
     async fn reconcile(&self, ring: &RingRecord, key: &KeyRecord) -> Result<(), RingError> {
         let provider = self.provider_for(&ring.backend)?;

@@ -11,6 +11,7 @@ use signet::config::Settings;
 use signet::rings::RingService;
 use signet::startup::Application;
 use signet_file::KekSource;
+use signet_pkcs11::Pkcs11Config;
 use tempfile::TempDir;
 
 /// The store a test runs against.
@@ -41,6 +42,70 @@ macro_rules! store_tests {
             )+
         }
     };
+}
+
+/// The key backend a test's rings use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    File,
+    Pkcs11,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Pkcs11 => "pkcs11",
+        }
+    }
+}
+
+/// Runs an async test body on every backend: `backend_tests!(name)` expects
+/// `async fn name(db: Db, backend: Backend)`. The file backend runs on both stores, the PKCS#11
+/// token with Postgres (the store makes no difference to a backend).
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),+ $(,)?) => {
+        $crate::backend_tests!(@mod file_sqlite, Sqlite, File, $($name),+);
+        $crate::backend_tests!(@mod file_postgres, Postgres, File, $($name),+);
+        $crate::backend_tests!(@mod pkcs11, Postgres, Pkcs11, $($name),+);
+    };
+    (@mod $module:ident, $db:ident, $backend:ident, $($name:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(
+                        $crate::helpers::Db::$db,
+                        $crate::helpers::Backend::$backend,
+                    )
+                    .await
+                }
+            )+
+        }
+    };
+}
+
+/// A setting of the test token, which `scripts/test` creates; a clear failure without it.
+pub fn pkcs11_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set. Run the suite with scripts/test, which creates a SoftHSM2 token, \
+             or set SOFTHSM2_CONF, SIGNET_TEST_PKCS11_MODULE, SIGNET_TEST_PKCS11_TOKEN and \
+             SIGNET_TEST_PKCS11_PIN for a token of your own (see SoftHSM.md)"
+        )
+    })
+}
+
+/// The test token, if its settings are in the environment.
+fn pkcs11_config() -> Option<Pkcs11Config> {
+    std::env::var("SIGNET_TEST_PKCS11_MODULE").ok()?;
+    Some(Pkcs11Config {
+        module: pkcs11_env("SIGNET_TEST_PKCS11_MODULE").into(),
+        token_label: pkcs11_env("SIGNET_TEST_PKCS11_TOKEN"),
+        pin: SecretString::from(pkcs11_env("SIGNET_TEST_PKCS11_PIN")),
+        pool_size: None,
+    })
 }
 
 /// A database for one test: a SQLite file in the data directory, or a fresh Postgres database
@@ -117,6 +182,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub address: String,
+    /// The backend of the rings `create_ring` makes.
+    pub backend: Backend,
     pub admin_token: String,
     pub data_dir: Arc<TempDir>,
     pub db: Arc<TestDb>,
@@ -133,14 +200,33 @@ pub struct Response {
 
 impl TestApp {
     pub async fn spawn(db: Db) -> TestApp {
+        TestApp::spawn_on(db, Backend::File).await
+    }
+
+    /// A server whose `create_ring` makes rings on `backend`.
+    pub async fn spawn_on(db: Db, backend: Backend) -> TestApp {
+        if backend == Backend::Pkcs11 {
+            pkcs11_env("SIGNET_TEST_PKCS11_MODULE");
+        }
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let db = Arc::new(TestDb::new(db, data_dir.path()).await);
-        TestApp::start(data_dir, db).await
+        let mut app = TestApp::start(data_dir, db).await;
+        app.backend = backend;
+        app
     }
 
     /// Starts a server on an existing data directory and database (a restart, or a replica).
     pub async fn start(data_dir: Arc<TempDir>, db: Arc<TestDb>) -> TestApp {
-        let app = Application::build(settings(data_dir.path().to_owned(), &db.url))
+        let settings = settings(data_dir.path().to_owned(), &db.url);
+        TestApp::start_with(settings, data_dir, db).await
+    }
+
+    pub async fn start_with(
+        settings: Settings,
+        data_dir: Arc<TempDir>,
+        db: Arc<TestDb>,
+    ) -> TestApp {
+        let app = Application::build(settings)
             .await
             .expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -152,6 +238,7 @@ impl TestApp {
             .unwrap_or_default();
         TestApp {
             address,
+            backend: Backend::File,
             admin_token,
             data_dir,
             db,
@@ -168,8 +255,11 @@ impl TestApp {
     }
 
     pub async fn restart(self) -> TestApp {
+        let backend = self.backend;
         let (data_dir, db) = self.stop().await;
-        TestApp::start(data_dir, db).await
+        let mut app = TestApp::start(data_dir, db).await;
+        app.backend = backend;
+        app
     }
 
     pub async fn request(
@@ -211,10 +301,12 @@ impl TestApp {
         self.request(Method::GET, path, token, None).await
     }
 
-    /// Creates a ring (admin); `extra` is merged over a default ES256 ring issuing for "api".
+    /// Creates a ring (admin) on the app's backend; `extra` is merged over a default ES256 ring
+    /// issuing for "api".
     pub async fn create_ring(&self, name: &str, extra: Value) -> Value {
         let mut body = json!({
             "name": name,
+            "backend": self.backend.name(),
             "policy": {"issuer": "https://issuer.test", "audiences": ["api"], "max_ttl_seconds": 900},
         });
         merge(&mut body, extra);
@@ -286,6 +378,7 @@ pub fn settings(data_dir: PathBuf, database_url: &str) -> Settings {
         data_dir,
         database_url: SecretString::from(database_url.to_owned()),
         file_kek: Some(KekSource::key_from_text(&SecretString::from(TEST_KEK.to_owned())).unwrap()),
+        pkcs11: pkcs11_config(),
     }
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod interop;
 mod jwks;
 mod lifecycle;
+mod pkcs11;
 mod restart;
 mod signing;
 mod store;
