@@ -1,18 +1,26 @@
 //! Sign throughput over HTTP against the raw signing rate of the same machine, in one run.
 //!
 //! `cargo bench --bench sign_throughput` (or `scripts/bench`). It starts the release `signet`
-//! binary on a free port (file backend; SQLite in a temp directory, or Postgres when
-//! `SIGNET_BENCH_DATABASE_URL` is set), creates an ES256 ring and an issuer, drives
-//! `POST /v1/rings/{ring}/sign` from `SIGNET_BENCH_CONNECTIONS` (default 64) concurrent keep-alive
-//! connections for `SIGNET_BENCH_SECONDS` (default 10), and measures aws-lc-rs ES256 signing
-//! in-process on every core for the same time. Every HTTP signature counted was audited (the
-//! server answers only after the audit commit).
+//! binary on a free port (SQLite in a temp directory, or Postgres when `SIGNET_BENCH_DATABASE_URL`
+//! is set), creates an ES256 ring and an issuer, drives `POST /v1/rings/{ring}/sign` from
+//! `SIGNET_BENCH_CONNECTIONS` (default 64) concurrent keep-alive connections for
+//! `SIGNET_BENCH_SECONDS` (default 10), then measures the raw signing rate of the same backend for
+//! the same time. Every HTTP signature counted was audited (the server answers only after the
+//! audit commit).
+//!
+//! `SIGNET_BENCH_BACKEND` picks the ring's backend:
+//! - `file` (default): the raw rate is aws-lc-rs ES256 in-process on every core;
+//! - `pkcs11`: the server gets the token from `SIGNET_PKCS11_MODULE`, `SIGNET_PKCS11_TOKEN_LABEL`
+//!   and `SIGNET_PKCS11_PIN` (and `SOFTHSM2_CONF` for SoftHSM); the raw rate is a `cryptoki`
+//!   `C_Sign` loop with the ring's own key on the same token, one logged-in session per core,
+//!   hashing each message here as signet does.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
@@ -24,12 +32,22 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+const MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIiwidHlwIjoiSldUIn0.eyJhdWQiOiJhcGkiLCJleHAiOjE3OTU0MTMyNTgsImlhdCI6MTc5NTQxMjk1OCwiaXNzIjoiaHR0cHM6Ly9iZW5jaC5leGFtcGxlIiwianRpIjoiOHE5TE1vMnZtQWtTT2RJMnU4ZExfQSIsInN1YiI6InUxIn0";
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("SIGNET_BENCH_BACKEND=pkcs11 needs {name}"))
+}
+
 /// ES256 signatures per second over `seconds`, one signing thread per core.
 fn raw_signing_rate(seconds: u64) -> f64 {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let message = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIiwidHlwIjoiSldUIn0.eyJhdWQiOiJhcGkiLCJleHAiOjE3OTU0MTMyNTgsImlhdCI6MTc5NTQxMjk1OCwiaXNzIjoiaHR0cHM6Ly9iZW5jaC5leGFtcGxlIiwianRpIjoiOHE5TE1vMnZtQWtTT2RJMnU4ZExfQSIsInN1YiI6InUxIn0";
+    let threads = cores();
+    let message = MESSAGE;
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -41,6 +59,63 @@ fn raw_signing_rate(seconds: u64) -> f64 {
                 while Instant::now() < deadline {
                     for _ in 0..64 {
                         std::hint::black_box(key.sign(&rng, message).unwrap());
+                    }
+                    n += 64;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// ES256 `C_Sign` calls per second with the key `key_id` on the configured token, one logged-in
+/// session per core, each hashing the message first (as `CKM_ECDSA` wants a digest).
+fn raw_pkcs11_rate(seconds: u64, key_id: &str) -> f64 {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, ObjectClass};
+    use cryptoki::session::UserType;
+
+    let context = Pkcs11::new(required("SIGNET_PKCS11_MODULE")).unwrap();
+    context
+        .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let label = required("SIGNET_PKCS11_TOKEN_LABEL");
+    let slot = context
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|slot| context.get_token_info(*slot).unwrap().label() == label)
+        .expect("the token");
+    let pin = secrecy::SecretString::from(required("SIGNET_PKCS11_PIN"));
+    let sessions: Vec<_> = (0..cores())
+        .map(|_| {
+            let session = context.open_rw_session(slot).unwrap();
+            let _ = session.login(UserType::User, Some(&pin)); // already logged in after the first
+            session
+        })
+        .collect();
+    let key = sessions[0]
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(format!("signet:{key_id}").into_bytes()),
+        ])
+        .unwrap()[0];
+    let start = Instant::now();
+    let handles: Vec<_> = sessions
+        .into_iter()
+        .map(|session| {
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(seconds);
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    for _ in 0..64 {
+                        let hash = digest(&SHA256, MESSAGE);
+                        std::hint::black_box(
+                            session.sign(&Mechanism::Ecdsa, key, hash.as_ref()).unwrap(),
+                        );
                     }
                     n += 64;
                 }
@@ -128,21 +203,45 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> 
     response.json().await.unwrap()
 }
 
-/// (requests per second, p50, p99 latency) of signing over HTTP.
-async fn http_signing_rate(
-    server: &Server,
-    connections: usize,
-    seconds: u64,
-) -> (f64, Duration, Duration) {
+fn backend() -> String {
+    std::env::var("SIGNET_BENCH_BACKEND").unwrap_or_else(|_| "file".into())
+}
+
+struct HttpRun {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    /// signet's id of the ring's key (its label on a token).
+    key_id: String,
+}
+
+/// Signing over HTTP on a new ring of the bench's backend.
+async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) -> HttpRun {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()
         .unwrap();
     let ring = format!("bench-{}", std::process::id());
-    post(&client, &format!("{}/v1/rings", server.address), &server.admin_token, json!({
-        "name": ring, "algorithm": "ES256", "policy": {"issuer": "https://bench.example", "audiences": ["api"]}
-    }))
+    post(
+        &client,
+        &format!("{}/v1/rings", server.address),
+        &server.admin_token,
+        json!({
+            "name": ring, "algorithm": "ES256", "backend": backend(),
+            "policy": {"issuer": "https://bench.example", "audiences": ["api"]}
+        }),
+    )
     .await;
+    let keys: Value = client
+        .get(format!("{}/v1/rings/{ring}/keys", server.address))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
     let issuer = post(
         &client,
         &format!("{}/v1/clients", server.address),
@@ -208,11 +307,12 @@ async fn http_signing_rate(
     let (mut latencies, elapsed) = run(Duration::from_secs(seconds)).await;
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    (
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        at(0.50),
-        at(0.99),
-    )
+    HttpRun {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        key_id,
+    }
 }
 
 #[tokio::main]
@@ -229,22 +329,29 @@ async fn main() {
         "sqlite"
     };
 
+    let backend = backend();
     let server = start_server().await;
-    let (http, p50, p99) = http_signing_rate(&server, connections, seconds).await;
+    let http = http_signing_rate(&server, connections, seconds).await;
     drop(server);
-    let raw = raw_signing_rate(seconds);
+    let (raw, raw_name) = match backend.as_str() {
+        "file" => (
+            raw_signing_rate(seconds),
+            "raw aws-lc-rs in-process (all cores)",
+        ),
+        "pkcs11" => (
+            raw_pkcs11_rate(seconds, &http.key_id),
+            "raw cryptoki C_Sign loop, same token and key (one session per core)",
+        ),
+        other => panic!("SIGNET_BENCH_BACKEND={other}: expected file or pkcs11"),
+    };
 
+    println!("ES256 sign throughput, {seconds} s each, {} cores", cores());
+    println!("  {raw_name}: {raw:>10.0} signatures/s");
     println!(
-        "ES256 sign throughput, {seconds} s each, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        "  HTTP POST /sign, {backend} backend, {store}, audited, {connections} connections: {:>10.0} requests/s (p50 {:.2} ms, p99 {:.2} ms)",
+        http.rate,
+        http.p50.as_secs_f64() * 1000.0,
+        http.p99.as_secs_f64() * 1000.0
     );
-    println!("  raw aws-lc-rs in-process (all cores): {raw:>10.0} signatures/s");
-    println!(
-        "  HTTP POST /sign, file backend, {store}, audited, {connections} connections: {http:>10.0} requests/s (p50 {:.2} ms, p99 {:.2} ms)",
-        p50.as_secs_f64() * 1000.0,
-        p99.as_secs_f64() * 1000.0
-    );
-    println!("  HTTP / raw: {:.3}", http / raw);
+    println!("  HTTP / raw: {:.3}", http.rate / raw);
 }

@@ -10,6 +10,12 @@
 //! [file]
 //! kek_file = "/run/secrets/signet-kek"   # or kek = "<64 hex digits or base64>", or passphrase(_file)
 //!
+//! [pkcs11]                                # optional: enables rings with "backend": "pkcs11"
+//! module = "/usr/lib/softhsm/libsofthsm2.so"
+//! token_label = "signet"
+//! pin_file = "/run/secrets/signet-pin"    # or pin = "..."
+//! pool_size = 4                           # sessions; default: the number of CPUs
+//!
 //! [aws_kms]                    # enables rings with "backend": "aws-kms" (so does AWS_REGION)
 //! region = "eu-west-1"         # default: the AWS chain (AWS_REGION, AWS_DEFAULT_REGION, profile)
 //! endpoint_url = "https://kms.eu-west-1.amazonaws.com"  # default: AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL
@@ -28,6 +34,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use signet_aws_kms::AwsKmsConfig;
 use signet_file::KekSource;
+use signet_pkcs11::Pkcs11Config;
 
 use crate::store::Store;
 
@@ -42,6 +49,8 @@ struct ConfigFile {
     database_url: Option<SecretString>,
     #[serde(default)]
     file: FileSection,
+    #[serde(default)]
+    pkcs11: Pkcs11Section,
     aws_kms: Option<AwsKmsSection>,
 }
 
@@ -52,6 +61,16 @@ struct FileSection {
     kek_file: Option<PathBuf>,
     passphrase: Option<SecretString>,
     passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pkcs11Section {
+    module: Option<PathBuf>,
+    token_label: Option<String>,
+    pin: Option<SecretString>,
+    pin_file: Option<PathBuf>,
+    pool_size: Option<usize>,
 }
 
 #[derive(Default, Deserialize)]
@@ -83,6 +102,8 @@ pub struct Settings {
     pub database_url: SecretString,
     /// `None`: the quick start's generated `master.key`.
     pub file_kek: Option<KekSource>,
+    /// `None`: no PKCS#11 token configured (rings cannot use the `pkcs11` backend).
+    pub pkcs11: Option<Pkcs11Config>,
     /// `None`: no `[aws_kms]` section and no AWS region in the environment (rings cannot use
     /// the `aws-kms` backend).
     pub aws_kms: Option<AwsKmsConfig>,
@@ -168,9 +189,56 @@ impl Settings {
             data_dir,
             database_url,
             file_kek,
+            pkcs11: pkcs11(file.pkcs11, &env)?,
             aws_kms: aws_kms(file.aws_kms, &env)?,
         })
     }
+}
+
+/// The PKCS#11 token, if one is configured: module and token label are both needed, with a PIN.
+fn pkcs11(
+    section: Pkcs11Section,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<Pkcs11Config>> {
+    let module = env("SIGNET_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .or(section.module);
+    let token_label = env("SIGNET_PKCS11_TOKEN_LABEL").or(section.token_label);
+    let pin = env("SIGNET_PKCS11_PIN")
+        .map(SecretString::from)
+        .or(section.pin);
+    let pin_file = env("SIGNET_PKCS11_PIN_FILE")
+        .map(PathBuf::from)
+        .or(section.pin_file);
+    let pool_size =
+        match env("SIGNET_PKCS11_POOL_SIZE") {
+            Some(size) => Some(size.parse::<usize>().ok().filter(|n| *n > 0).with_context(
+                || format!("SIGNET_PKCS11_POOL_SIZE {size:?} is not a positive number"),
+            )?),
+            None => section.pool_size,
+        };
+    let (module, token_label) = match (module, token_label) {
+        (None, None) if pin.is_none() && pin_file.is_none() => return Ok(None),
+        (Some(module), Some(label)) => (module, label),
+        (None, _) => bail!("SIGNET_PKCS11_MODULE (or [pkcs11] module) is not set, but other PKCS#11 settings are"),
+        (_, None) => bail!("SIGNET_PKCS11_TOKEN_LABEL (or [pkcs11] token_label) is not set, but other PKCS#11 settings are"),
+    };
+    let pin = match (pin, pin_file) {
+        (Some(pin), None) => pin,
+        (None, Some(path)) => read_secret(&path, "the PKCS#11 user PIN")?,
+        (Some(_), Some(_)) => {
+            bail!("configure one of SIGNET_PKCS11_PIN and SIGNET_PKCS11_PIN_FILE, not both")
+        }
+        (None, None) => bail!(
+            "SIGNET_PKCS11_PIN or SIGNET_PKCS11_PIN_FILE is not set: the token needs its user PIN"
+        ),
+    };
+    Ok(Some(Pkcs11Config {
+        module,
+        token_label,
+        pin,
+        pool_size,
+    }))
 }
 
 /// The KMS backend's settings, when there is an `[aws_kms]` section or an AWS region in the
@@ -246,7 +314,71 @@ mod tests {
             "sqlite://./signet-data/signet.db?mode=rwc"
         );
         assert!(settings.file_kek.is_none());
+        assert!(settings.pkcs11.is_none());
         assert!(settings.aws_kms.is_none());
+    }
+
+    #[test]
+    fn a_pkcs11_token_needs_module_label_and_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin_file = dir.path().join("pin");
+        std::fs::write(&pin_file, "98765\n").unwrap();
+        let toml = format!(
+            "[pkcs11]\nmodule = \"/lib/x.so\"\ntoken_label = \"from-file\"\npin_file = \"{}\"\npool_size = 3\n",
+            pin_file.display()
+        );
+        let settings = resolve(
+            &toml,
+            Overrides::default(),
+            &[("SIGNET_PKCS11_TOKEN_LABEL", "hsm")],
+        )
+        .unwrap();
+        let pkcs11 = settings.pkcs11.unwrap();
+        assert_eq!(pkcs11.module, PathBuf::from("/lib/x.so"));
+        assert_eq!(pkcs11.token_label, "hsm");
+        assert_eq!(pkcs11.pin.expose_secret(), "98765");
+        assert_eq!(pkcs11.pool_size, Some(3));
+
+        let refusals = [
+            (
+                vec![
+                    ("SIGNET_PKCS11_MODULE", "/lib/x.so"),
+                    ("SIGNET_PKCS11_PIN", "1"),
+                ],
+                "SIGNET_PKCS11_TOKEN_LABEL",
+            ),
+            (
+                vec![
+                    ("SIGNET_PKCS11_TOKEN_LABEL", "t"),
+                    ("SIGNET_PKCS11_PIN", "1"),
+                ],
+                "SIGNET_PKCS11_MODULE",
+            ),
+            (
+                vec![
+                    ("SIGNET_PKCS11_MODULE", "/lib/x.so"),
+                    ("SIGNET_PKCS11_TOKEN_LABEL", "t"),
+                ],
+                "SIGNET_PKCS11_PIN",
+            ),
+            (
+                vec![
+                    ("SIGNET_PKCS11_MODULE", "/lib/x.so"),
+                    ("SIGNET_PKCS11_TOKEN_LABEL", "t"),
+                    ("SIGNET_PKCS11_PIN", "4321"),
+                    ("SIGNET_PKCS11_POOL_SIZE", "0"),
+                ],
+                "SIGNET_PKCS11_POOL_SIZE",
+            ),
+        ];
+        for (env, named) in refusals {
+            let message = format!(
+                "{:#}",
+                resolve("", Overrides::default(), &env).err().unwrap()
+            );
+            assert!(message.contains(named), "{message}");
+            assert!(!message.contains("4321"));
+        }
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>
         .await?
         .context("opening the file key backend")?;
     let mut providers = Providers::default().with(BackendKind::File, Arc::new(file));
+    if let Some(config) = settings.pkcs11 {
+        let token =
+            tokio::task::spawn_blocking(move || signet_pkcs11::Pkcs11Provider::open(config))
+                .await?
+                .context("opening the PKCS#11 token")?;
+        providers = providers.with(BackendKind::Pkcs11, Arc::new(token));
+    }
     if let Some(config) = &settings.aws_kms {
         let kms = signet_aws_kms::AwsKmsProvider::open(config)
             .await

@@ -12,6 +12,7 @@ mod policy;
 mod signing;
 mod view;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -66,7 +67,9 @@ pub struct RingService {
     store: Store,
     providers: Providers,
     audit: AuditLog,
-    view: RwLock<Arc<View>>,
+    /// The installed view and the number of the reload that built it.
+    view: RwLock<(u64, Arc<View>)>,
+    reloads: AtomicU64,
 }
 
 fn audit(
@@ -98,7 +101,8 @@ impl RingService {
             store,
             providers,
             audit,
-            view: RwLock::new(Arc::new(View::build(vec![], &[], &Providers::default()))),
+            view: RwLock::new((0, Arc::new(View::build(vec![], &[], &Providers::default())))),
+            reloads: AtomicU64::new(0),
         };
         service.reload().await?;
         Ok(service)
@@ -114,15 +118,21 @@ impl RingService {
 
     /// The current view (cheap: an `Arc` clone).
     pub fn view(&self) -> Arc<View> {
-        self.view.read().expect("view lock poisoned").clone()
+        self.view.read().expect("view lock poisoned").1.clone()
     }
 
-    /// Rebuilds the view from the store.
+    /// Rebuilds the view from the store. Reloads overlap (the tick's, and the one after each
+    /// change): a reload that started earlier read an older state, so it never replaces the view
+    /// of one that started later.
     pub async fn reload(&self) -> Result<(), RingError> {
+        let number = self.reloads.fetch_add(1, Ordering::SeqCst) + 1;
         let rings = self.store.rings().await?;
         let keys = self.store.live_keys().await?;
         let view = Arc::new(View::build(rings, &keys, &self.providers));
-        *self.view.write().expect("view lock poisoned") = view;
+        let mut installed = self.view.write().expect("view lock poisoned");
+        if number > installed.0 {
+            *installed = (number, view);
+        }
         Ok(())
     }
 

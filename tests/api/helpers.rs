@@ -12,6 +12,7 @@ use signet::rings::RingService;
 use signet::startup::Application;
 use signet_aws_kms::AwsKmsConfig;
 use signet_file::KekSource;
+use signet_pkcs11::Pkcs11Config;
 use tempfile::TempDir;
 
 /// The store a test runs against.
@@ -48,6 +49,7 @@ macro_rules! store_tests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     File,
+    Pkcs11,
     AwsKms,
 }
 
@@ -55,19 +57,21 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::File => "file",
+            Backend::Pkcs11 => "pkcs11",
             Backend::AwsKms => "aws-kms",
         }
     }
 }
 
 /// Runs an async test body on every backend: `backend_tests!(name)` expects
-/// `async fn name(db: Db, backend: Backend)`. The file backend runs on both stores, AWS KMS
-/// (LocalStack) with Postgres (the store makes no difference to a backend).
+/// `async fn name(db: Db, backend: Backend)`. The file backend runs on both stores, the PKCS#11
+/// token and AWS KMS (LocalStack) with Postgres (the store makes no difference to a backend).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),+ $(,)?) => {
         $crate::backend_tests!(@mod file_sqlite, Sqlite, File, $($name),+);
         $crate::backend_tests!(@mod file_postgres, Postgres, File, $($name),+);
+        $crate::backend_tests!(@mod pkcs11, Postgres, Pkcs11, $($name),+);
         $crate::backend_tests!(@mod aws_kms, Postgres, AwsKms, $($name),+);
     };
     (@mod $module:ident, $db:ident, $backend:ident, $($name:ident),+) => {
@@ -84,6 +88,28 @@ macro_rules! backend_tests {
             )+
         }
     };
+}
+
+/// A setting of the test token, which `scripts/test` creates; a clear failure without it.
+pub fn pkcs11_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set. Run the suite with scripts/test, which creates a SoftHSM2 token, \
+             or set SOFTHSM2_CONF, SIGNET_TEST_PKCS11_MODULE, SIGNET_TEST_PKCS11_TOKEN and \
+             SIGNET_TEST_PKCS11_PIN for a token of your own (see SoftHSM.md)"
+        )
+    })
+}
+
+/// The test token, if its settings are in the environment.
+fn pkcs11_config() -> Option<Pkcs11Config> {
+    std::env::var("SIGNET_TEST_PKCS11_MODULE").ok()?;
+    Some(Pkcs11Config {
+        module: pkcs11_env("SIGNET_TEST_PKCS11_MODULE").into(),
+        token_label: pkcs11_env("SIGNET_TEST_PKCS11_TOKEN"),
+        pin: SecretString::from(pkcs11_env("SIGNET_TEST_PKCS11_PIN")),
+        pool_size: None,
+    })
 }
 
 /// The LocalStack KMS endpoint `scripts/test` starts; a clear failure without it.
@@ -205,6 +231,9 @@ impl TestApp {
 
     /// A server whose `create_ring` makes rings on `backend`.
     pub async fn spawn_on(db: Db, backend: Backend) -> TestApp {
+        if backend == Backend::Pkcs11 {
+            pkcs11_env("SIGNET_TEST_PKCS11_MODULE");
+        }
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let db = Arc::new(TestDb::new(db, data_dir.path()).await);
         TestApp::start_on(data_dir, db, backend).await
@@ -382,6 +411,7 @@ pub fn settings(data_dir: PathBuf, database_url: &str) -> Settings {
         data_dir,
         database_url: SecretString::from(database_url.to_owned()),
         file_kek: Some(KekSource::key_from_text(&SecretString::from(TEST_KEK.to_owned())).unwrap()),
+        pkcs11: pkcs11_config(),
         aws_kms: None,
     }
 }

@@ -4,9 +4,11 @@ use std::collections::HashMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use signet::providers::BackendKind;
+use signet_core::{KeyRef, ProviderError};
 
-use crate::helpers::{decode_parts, eventually, Db, TestApp};
-use crate::store_tests;
+use crate::backend_tests;
+use crate::helpers::{decode_parts, eventually, Backend, Db, TestApp};
 
 /// jwks_max_age 1 s, no leeway, publish_lead 2 s, tokens of at most 2 s: a key retires 3 s after
 /// it stops signing.
@@ -24,8 +26,8 @@ fn state_of<'a>(keys: &'a [Value], kid: &str) -> &'a str {
         .unwrap_or("absent")
 }
 
-async fn a_rotation_publishes_first_then_activates_then_retires(db: Db) {
-    let app = TestApp::spawn(db).await;
+async fn a_rotation_publishes_first_then_activates_then_retires(db: Db, backend: Backend) {
+    let app = TestApp::spawn_on(db, backend).await;
     let ring = app.create_ring("r", short_timing()).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
@@ -126,8 +128,8 @@ async fn a_rotation_publishes_first_then_activates_then_retires(db: Db) {
     }
 }
 
-async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db) {
-    let app = TestApp::spawn(db).await;
+async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db, backend: Backend) {
+    let app = TestApp::spawn_on(db, backend).await;
     let ring = app.create_ring("r", json!({})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
@@ -163,8 +165,8 @@ async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db) {
     assert_eq!(now.body["state"], "active");
 }
 
-async fn a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again(db: Db) {
-    let app = TestApp::spawn(db).await;
+async fn a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again(db: Db, backend: Backend) {
+    let app = TestApp::spawn_on(db, backend).await;
     let ring = app.create_ring("r", json!({})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
@@ -236,8 +238,8 @@ async fn a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again(db: Db) {
     );
 }
 
-async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db) {
-    let app = TestApp::spawn(db).await;
+async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db, backend: Backend) {
+    let app = TestApp::spawn_on(db, backend).await;
     let mut timing = short_timing();
     timing["timing"]["retain_retired_seconds"] = json!(1);
     let ring = app.create_ring("r", timing).await;
@@ -250,23 +252,32 @@ async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db) {
         )
         .await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED);
-    let key_file = {
+    let reference = {
         let keys = app.keys("r").await;
         let reference = keys.iter().find(|k| k["kid"] == old).unwrap()["reference"]
             .as_str()
             .unwrap()
             .to_owned();
-        app.data_dir
-            .path()
-            .join("file-backend/keys")
-            .join(format!("{}.key", reference.trim_start_matches("file:")))
+        KeyRef(reference)
     };
-    assert!(key_file.exists());
+    let provider = app
+        .rings
+        .providers()
+        .get(BackendKind::parse(backend.name()).unwrap())
+        .unwrap()
+        .clone();
+    assert!(provider.public_key(&reference).await.is_ok());
     eventually(15, "the old key to be destroyed", || async {
         state_of(&app.keys("r").await, &old) == "destroyed"
     })
     .await;
-    assert!(!key_file.exists(), "the backend key is gone");
+    assert!(
+        matches!(
+            provider.public_key(&reference).await,
+            Err(ProviderError::NotFound(_))
+        ),
+        "the backend key is gone"
+    );
     let actions: Vec<(String, String, Option<String>)> =
         app.rings.store().audit_actions().await.unwrap();
     let destroyed: Vec<_> = actions
@@ -277,7 +288,7 @@ async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db) {
     assert_eq!(destroyed[0].1, "scheduler");
 }
 
-store_tests!(
+backend_tests!(
     a_rotation_publishes_first_then_activates_then_retires,
     an_immediate_rotation_signs_with_the_new_key_at_once,
     a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again,

@@ -4,10 +4,12 @@
 mod helpers;
 
 mod access;
+mod aws_kms;
 mod cli;
 mod interop;
 mod jwks;
 mod lifecycle;
+mod pkcs11;
 mod restart;
 mod signing;
 mod store;

@@ -4,8 +4,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use signet_core::{KeyId, KeySpec};
 
-use crate::helpers::{eventually, Db, TestApp};
-use crate::store_tests;
+use crate::helpers::{eventually, Backend, Db, TestApp};
+use crate::{backend_tests, store_tests};
 
 async fn the_database_refuses_a_second_active_key(db: Db) {
     let app = TestApp::spawn(db).await;
@@ -29,31 +29,37 @@ async fn the_database_refuses_a_second_active_key(db: Db) {
 
 /// Simulates a crash between generating a backend key and recording it: a pending record
 /// from two minutes ago, with (adopted) or without (dropped) the backend key.
-async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db) {
-    let app = TestApp::spawn(db).await;
+async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Backend) {
+    let app = TestApp::spawn_on(db, backend).await;
     app.create_ring("with-key", json!({})).await;
     app.create_ring("without-key", json!({})).await;
     let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
     let two_minutes_ago = signet::clock::now_ms() - 120_000;
+    // Unique ids: a KMS or token outlives the test's database.
+    let suffix = signet::random::random_id(6);
+    let crashed_after = format!("crashed-after-generate-{suffix}");
+    let crashed_before = format!("crashed-before-generate-{suffix}");
     for (ring, id) in [
-        ("with-key", "crashed-after-generate"),
-        ("without-key", "crashed-before-generate"),
+        ("with-key", &crashed_after),
+        ("without-key", &crashed_before),
     ] {
-        sqlx::query("INSERT INTO keys (id, ring, state, algorithm, key_spec, backend, created_at) VALUES ($1, $2, 'pending', 'ES256', 'ec-p256', 'file', $3)")
+        sqlx::query("INSERT INTO keys (id, ring, state, algorithm, key_spec, backend, created_at) VALUES ($1, $2, 'pending', 'ES256', 'ec-p256', $3, $4)")
             .bind(id)
             .bind(ring)
+            .bind(backend.name())
             .bind(two_minutes_ago)
             .execute(&pool)
             .await
             .unwrap();
     }
-    let file = app
+    let provider = app
         .rings
         .providers()
-        .get(signet::providers::BackendKind::File)
+        .get(signet::providers::BackendKind::parse(backend.name()).unwrap())
         .unwrap()
         .clone();
-    file.generate(&KeyId("crashed-after-generate".into()), KeySpec::EcP256)
+    provider
+        .generate(&KeyId(crashed_after.clone()), KeySpec::EcP256)
         .await
         .unwrap();
 
@@ -61,7 +67,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db) {
     let adopted = app.keys("with-key").await;
     let adopted = adopted
         .iter()
-        .find(|k| k["id"] == "crashed-after-generate")
+        .find(|k| k["id"] == crashed_after.as_str())
         .expect("the record stays");
     assert_eq!(adopted["state"], "published");
     assert!(app
@@ -69,7 +75,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db) {
         .await
         .contains(&adopted["kid"].as_str().unwrap().to_owned()));
     let dropped = app.keys("without-key").await;
-    assert!(dropped.iter().all(|k| k["id"] != "crashed-before-generate"));
+    assert!(dropped.iter().all(|k| k["id"] != crashed_before.as_str()));
     let actions: Vec<String> = app
         .rings
         .store()
@@ -84,15 +90,13 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db) {
     for ring in ["with-key", "without-key"] {
         for key in app.keys(ring).await {
             let id = KeyId(key["id"].as_str().unwrap().to_owned());
-            assert!(file.locate(&id).await.unwrap().is_some(), "{key}");
+            assert!(provider.locate(&id).await.unwrap().is_some(), "{key}");
         }
     }
 }
 
-store_tests!(
-    the_database_refuses_a_second_active_key,
-    keys_left_pending_by_a_crash_are_adopted_or_dropped
-);
+store_tests!(the_database_refuses_a_second_active_key);
+backend_tests!(keys_left_pending_by_a_crash_are_adopted_or_dropped);
 
 /// Two replicas on one Postgres: a rotation made on one is served by the other within a tick, and
 /// the activation happens exactly once although both replicas tick.

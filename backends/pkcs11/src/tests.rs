@@ -1,0 +1,302 @@
+//! Against a real SoftHSM2 token: `scripts/test` creates one and exports its settings.
+
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use cryptoki::object::{Attribute, AttributeInfo, AttributeType};
+use secrecy::SecretString;
+
+use super::*;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set. Run the suite with scripts/test, which creates a SoftHSM2 token, \
+             or set SOFTHSM2_CONF, SIGNET_TEST_PKCS11_MODULE, SIGNET_TEST_PKCS11_TOKEN and \
+             SIGNET_TEST_PKCS11_PIN for a token of your own (see SoftHSM.md)"
+        )
+    })
+}
+
+/// Some tests log the whole process out of the token: run this module's tests one at a time.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+fn open_provider() -> Pkcs11Provider {
+    Pkcs11Provider::open(Pkcs11Config {
+        module: env("SIGNET_TEST_PKCS11_MODULE").into(),
+        token_label: env("SIGNET_TEST_PKCS11_TOKEN"),
+        pin: SecretString::from(env("SIGNET_TEST_PKCS11_PIN")),
+        pool_size: Some(2),
+    })
+    .expect("the test token opens")
+}
+
+fn new_id() -> KeyId {
+    let mut bytes = [0u8; 9];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    KeyId(format!(
+        "unit-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+fn verify(public: &PublicKey, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
+    match (public, alg) {
+        (PublicKey::Ec { x, y, .. }, Algorithm::ES256 | Algorithm::ES384) => {
+            let point = [&[0x04][..], x, y].concat();
+            let algorithm = if alg == Algorithm::ES256 {
+                &signature::ECDSA_P256_SHA256_FIXED
+            } else {
+                &signature::ECDSA_P384_SHA384_FIXED
+            };
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(message, sig)
+                .is_ok()
+        }
+        (PublicKey::Rsa { n, e }, Algorithm::RS256 | Algorithm::PS256) => {
+            let algorithm = if alg == Algorithm::RS256 {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &signature::RSA_PSS_2048_8192_SHA256
+            };
+            RsaPublicKeyComponents { n, e }
+                .verify(algorithm, message, sig)
+                .is_ok()
+        }
+        (PublicKey::Ed25519 { x }, Algorithm::EdDSA) => {
+            UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(message, sig)
+                .is_ok()
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn every_algorithm_signs_on_the_token_and_verifies_with_the_public_key_read_back() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    let cases = [
+        (KeySpec::EcP256, Algorithm::ES256, 64),
+        (KeySpec::EcP384, Algorithm::ES384, 96),
+        (KeySpec::Rsa2048, Algorithm::RS256, 256),
+        (KeySpec::Rsa3072, Algorithm::PS256, 384),
+        (KeySpec::Ed25519, Algorithm::EdDSA, 64),
+    ];
+    for (spec, alg, sig_len) in cases {
+        let id = new_id();
+        let generated = provider.generate(&id, spec).await.unwrap();
+        assert!(generated.reference.0.starts_with("pkcs11:token="));
+        assert_eq!(
+            provider.public_key(&generated.reference).await.unwrap(),
+            generated.public_key
+        );
+        let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0";
+        let sig = provider
+            .sign(&generated.reference, alg, message)
+            .await
+            .unwrap();
+        assert_eq!(sig.len(), sig_len, "{alg}");
+        assert!(verify(&generated.public_key, alg, message, &sig), "{alg}");
+        assert!(!verify(
+            &generated.public_key,
+            alg,
+            b"another message",
+            &sig
+        ));
+        let wrong = if alg == Algorithm::ES256 {
+            Algorithm::RS256
+        } else {
+            Algorithm::ES256
+        };
+        assert!(matches!(
+            provider.sign(&generated.reference, wrong, message).await,
+            Err(ProviderError::Unsupported(_))
+        ));
+        provider.destroy(&generated.reference).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn private_keys_are_sensitive_never_extractable_and_generated_on_the_token() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    let id = new_id();
+    let generated = provider.generate(&id, KeySpec::EcP256).await.unwrap();
+    let key = provider.keys.read().unwrap()[&id.0];
+    provider
+        .pool
+        .run(
+            |session| {
+                let value = session
+                    .get_attribute_info(key.private, &[AttributeType::Value])
+                    .unwrap();
+                assert!(
+                    matches!(value[0], AttributeInfo::Sensitive),
+                    "C_GetAttributeValue(CKA_VALUE) must be refused, got {value:?}"
+                );
+                let flags = session
+                    .get_attributes(
+                        key.private,
+                        &[
+                            AttributeType::Sensitive,
+                            AttributeType::AlwaysSensitive,
+                            AttributeType::Extractable,
+                            AttributeType::NeverExtractable,
+                            AttributeType::Local,
+                            AttributeType::Token,
+                            AttributeType::Private,
+                            AttributeType::Sign,
+                            AttributeType::Decrypt,
+                            AttributeType::Unwrap,
+                            AttributeType::Derive,
+                        ],
+                    )
+                    .unwrap();
+                for expected in [
+                    Attribute::Sensitive(true),
+                    Attribute::AlwaysSensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::NeverExtractable(true),
+                    Attribute::Local(true),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sign(true),
+                    Attribute::Decrypt(false),
+                    Attribute::Unwrap(false),
+                    Attribute::Derive(false),
+                ] {
+                    assert!(flags.contains(&expected), "{expected:?} not in {flags:?}");
+                }
+                Ok(())
+            },
+            || {},
+        )
+        .unwrap();
+    provider.destroy(&generated.reference).await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_are_found_by_label_listed_and_destroyed_with_both_halves() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    let id = new_id();
+    assert_eq!(provider.locate(&id).await.unwrap(), None);
+    let generated = provider.generate(&id, KeySpec::EcP256).await.unwrap();
+    // Another process (a restart) finds it by its label, with no cached handles.
+    let restarted = open_provider();
+    assert_eq!(
+        restarted.locate(&id).await.unwrap(),
+        Some(generated.reference.clone())
+    );
+    assert!(restarted.inventory().await.unwrap().contains(&id));
+    let sig = restarted
+        .sign(&generated.reference, Algorithm::ES256, b"m")
+        .await
+        .unwrap();
+    assert!(verify(&generated.public_key, Algorithm::ES256, b"m", &sig));
+
+    restarted.destroy(&generated.reference).await.unwrap();
+    assert_eq!(provider.locate(&id).await.unwrap(), None);
+    assert!(!provider.inventory().await.unwrap().contains(&id));
+    let objects = provider
+        .pool
+        .run(|session| objects::find_all(session, &id.0), || {})
+        .unwrap();
+    assert!(objects.is_empty(), "both halves are gone");
+    // The other provider's cached handles are stale now: a clear not-found, then idempotent destroy.
+    assert!(matches!(
+        provider
+            .sign(&generated.reference, Algorithm::ES256, b"m")
+            .await,
+        Err(ProviderError::NotFound(_))
+    ));
+    provider.destroy(&generated.reference).await.unwrap();
+    assert!(provider.generate(&id, KeySpec::EcP256).await.is_ok());
+    provider.destroy(&provider.reference(&id.0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_login_is_restored_and_the_call_retried() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    let generated = provider.generate(&new_id(), KeySpec::EcP256).await.unwrap();
+    // Log the whole application out of the token, as a token reset would.
+    provider
+        .pool
+        .run(
+            |session| session.logout().map_err(Fault::call("logging out")),
+            || {},
+        )
+        .unwrap();
+    let sig = provider
+        .sign(&generated.reference, Algorithm::ES256, b"after logout")
+        .await
+        .expect("the pool logs in again and retries");
+    assert!(verify(
+        &generated.public_key,
+        Algorithm::ES256,
+        b"after logout",
+        &sig
+    ));
+    provider.destroy(&generated.reference).await.unwrap();
+}
+
+#[tokio::test]
+async fn references_of_other_tokens_or_backends_are_refused() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    for reference in [
+        "file:abc",
+        "pkcs11:token=another;object=signet:abc",
+        "pkcs11:token=",
+        &format!(
+            "pkcs11:token={};object=signet:",
+            percent_encode(&env("SIGNET_TEST_PKCS11_TOKEN"))
+        ),
+    ] {
+        assert!(
+            matches!(
+                provider
+                    .sign(&KeyRef(reference.into()), Algorithm::ES256, b"m")
+                    .await,
+                Err(ProviderError::NotFound(_))
+            ),
+            "{reference}"
+        );
+    }
+    assert_eq!(percent_encode("my token/1"), "my%20token%2F1");
+}
+
+#[test]
+fn start_up_faults_name_the_setting_to_fix() {
+    let config = |module: &str, label: &str| Pkcs11Config {
+        module: module.into(),
+        token_label: label.into(),
+        pin: SecretString::from(env("SIGNET_TEST_PKCS11_PIN")),
+        pool_size: None,
+    };
+    let missing = Pkcs11Provider::open(config("/nonexistent/libpkcs11.so", "x"))
+        .err()
+        .unwrap();
+    assert!(
+        missing
+            .to_string()
+            .starts_with("SIGNET_PKCS11_MODULE: cannot load"),
+        "{missing}"
+    );
+    let module = env("SIGNET_TEST_PKCS11_MODULE");
+    let no_token = Pkcs11Provider::open(config(&module, "no-such-token"))
+        .err()
+        .unwrap();
+    let message = no_token.to_string();
+    assert!(
+        message.starts_with("SIGNET_PKCS11_TOKEN_LABEL: no token labelled \"no-such-token\""),
+        "{message}"
+    );
+    assert!(
+        message.contains(&env("SIGNET_TEST_PKCS11_TOKEN")),
+        "lists the tokens present: {message}"
+    );
+}

@@ -1,0 +1,260 @@
+//! The PKCS#11 backend against the real SoftHSM2 token `scripts/test` creates: what only this
+//! backend has (keys that cannot leave the token, start-up faults, the token surviving a
+//! restart, concurrency through the session pool). The behaviour every backend shares runs here
+//! too, through `backend_tests!` in lifecycle.rs and interop.rs.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::json;
+use signet::providers::BackendKind;
+use signet_core::{KeyId, KeyProvider, KeySpec};
+use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
+
+use crate::helpers::{pkcs11_env, Backend, Db, TestApp};
+
+fn token_provider() -> Pkcs11Provider {
+    Pkcs11Provider::open(Pkcs11Config {
+        module: pkcs11_env("SIGNET_TEST_PKCS11_MODULE").into(),
+        token_label: pkcs11_env("SIGNET_TEST_PKCS11_TOKEN"),
+        pin: SecretString::from(pkcs11_env("SIGNET_TEST_PKCS11_PIN")),
+        pool_size: Some(1),
+    })
+    .expect("the test token opens")
+}
+
+/// `pkcs11-tool --list-objects --type privkey`, as an operator would check the token.
+fn listed_private_keys() -> String {
+    let output = Command::new("pkcs11-tool")
+        .args(["--module", &pkcs11_env("SIGNET_TEST_PKCS11_MODULE")])
+        .args(["--token-label", &pkcs11_env("SIGNET_TEST_PKCS11_TOKEN")])
+        .args(["--login", "--pin", &pkcs11_env("SIGNET_TEST_PKCS11_PIN")])
+        .args(["--list-objects", "--type", "privkey"])
+        .output()
+        .expect("pkcs11-tool (Debian package opensc) is installed: run scripts/test");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkcs11_tool_sees_the_keys_as_sensitive_never_extractable_and_local() {
+    let app = TestApp::spawn_on(Db::Sqlite, Backend::Pkcs11).await;
+    app.create_ring("es256", json!({})).await;
+    app.create_ring("rs256", json!({"algorithm": "RS256"}))
+        .await;
+    for ring in ["es256", "rs256"] {
+        let id = app.keys(ring).await[0]["id"].as_str().unwrap().to_owned();
+        let listing = listed_private_keys();
+        let object = listing
+            .split("Private Key Object")
+            .find(|object| {
+                object
+                    .lines()
+                    .any(|line| line.trim() == format!("label:      signet:{id}"))
+            })
+            .unwrap_or_else(|| panic!("no private key labelled signet:{id} in:\n{listing}"));
+        assert!(
+            object.contains("Access:     sensitive, always sensitive, never extractable, local"),
+            "{object}"
+        );
+        assert!(object.contains("Usage:      sign"), "{object}");
+        assert!(!object.contains("decrypt"), "{object}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_keys_are_found_on_the_token_and_sign_without_regeneration() {
+    let app = TestApp::spawn_on(Db::Postgres, Backend::Pkcs11).await;
+    let ring = app.create_ring("r", json!({"algorithm": "PS256"})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let kid = ring["active_kid"].as_str().unwrap().to_owned();
+    let before = app.keys("r").await;
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
+        StatusCode::OK
+    );
+
+    let app = app.restart().await;
+    let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    assert_eq!(signed.body["kid"], kid.as_str());
+    assert_eq!(
+        app.keys("r").await,
+        before,
+        "no key was generated or changed"
+    );
+    let verified = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/verify",
+            None,
+            Some(json!({"token": signed.body["token"]})),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+}
+
+/// 64 clients sign for a minute through the session pool: every token verifies, nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_signers_for_a_minute_get_only_valid_tokens() {
+    let app = Arc::new(TestApp::spawn_on(Db::Postgres, Backend::Pkcs11).await);
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut tasks = Vec::new();
+    for client in 0..64 {
+        let (app, issuer) = (app.clone(), issuer.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tokens = Vec::new();
+            while Instant::now() < deadline {
+                let claims =
+                    json!({"aud": "api", "sub": format!("client-{client}-{}", tokens.len())});
+                let response = app.sign(&issuer, "r", claims).await;
+                assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+                tokens.push(response.body["token"].as_str().unwrap().to_owned());
+            }
+            tokens
+        }));
+    }
+    let mut tokens = Vec::new();
+    for task in tasks {
+        tokens.extend(task.await.expect("no signer panicked"));
+    }
+    assert!(
+        tokens.len() > 64 * 10,
+        "only {} tokens in a minute",
+        tokens.len()
+    );
+    let jwks = app.get("/v1/rings/r/jwks.json", None).await.body;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let jwk = jwks["keys"][0].clone();
+    let count = tokens.len();
+    let failures = tokio::task::spawn_blocking(move || {
+        tokens
+            .iter()
+            .filter(|token| signet::jose::verify(token, &jwk, Some("api")).is_err())
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(failures, 0, "{failures} of {count} tokens did not verify");
+}
+
+/// A key on the token that no record names (its intent was dropped, or the database restored
+/// from an older backup) is reported, never used, and never silently deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_the_token_that_no_record_names_are_reported() {
+    let app = TestApp::spawn_on(Db::Sqlite, Backend::Pkcs11).await;
+    app.create_ring("r", json!({})).await;
+    let recorded = KeyId(app.keys("r").await[0]["id"].as_str().unwrap().to_owned());
+    let token = token_provider();
+    let stray = KeyId(format!("orphan-{}", signet::random::random_id(6)));
+    let generated = token.generate(&stray, KeySpec::EcP256).await.unwrap();
+
+    let orphans = app.rings.orphaned_keys().await.unwrap();
+    assert!(orphans.contains(&(BackendKind::Pkcs11, stray.clone())));
+    assert!(!orphans.iter().any(|(_, id)| *id == recorded));
+    assert!(
+        token.locate(&stray).await.unwrap().is_some(),
+        "reported, not deleted"
+    );
+    token.destroy(&generated.reference).await.unwrap();
+}
+
+/// Runs `signet serve` with `env` and expects it to refuse to start; returns its stderr.
+pub fn refused_start(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("signet started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn a_wrong_pin_a_missing_token_or_a_missing_module_stops_the_start_with_the_setting_named() {
+    let module = pkcs11_env("SIGNET_TEST_PKCS11_MODULE");
+    let label = pkcs11_env("SIGNET_TEST_PKCS11_TOKEN");
+    let wrong_pin = "wrong-pin-31337";
+    let stderr = refused_start(&[
+        ("SIGNET_PKCS11_MODULE", &module),
+        ("SIGNET_PKCS11_TOKEN_LABEL", &label),
+        ("SIGNET_PKCS11_PIN", wrong_pin),
+    ]);
+    assert!(stderr.contains("SIGNET_PKCS11_PIN: token"), "{stderr}");
+    assert!(stderr.contains("refused the user PIN"), "{stderr}");
+    assert!(!stderr.contains(wrong_pin), "the PIN leaked: {stderr}");
+
+    let stderr = refused_start(&[
+        ("SIGNET_PKCS11_MODULE", &module),
+        ("SIGNET_PKCS11_TOKEN_LABEL", "no-such-token"),
+        ("SIGNET_PKCS11_PIN", &pkcs11_env("SIGNET_TEST_PKCS11_PIN")),
+    ]);
+    assert!(
+        stderr.contains("SIGNET_PKCS11_TOKEN_LABEL: no token labelled \"no-such-token\""),
+        "{stderr}"
+    );
+
+    let stderr = refused_start(&[
+        ("SIGNET_PKCS11_MODULE", "/nonexistent/libpkcs11.so"),
+        ("SIGNET_PKCS11_TOKEN_LABEL", &label),
+        ("SIGNET_PKCS11_PIN", "1234"),
+    ]);
+    assert!(
+        stderr.contains(
+            "SIGNET_PKCS11_MODULE: cannot load the PKCS#11 module /nonexistent/libpkcs11.so"
+        ),
+        "{stderr}"
+    );
+}
+
+/// Rings on a backend this server has no configuration for are refused up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pkcs11_ring_on_a_server_without_a_token_is_refused() {
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let db = Arc::new(crate::helpers::TestDb::new(Db::Sqlite, data_dir.path()).await);
+    let mut settings = crate::helpers::settings(data_dir.path().to_owned(), &db.url);
+    settings.pkcs11 = None;
+    let app = TestApp::start_with(settings, data_dir, db).await;
+    let response = app
+        .post(
+            "/v1/rings",
+            &app.admin_token,
+            json!({"name": "r", "backend": "pkcs11", "policy": {"issuer": "https://i.test", "audiences": ["api"]}}),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.body
+    );
+    assert_eq!(response.body["error"]["code"], "backend_not_configured");
+}
