@@ -423,6 +423,87 @@ mod tests {
         }
     }
 
+    /// docker-compose.yml gives signet only settings it reads, and they add up to a service with
+    /// the aws-kms backend on LocalStack and its store on the Postgres service.
+    #[test]
+    fn docker_compose_names_the_settings_signet_reads() {
+        use clap::CommandFactory;
+
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml");
+        let compose: serde_json::Value =
+            serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let services = &compose["services"];
+        let environment: HashMap<String, String> = services["signet"]["environment"]
+            .as_object()
+            .expect("signet's environment is a mapping")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().expect("string values").to_owned()))
+            .collect();
+
+        // What signet reads: its flags' variables, what `resolve` asks for, and the AWS chain's.
+        fn flag_variables(command: &clap::Command, names: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                names.extend(arg.get_env().map(|e| e.to_string_lossy().into_owned()));
+            }
+            for sub in command.get_subcommands() {
+                flag_variables(sub, names);
+            }
+        }
+        let mut read = Vec::new();
+        flag_variables(&crate::cli::Cli::command(), &mut read);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let var = |name: &str| environment.get(name).cloned();
+        let settings = Settings::resolve(
+            Overrides {
+                config: None,
+                listen: var("SIGNET_LISTEN"),
+                data_dir: var("SIGNET_DATA_DIR").map(PathBuf::from),
+                database_url: var("SIGNET_DATABASE_URL").map(SecretString::from),
+            },
+            &|name| {
+                asked.borrow_mut().push(name.to_owned());
+                var(name)
+            },
+        )
+        .unwrap();
+        let aws_chain = [
+            "AWS_ENDPOINT_URL_KMS",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ];
+        for name in environment.keys() {
+            assert!(
+                read.contains(name)
+                    || asked.borrow().contains(name)
+                    || aws_chain.contains(&name.as_str()),
+                "docker-compose.yml sets {name}, which signet does not read"
+            );
+        }
+
+        assert_eq!(settings.listen, "0.0.0.0:8080");
+        assert_eq!(services["signet"]["ports"][0], "8080:8080");
+        let postgres = &services["postgres"]["environment"];
+        assert_eq!(
+            settings.database_url.expose_secret(),
+            format!(
+                "postgres://{}:{}@postgres:5432/{}",
+                postgres["POSTGRES_USER"].as_str().unwrap(),
+                postgres["POSTGRES_PASSWORD"].as_str().unwrap(),
+                postgres["POSTGRES_DB"].as_str().unwrap()
+            )
+        );
+        let kms = settings
+            .aws_kms
+            .expect("AWS_REGION turns the aws-kms backend on");
+        assert_eq!(kms.deletion_window_days, 7);
+        assert_eq!(
+            environment["AWS_ENDPOINT_URL_KMS"],
+            "http://localstack:4566"
+        );
+        assert_eq!(services["localstack"]["environment"]["SERVICES"], "kms");
+        assert!(services["signet"]["depends_on"]["localstack"].is_object());
+    }
+
     #[test]
     fn flags_beat_the_file_and_the_environment_beats_the_file_for_secrets() {
         let toml =
