@@ -11,7 +11,7 @@ fn config() -> AwsKmsConfig {
     let endpoint = std::env::var("SIGNET_TEST_KMS_ENDPOINT").unwrap_or_else(|_| {
         panic!(
             "SIGNET_TEST_KMS_ENDPOINT is not set. Run the suite with scripts/test, which starts \
-             LocalStack, or start it yourself (README, "Test it") and set \
+             LocalStack, or start it yourself (README, Test it) and set \
              SIGNET_TEST_KMS_ENDPOINT=http://127.0.0.1:<port> with AWS_ACCESS_KEY_ID=test and \
              AWS_SECRET_ACCESS_KEY=test"
         )
