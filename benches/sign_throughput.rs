@@ -14,7 +14,13 @@
 //!   and `SIGNET_PKCS11_PIN` (and `SOFTHSM2_CONF` for SoftHSM); the raw rate is a `cryptoki`
 //!   `C_Sign` loop with the ring's own key on the same token, one logged-in session per core,
 //!   hashing each message here as signet does.
+//! - `aws-kms`: the server gets `AWS_REGION=us-east-1` and `AWS_ENDPOINT_URL_KMS` from
+//!   `SIGNET_BENCH_KMS_ENDPOINT` (LocalStack; credentials from the AWS environment variables);
+//!   the direct rate is `aws-sdk-kms` `Sign` calls (ES256, `MessageType=RAW`) with the ring's own
+//!   key from as many concurrent tasks as there are connections, and signet's added latency is
+//!   the difference of the two runs' p50 and p99.
 
+use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -163,6 +169,11 @@ async fn start_server() -> Server {
     if let Ok(url) = std::env::var("SIGNET_BENCH_DATABASE_URL") {
         command.arg("--database-url").arg(url);
     }
+    if backend() == "aws-kms" {
+        command
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_KMS", kms_endpoint());
+    }
     let child = command.spawn().expect("signet starts");
     let address = format!("http://127.0.0.1:{port}");
     let token_path = dir.path().join("admin-token");
@@ -207,12 +218,62 @@ fn backend() -> String {
     std::env::var("SIGNET_BENCH_BACKEND").unwrap_or_else(|_| "file".into())
 }
 
-struct HttpRun {
+fn kms_endpoint() -> String {
+    std::env::var("SIGNET_BENCH_KMS_ENDPOINT")
+        .expect("SIGNET_BENCH_BACKEND=aws-kms needs SIGNET_BENCH_KMS_ENDPOINT (LocalStack's URL)")
+}
+
+/// Requests per second and latency percentiles of one timed run.
+struct Rates {
     rate: f64,
     p50: Duration,
     p99: Duration,
+}
+
+/// Calls `call` in a loop from `tasks` concurrent tasks for `duration`, timing each call.
+async fn drive<F, Fut>(tasks: usize, duration: Duration, call: F) -> Rates
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (call, stop) = (call.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    call().await;
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for handle in handles {
+        latencies.extend(handle.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Rates {
+        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+struct HttpRun {
+    rates: Rates,
     /// signet's id of the ring's key (its label on a token).
     key_id: String,
+    /// Where the ring's key lives (`awskms:<arn>` on KMS).
+    reference: String,
 }
 
 /// Signing over HTTP on a new ring of the bench's backend.
@@ -242,6 +303,7 @@ async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) ->
         .await
         .unwrap();
     let key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
+    let reference = keys["keys"][0]["reference"].as_str().unwrap().to_owned();
     let issuer = post(
         &client,
         &format!("{}/v1/clients", server.address),
@@ -257,62 +319,65 @@ async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) ->
     let url = format!("{}/v1/rings/{ring}/sign", server.address);
     let body = json!({"claims": {"sub": "user-1", "aud": "api", "scope": "read write"}, "ttl_seconds": 300}).to_string();
 
-    let run = |duration: Duration| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks: Vec<_> = (0..connections)
-            .map(|_| {
-                let (client, url, issuer, body, stop) = (
-                    client.clone(),
-                    url.clone(),
-                    issuer.clone(),
-                    body.clone(),
-                    stop.clone(),
-                );
-                tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let started = Instant::now();
-                        let response = client
-                            .post(&url)
-                            .bearer_auth(&issuer)
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await
-                            .unwrap();
-                        assert!(
-                            response.status().is_success(),
-                            "sign failed: {}",
-                            response.status()
-                        );
-                        response.bytes().await.unwrap();
-                        latencies.push(started.elapsed());
-                    }
-                    latencies
-                })
-            })
-            .collect();
+    let sign = move || {
+        let (client, url, issuer, body) =
+            (client.clone(), url.clone(), issuer.clone(), body.clone());
         async move {
-            let start = Instant::now();
-            tokio::time::sleep(duration).await;
-            stop.store(true, Ordering::Relaxed);
-            let mut all = Vec::new();
-            for task in tasks {
-                all.extend(task.await.unwrap());
-            }
-            (all, start.elapsed())
+            let response = client
+                .post(&url)
+                .bearer_auth(&issuer)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "sign failed: {}",
+                response.status()
+            );
+            response.bytes().await.unwrap();
         }
     };
-    run(Duration::from_secs(2)).await; // warm-up: connections, caches, SQLite pages
-    let (mut latencies, elapsed) = run(Duration::from_secs(seconds)).await;
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    drive(connections, Duration::from_secs(2), sign.clone()).await; // warm-up: connections, caches, SQLite pages
     HttpRun {
-        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        rates: drive(connections, Duration::from_secs(seconds), sign).await,
         key_id,
+        reference,
     }
+}
+
+/// Direct `kms:Sign` calls (ES256, RAW) with the key at `reference`, from `tasks` concurrent tasks.
+async fn direct_kms_rates(reference: &str, tasks: usize, seconds: u64) -> Rates {
+    use aws_sdk_kms::primitives::Blob;
+    use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+
+    let config = signet_aws_kms::AwsKmsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(kms_endpoint()),
+        ..signet_aws_kms::AwsKmsConfig::default()
+    };
+    let kms = signet_aws_kms::AwsKmsProvider::open(&config)
+        .await
+        .expect("KMS answers")
+        .client()
+        .clone();
+    let arn = reference.strip_prefix("awskms:").unwrap().to_owned();
+    let sign = move || {
+        let (kms, arn) = (kms.clone(), arn.clone());
+        async move {
+            kms.sign()
+                .key_id(arn)
+                .message(Blob::new(MESSAGE))
+                .message_type(MessageType::Raw)
+                .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+                .send()
+                .await
+                .expect("kms:Sign");
+        }
+    };
+    drive(tasks, Duration::from_secs(2), sign.clone()).await;
+    drive(tasks, Duration::from_secs(seconds), sign).await
 }
 
 #[tokio::main]
@@ -333,6 +398,7 @@ async fn main() {
     let server = start_server().await;
     let http = http_signing_rate(&server, connections, seconds).await;
     drop(server);
+    let mut direct_kms = None;
     let (raw, raw_name) = match backend.as_str() {
         "file" => (
             raw_signing_rate(seconds),
@@ -342,16 +408,38 @@ async fn main() {
             raw_pkcs11_rate(seconds, &http.key_id),
             "raw cryptoki C_Sign loop, same token and key (one session per core)",
         ),
-        other => panic!("SIGNET_BENCH_BACKEND={other}: expected file or pkcs11"),
+        "aws-kms" => {
+            let rates = direct_kms_rates(&http.reference, connections, seconds).await;
+            let rate = rates.rate;
+            direct_kms = Some(rates);
+            (
+                rate,
+                "direct aws-sdk-kms Sign, same key, as many concurrent tasks as connections",
+            )
+        }
+        other => panic!("SIGNET_BENCH_BACKEND={other}: expected file, pkcs11 or aws-kms"),
     };
 
     println!("ES256 sign throughput, {seconds} s each, {} cores", cores());
     println!("  {raw_name}: {raw:>10.0} signatures/s");
     println!(
         "  HTTP POST /sign, {backend} backend, {store}, audited, {connections} connections: {:>10.0} requests/s (p50 {:.2} ms, p99 {:.2} ms)",
-        http.rate,
-        http.p50.as_secs_f64() * 1000.0,
-        http.p99.as_secs_f64() * 1000.0
+        http.rates.rate,
+        ms(http.rates.p50),
+        ms(http.rates.p99)
     );
-    println!("  HTTP / raw: {:.3}", http.rate / raw);
+    println!("  HTTP / raw: {:.3}", http.rates.rate / raw);
+    if let Some(direct) = direct_kms {
+        println!(
+            "  direct Sign latency: p50 {:.2} ms, p99 {:.2} ms; signet adds p50 {:+.2} ms, p99 {:+.2} ms",
+            ms(direct.p50),
+            ms(direct.p99),
+            ms(http.rates.p50) - ms(direct.p50),
+            ms(http.rates.p99) - ms(direct.p99)
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
