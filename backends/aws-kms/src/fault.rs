@@ -58,3 +58,81 @@ where
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kms::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_kms::operation::sign::SignError;
+
+    use super::*;
+
+    fn service(code: &str) -> ProviderError {
+        let err = SignError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message("what KMS said")
+                .build(),
+        );
+        from_sdk("Sign", SdkError::service_error(err, ()))
+    }
+
+    #[test]
+    fn kms_error_codes_map_to_what_a_caller_can_do_about_them() {
+        for code in [
+            "ThrottlingException",
+            "KMSInternalException",
+            "DependencyTimeoutException",
+            "KeyUnavailableException",
+        ] {
+            assert!(
+                matches!(service(code), ProviderError::Unavailable(_)),
+                "{code}"
+            );
+        }
+        for code in ["NotFoundException", "KMSInvalidStateException"] {
+            assert!(
+                matches!(service(code), ProviderError::NotFound(_)),
+                "{code}"
+            );
+        }
+        for code in ["UnsupportedOperationException", "InvalidKeyUsageException"] {
+            assert!(
+                matches!(service(code), ProviderError::Unsupported(_)),
+                "{code}"
+            );
+        }
+        for code in [
+            "DisabledException",
+            "AccessDeniedException",
+            "ValidationException",
+        ] {
+            match service(code) {
+                ProviderError::Backend(message) => {
+                    assert!(message.contains(code), "{message}");
+                    assert!(message.contains("aws-kms Sign: what KMS said"), "{message}");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn no_answer_is_unavailable_and_a_request_that_cannot_be_built_is_not() {
+        let timeout = SdkError::<SignError, ()>::timeout_error("slow");
+        assert!(matches!(
+            from_sdk("Sign", timeout),
+            ProviderError::Unavailable(_)
+        ));
+        let refused =
+            SdkError::<SignError, ()>::dispatch_failure(ConnectorError::io("refused".into()));
+        assert!(matches!(
+            from_sdk("Sign", refused),
+            ProviderError::Unavailable(_)
+        ));
+        let unbuilt = SdkError::<SignError, ()>::construction_failure("no region");
+        assert!(matches!(
+            from_sdk("Sign", unbuilt),
+            ProviderError::Backend(_)
+        ));
+    }
+}

@@ -57,7 +57,7 @@ fn key_alias(id: &KeyId) -> String {
     format!("alias/signet/key/{id}")
 }
 
-/// Creates a signing key of `spec` tagged and aliased with `id`; returns its ARN.
+/// Creates a signing key of `spec` tagged with `id`; returns its ARN. [`alias`] comes next.
 pub(crate) async fn create(
     kms: &Client,
     id: &KeyId,
@@ -89,8 +89,12 @@ pub(crate) async fn create(
         .ok_or_else(|| {
             ProviderError::Backend("aws-kms CreateKey: no key ARN in the answer".into())
         })?;
-    point_alias(kms, &key_alias(id), &arn).await?;
     Ok(arn)
+}
+
+/// Gives the key at `arn` the alias [`locate`] finds it by.
+pub(crate) async fn alias(kms: &Client, id: &KeyId, arn: &str) -> Result<(), ProviderError> {
+    point_alias(kms, &key_alias(id), arn).await
 }
 
 /// The ARN of the usable key made for `id`, found by its alias.
@@ -124,9 +128,9 @@ pub(crate) async fn signet_keys(kms: &Client) -> Result<Vec<(KeyId, String)>, Pr
 async fn tag_value(kms: &Client, key: &str, name: &str) -> Result<Option<String>, ProviderError> {
     let tags = match kms.list_resource_tags().key_id(key).send().await {
         Ok(tags) => tags,
-        // Keys of other owners in the account may not be ours to read: not signet's either.
+        // Deleted since ListKeys named it.
         Err(e) => match from_sdk("ListResourceTags", e) {
-            ProviderError::NotFound(_) | ProviderError::Backend(_) => return Ok(None),
+            ProviderError::NotFound(_) => return Ok(None),
             other => return Err(other),
         },
     };

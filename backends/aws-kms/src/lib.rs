@@ -128,17 +128,21 @@ impl KeyProvider for AwsKmsProvider {
     async fn generate(&self, id: &KeyId, spec: KeySpec) -> Result<GeneratedKey, ProviderError> {
         let arn = keys::create(&self.kms, id, spec).await?;
         let reference = reference(&arn);
-        match self.public(&reference).await {
+        let finished = async {
+            keys::alias(&self.kms, id, &arn).await?;
+            self.public(&reference).await
+        };
+        match finished.await {
             Ok(key) => Ok(GeneratedKey {
                 reference,
                 public_key: key.public_key.clone(),
             }),
             Err(error) => {
-                // Leave nothing behind that no record will name.
+                // signet drops its intent record on failure: leave no key that nothing names.
                 if let Err(e) =
                     keys::schedule_deletion(&self.kms, &arn, self.deletion_window_days).await
                 {
-                    tracing::warn!(error = %e, %arn, "a key whose public half could not be read is left for the start-up report");
+                    tracing::warn!(error = %e, %arn, "a half-made key is left for the start-up report");
                 }
                 Err(error)
             }

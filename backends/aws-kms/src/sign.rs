@@ -157,3 +157,25 @@ pub(crate) async fn sign(
         })?;
     Ok(jws)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_over_the_raw_limit_are_sent_as_their_digest() {
+        let short = vec![7u8; RAW_LIMIT];
+        let (kind, sent) = kms_message(Algorithm::ES256, &short).unwrap();
+        assert_eq!((kind, sent), (MessageType::Raw, short));
+        let long = vec![7u8; RAW_LIMIT + 1];
+        let (kind, sent) = kms_message(Algorithm::PS256, &long).unwrap();
+        assert_eq!(kind, MessageType::Digest);
+        assert_eq!(sent, digest::digest(&digest::SHA256, &long).as_ref());
+        let (_, sent) = kms_message(Algorithm::ES384, &long).unwrap();
+        assert_eq!(sent, digest::digest(&digest::SHA384, &long).as_ref());
+        assert!(matches!(
+            kms_message(Algorithm::EdDSA, &long),
+            Err(ProviderError::Unsupported(_))
+        ));
+    }
+}
