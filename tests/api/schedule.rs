@@ -278,6 +278,12 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
         StatusCode::OK
     );
     let replicas = Arc::new([first, second, third]);
+    for replica in replicas.iter() {
+        eventually(5, "every replica to know the ring", || async {
+            replica.get("/v1/rings/r/jwks.json", None).await.status == StatusCode::OK
+        })
+        .await;
+    }
 
     let started = Instant::now();
     let mut diverged_since: Option<Instant> = None;
@@ -399,3 +405,129 @@ store_tests!(
     a_ring_rotates_by_itself_without_a_verification_failure,
     a_backend_outage_delays_the_rotation_but_not_signing,
 );
+
+/// One replica runs as a separate `signet serve` process and is killed with SIGKILL at random
+/// points, 24 times, while rotations (scheduled every 10 s, and immediate ones an admin asks it
+/// for just before the kill) are under way. A second replica keeps running. Afterwards: never two
+/// active keys, every pending key reconciled, every backend key recorded and every record's key
+/// present, and signing works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
+    let survivor = TestApp::spawn(Db::Postgres).await;
+    survivor.create_ring("r", json!({})).await;
+    let fast = json!({"every_seconds": 10, "publish_lead_seconds": 1, "jwks_max_age_seconds": 1,
+                      "leeway_seconds": 0, "max_token_ttl_seconds": 1, "retain_retired_seconds": 1});
+    assert_eq!(
+        put_schedule(&survivor, "r", fast).await.status,
+        StatusCode::OK
+    );
+    let pool = sqlx::AnyPool::connect(&survivor.db.url).await.unwrap();
+    let active_keys = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM keys WHERE ring = 'r' AND state = 'active'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let mut seed = std::process::id() as u64 | 1;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for trial in 0..24 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(survivor.data_dir.path())
+            .args(["--database-url", &survivor.db.url])
+            .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
+            .env("SIGNET_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let address = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{address}/healthz")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "trial {trial}: the replica did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(random(1500))).await;
+        if trial % 2 == 0 {
+            // Ask the doomed replica for an immediate rotation, and kill it while it works on it.
+            let request = http
+                .post(format!("{address}/v1/rings/r/rotate"))
+                .bearer_auth(&survivor.admin_token)
+                .json(&json!({"immediate": true}))
+                .send();
+            let _ = tokio::time::timeout(Duration::from_millis(random(40)), request).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(active_keys().await <= 1, "trial {trial}: two active keys");
+    }
+
+    // Converge: abandoned intents are reconciled after their grace period, then, with the
+    // schedule paused, every old key retires and is destroyed.
+    eventually(90, "every pending key to be reconciled", || async {
+        !survivor
+            .keys("r")
+            .await
+            .iter()
+            .any(|k| k["state"] == "pending")
+    })
+    .await;
+    let paused = survivor
+        .post(
+            "/v1/rings/r/schedule/pause",
+            &survivor.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::OK);
+    eventually(30, "every old key to be destroyed", || async {
+        survivor
+            .keys("r")
+            .await
+            .iter()
+            .all(|k| k["state"] == "active" || k["state"] == "destroyed")
+    })
+    .await;
+    assert_eq!(active_keys().await, 1);
+    let keys = survivor.keys("r").await;
+    let active = keys.iter().find(|k| k["state"] == "active").unwrap();
+    let file = survivor
+        .rings
+        .providers()
+        .get(signet::providers::BackendKind::File)
+        .unwrap()
+        .clone();
+    let held: HashSet<String> = file
+        .inventory()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.0)
+        .collect();
+    assert_eq!(
+        held,
+        HashSet::from([active["id"].as_str().unwrap().to_owned()]),
+        "the backend holds exactly the live key"
+    );
+    assert!(survivor.rings.orphaned_keys().await.unwrap().is_empty());
+    let (_, issuer) = survivor.create_client("svc", "issuer", &["r"]).await;
+    let signed = survivor.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    assert_eq!(signed.body["kid"], active["kid"]);
+}
