@@ -415,7 +415,7 @@ store_tests!(
 async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
     let survivor = TestApp::spawn(Db::Postgres).await;
     survivor.create_ring("r", json!({})).await;
-    let fast = json!({"every_seconds": 10, "publish_lead_seconds": 1, "jwks_max_age_seconds": 1,
+    let fast = json!({"every_seconds": 10, "publish_lead_seconds": 2, "jwks_max_age_seconds": 1,
                       "leeway_seconds": 0, "max_token_ttl_seconds": 1, "retain_retired_seconds": 1});
     assert_eq!(
         put_schedule(&survivor, "r", fast).await.status,
