@@ -105,6 +105,9 @@ impl RingService {
             }
         };
         for ring in rings {
+            if self.provider_for(&ring.backend).is_err() {
+                continue; // a replica without this ring's backend leaves it to one that has it
+            }
             let schedule = schedules.get(&ring.name).cloned().unwrap_or_default();
             let ring_keys: Vec<KeyRecord> = keys
                 .iter()

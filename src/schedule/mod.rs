@@ -63,7 +63,8 @@ pub fn view(ring: &RingRecord, schedule: &ScheduleRecord, keys: &[KeyRecord], no
         (Some(next), _) => (Some(next.publish_at), Some(next.activate_at)),
         (None, Some(key)) if !schedule.paused => {
             let activation = key.activate_after.unwrap_or(now);
-            let after = schedule.rule.next_after(activation);
+            let after =
+                plan::next_activation(&schedule.rule, activation, ring.timing.publish_lead_seconds);
             (
                 Some(after - 1000 * i64::from(ring.timing.publish_lead_seconds)),
                 Some(after),

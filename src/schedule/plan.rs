@@ -134,6 +134,18 @@ fn occurrence(year: i32, month: u32, day: u8, hour: u32, minute: u32) -> i64 {
         .timestamp_millis()
 }
 
+/// When the key after one activated at `since` activates: the rule's first occurrence after
+/// `since`, unless that comes less than `publish_lead` after `since` (a ring created, or a key
+/// activated by hand, just before an occurrence keeps its key until the following one).
+pub fn next_activation(rule: &Rule, since: i64, publish_lead_seconds: u32) -> i64 {
+    let planned = rule.next_after(since);
+    if planned - 1000 * i64::from(publish_lead_seconds) < since {
+        rule.next_after(planned)
+    } else {
+        planned
+    }
+}
+
 /// What the planner needs to know about a ring right now.
 #[derive(Clone, Copy, Debug)]
 pub struct RingState {
@@ -166,7 +178,7 @@ pub fn next_rotation(
     }
     let lead = 1000 * i64::from(publish_lead_seconds);
     let planned = match state.active_since {
-        Some(since) => rule.next_after(since),
+        Some(since) => next_activation(rule, since, publish_lead_seconds),
         // No key signs: rotate at once.
         None => now,
     };
@@ -259,6 +271,23 @@ mod tests {
             at("2000-02-29T00:00:00Z"),
             "2000 is"
         );
+    }
+
+    #[test]
+    fn a_key_activated_just_before_an_occurrence_keeps_signing_until_the_next_one() {
+        let rule = Rule::default();
+        let created = at("2026-11-30T23:55:00Z");
+        assert_eq!(
+            next_activation(&rule, created, LEAD),
+            at("2027-01-01T00:00:00Z")
+        );
+        let earlier = at("2026-11-30T23:49:00Z");
+        assert_eq!(
+            next_activation(&rule, earlier, LEAD),
+            at("2026-12-01T00:00:00Z")
+        );
+        // Periods always leave the lead: the period exceeds it.
+        assert_eq!(next_activation(&Rule::EverySeconds(60), 0, 30), 60_000);
     }
 
     #[test]
@@ -434,7 +463,7 @@ mod tests {
                     retry_at: None,
                 };
                 let next = next_rotation(&rule, LEAD, state, now).unwrap();
-                let planned = rule.next_after(active_since);
+                let planned = next_activation(&rule, active_since, LEAD);
                 // Never signs with a key published for less than the lead.
                 assert!(next.activate_at - next.publish_at >= lead_ms, "{rule:?}");
                 // Never earlier than planned, and on time when nothing was missed.
