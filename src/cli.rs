@@ -12,6 +12,7 @@ use crate::config::{Overrides, Settings};
 use crate::http::{key_json, ring_json};
 use crate::providers::BackendKind;
 use crate::rings::{NewRing, Policy, Timing};
+use crate::schedule::{Monthly, ScheduleUpdate};
 use crate::startup::{ensure_data_dir, open_service, Application};
 
 #[derive(Parser)]
@@ -65,6 +66,47 @@ enum Command {
     },
     /// Lists a ring's keys and their states.
     Keys { ring: String },
+    /// Shows or changes a ring's rotation schedule.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Prints the schedule, the scheduler's last outcome and the plan.
+    Show { ring: String },
+    /// Replaces the rule (monthly or every N seconds) and changes the timing given.
+    Set(ScheduleSet),
+    /// Stops scheduled rotations (keys on their way in still activate).
+    Pause { ring: String },
+    /// Starts scheduled rotations again; a missed one happens at once.
+    Resume { ring: String },
+}
+
+#[derive(Args)]
+struct ScheduleSet {
+    ring: String,
+    /// Rotate monthly on this day (29-31: the last day in shorter months).
+    #[arg(
+        long,
+        conflicts_with = "every_seconds",
+        required_unless_present = "every_seconds"
+    )]
+    monthly_day: Option<u8>,
+    /// The time of day (UTC) of a monthly rotation.
+    #[arg(long, default_value = "00:00", requires = "monthly_day")]
+    at: String,
+    /// Rotate every this many seconds (at least 10).
+    #[arg(long)]
+    every_seconds: Option<u64>,
+    #[arg(long)]
+    jwks_max_age: Option<u32>,
+    #[arg(long)]
+    publish_lead: Option<u32>,
+    #[arg(long)]
+    max_token_ttl: Option<u32>,
+    #[arg(long)]
+    retain_retired: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +238,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let keys = service.store().keys_of_ring(&ring).await?;
             print(&json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }));
+        }
+        Command::Schedule(command) => {
+            let service = open_service(Settings::load(overrides)?).await?;
+            print(&match command {
+                ScheduleCommand::Show { ring } => service.schedule(&ring).await?,
+                ScheduleCommand::Pause { ring } => {
+                    service.pause_schedule(actor, &ring, true).await?
+                }
+                ScheduleCommand::Resume { ring } => {
+                    service.pause_schedule(actor, &ring, false).await?
+                }
+                ScheduleCommand::Set(args) => {
+                    let update = ScheduleUpdate {
+                        monthly: args.monthly_day.map(|day| Monthly { day, at: args.at }),
+                        every_seconds: args.every_seconds,
+                        jwks_max_age_seconds: args.jwks_max_age,
+                        publish_lead_seconds: args.publish_lead,
+                        max_token_ttl_seconds: args.max_token_ttl,
+                        retain_retired_seconds: args.retain_retired,
+                        ..ScheduleUpdate::default()
+                    };
+                    service.set_schedule(actor, &args.ring, update).await?
+                }
+            });
         }
     }
     Ok(())

@@ -11,5 +11,6 @@ pub mod jose;
 pub mod providers;
 pub mod random;
 pub mod rings;
+pub mod schedule;
 pub mod startup;
 pub mod store;

@@ -5,6 +5,7 @@ mod clients;
 mod error;
 mod jwks;
 mod rings;
+mod schedules;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -162,6 +163,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/v1/rings/{ring}/sign", web::post().to(rings::sign))
     .route("/v1/rings/{ring}/sign-raw", web::post().to(rings::sign_raw))
     .route("/v1/rings/{ring}/rotate", web::post().to(rings::rotate))
+    .route("/v1/rings/{ring}/schedule", web::get().to(schedules::show))
+    .route("/v1/rings/{ring}/schedule", web::put().to(schedules::set))
+    .route(
+        "/v1/rings/{ring}/schedule/pause",
+        web::post().to(schedules::pause),
+    )
+    .route(
+        "/v1/rings/{ring}/schedule/resume",
+        web::post().to(schedules::resume),
+    )
     .route("/v1/keys/{kid}/revoke", web::post().to(rings::revoke))
     .route("/v1/clients", web::post().to(clients::create))
     .route("/v1/clients", web::get().to(clients::list))

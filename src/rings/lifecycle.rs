@@ -73,7 +73,7 @@ fn key_spec(algorithm: Algorithm, rsa_bits: Option<u32>) -> Result<KeySpec, Ring
     }
 }
 
-fn pending_key(ring: &RingRecord, now: i64) -> KeyRecord {
+pub(super) fn pending_key(ring: &RingRecord, now: i64) -> KeyRecord {
     KeyRecord {
         id: random_id(18),
         ring: ring.name.clone(),
@@ -159,7 +159,7 @@ impl RingService {
 
     /// Generates the backend key for a pending record and completes it: active at once
     /// (`activate`) or published ahead of activation. A provider failure drops the intent record.
-    async fn generate(
+    pub(super) async fn generate(
         &self,
         actor: &Actor,
         ring: &RingRecord,
@@ -514,6 +514,7 @@ impl RingService {
         let now = now_ms();
         let rings = self.store.rings().await?;
         let keys = self.store.live_keys().await?;
+        self.run_schedules(&rings, &keys, now).await;
         for key in &keys {
             let Some(ring) = rings.iter().find(|r| r.name == key.ring) else {
                 continue;

@@ -9,6 +9,7 @@
 
 mod lifecycle;
 mod policy;
+mod scheduling;
 mod signing;
 mod view;
 

@@ -299,11 +299,14 @@ impl Timing {
         if self.leeway_seconds > 3600 {
             return Err("timing.leeway_seconds must be at most 3600".into());
         }
-        let needed = self.jwks_max_age_seconds + self.leeway_seconds;
+        // Every replica reloads its view of the keys once a tick: a verifier's cached JWKS can
+        // be that much older than the newest key.
+        let refresh = u32::try_from(crate::startup::TICK.as_secs()).unwrap_or(u32::MAX);
+        let needed = self.jwks_max_age_seconds + self.leeway_seconds + refresh;
         if self.publish_lead_seconds < needed {
             return Err(format!(
-                "timing.publish_lead_seconds ({}) must be at least jwks_max_age_seconds + leeway_seconds ({needed}), \
-                 so that every verifier's cached JWKS holds a key before it signs",
+                "timing.publish_lead_seconds ({}) must be at least jwks_max_age_seconds + leeway_seconds + {refresh} \
+                 (the replicas' refresh interval) = {needed}, so that every verifier's cached JWKS holds a key before it signs",
                 self.publish_lead_seconds
             ));
         }
@@ -441,10 +444,14 @@ mod tests {
     fn timing_refuses_a_publish_lead_shorter_than_the_jwks_cache() {
         let mut t = Timing::default();
         assert!(t.validate().is_ok());
-        t.publish_lead_seconds = 359;
+        t.publish_lead_seconds = 361;
+        assert!(t.validate().is_ok());
+        t.publish_lead_seconds = 360;
         let err = t.validate().unwrap_err();
         assert!(
-            err.contains("jwks_max_age_seconds + leeway_seconds (360)"),
+            err.contains(
+                "jwks_max_age_seconds + leeway_seconds + 1 (the replicas' refresh interval) = 361"
+            ),
             "{err}"
         );
         assert_eq!(

@@ -11,6 +11,7 @@ mod audit;
 mod clients;
 mod keys;
 mod rings;
+mod schedules;
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use audit::AuditRecord;
 pub use clients::ClientRecord;
 pub use keys::{Completion, GeneratedRecord, KeyRecord, KeyState};
 pub use rings::RingRecord;
+pub use schedules::ScheduleRecord;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

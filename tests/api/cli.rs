@@ -92,3 +92,71 @@ fn the_cli_creates_rings_and_clients_and_rotates() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_cli_shows_sets_pauses_and_resumes_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    signet(
+        dir.path(),
+        &[
+            "ring",
+            "create",
+            "orders",
+            "--issuer",
+            "https://issuer.test",
+        ],
+    );
+    let shown = signet(dir.path(), &["schedule", "show", "orders"]);
+    assert_eq!(shown["monthly"]["day"], 1);
+    let set = signet(
+        dir.path(),
+        &[
+            "schedule",
+            "set",
+            "orders",
+            "--monthly-day",
+            "15",
+            "--at",
+            "06:30",
+            "--publish-lead",
+            "900",
+        ],
+    );
+    assert_eq!(
+        set["monthly"],
+        serde_json::json!({"day": 15, "at": "06:30"})
+    );
+    assert_eq!(set["publish_lead_seconds"], 900);
+    assert!(set["plan"]["next_activation_at"]
+        .as_str()
+        .unwrap()
+        .contains("-15T06:30:00Z"));
+    let set = signet(
+        dir.path(),
+        &["schedule", "set", "orders", "--every-seconds", "86400"],
+    );
+    assert_eq!(set["every_seconds"], 86400);
+    assert_eq!(
+        signet(dir.path(), &["schedule", "pause", "orders"])["paused"],
+        true
+    );
+    assert_eq!(
+        signet(dir.path(), &["schedule", "resume", "orders"])["paused"],
+        false
+    );
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["schedule", "set", "orders", "--every-seconds", "600"])
+        .env("SIGNET_FILE_KEK", TEST_KEK)
+        .env_remove("SIGNET_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("every_seconds (600) must exceed publish_lead_seconds (900)"),
+        "{stderr}"
+    );
+}

@@ -10,7 +10,7 @@ async fn the_jwks_is_cacheable_with_etag_and_304(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_ring(
         "r",
-        json!({"timing": {"jwks_max_age_seconds": 120, "publish_lead_seconds": 180}}),
+        json!({"timing": {"jwks_max_age_seconds": 120, "publish_lead_seconds": 200}}),
     )
     .await;
     let first = app.get("/v1/rings/r/jwks.json", None).await;

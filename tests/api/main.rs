@@ -11,5 +11,6 @@ mod jwks;
 mod lifecycle;
 mod pkcs11;
 mod restart;
+mod schedule;
 mod signing;
 mod store;

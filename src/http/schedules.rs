@@ -1,0 +1,58 @@
+//! Rotation schedule endpoints: show (with the plan), replace, pause, resume.
+
+use actix_web::{web, HttpResponse};
+
+use super::{ApiError, AppState, Authenticated};
+use crate::auth::Role;
+use crate::schedule::ScheduleUpdate;
+
+pub async fn show(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Auditor])?;
+    Ok(HttpResponse::Ok().json(state.rings.schedule(&path).await?))
+}
+
+pub async fn set(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+    body: web::Json<ScheduleUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin])?;
+    let schedule = state
+        .rings
+        .set_schedule(&who.actor(), &path, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(schedule))
+}
+
+pub async fn pause(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin])?;
+    Ok(HttpResponse::Ok().json(
+        state
+            .rings
+            .pause_schedule(&who.actor(), &path, true)
+            .await?,
+    ))
+}
+
+pub async fn resume(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin])?;
+    Ok(HttpResponse::Ok().json(
+        state
+            .rings
+            .pause_schedule(&who.actor(), &path, false)
+            .await?,
+    ))
+}

@@ -1,0 +1,174 @@
+//! Scheduled rotation on the ring service: the schedule API's operations, and the scheduler
+//! step of the lifecycle tick that starts every rotation that is due.
+
+use serde_json::{json, Value};
+
+use super::lifecycle::pending_key;
+use super::{audit, Actor, RingError, RingService, SCHEDULER};
+use crate::clock::now_ms;
+use crate::schedule::{self, plan, ScheduleUpdate};
+use crate::store::{KeyRecord, KeyState, RingRecord, ScheduleRecord};
+
+impl RingService {
+    /// The ring's schedule, the scheduler's last outcome and the plan from now.
+    pub async fn schedule(&self, ring: &str) -> Result<Value, RingError> {
+        let record = self.ring_record(ring).await?;
+        let schedule = self.store.schedule(ring).await?;
+        let keys = self.store.keys_of_ring(ring).await?;
+        Ok(schedule::view(&record, &schedule, &keys, now_ms()))
+    }
+
+    /// Replaces the ring's rule and changes the timing settings given; everything is validated
+    /// together before anything is written.
+    pub async fn set_schedule(
+        &self,
+        actor: &Actor,
+        ring: &str,
+        update: ScheduleUpdate,
+    ) -> Result<Value, RingError> {
+        let record = self.ring_record(ring).await?;
+        let rule = update.rule().map_err(RingError::Invalid)?;
+        let mut timing = record.timing.clone();
+        let mut policy = record.policy.clone();
+        if let Some(v) = update.jwks_max_age_seconds {
+            timing.jwks_max_age_seconds = v;
+        }
+        if let Some(v) = update.publish_lead_seconds {
+            timing.publish_lead_seconds = v;
+        }
+        if let Some(v) = update.leeway_seconds {
+            timing.leeway_seconds = v;
+        }
+        if let Some(v) = update.retain_retired_seconds {
+            timing.retain_retired_seconds = v;
+        }
+        if let Some(v) = update.max_token_ttl_seconds {
+            policy.max_ttl_seconds = v;
+        }
+        policy.validate().map_err(RingError::Invalid)?;
+        timing.validate().map_err(RingError::Invalid)?;
+        rule.validate(timing.publish_lead_seconds)
+            .map_err(RingError::Invalid)?;
+        let mut schedule = self.store.schedule(ring).await?;
+        schedule.rule = rule;
+        if let Some(paused) = update.paused {
+            schedule.paused = paused;
+        }
+        let now = now_ms();
+        let changed = audit(
+            now,
+            "schedule_changed",
+            actor,
+            ring,
+            None,
+            json!({"rule": schedule.rule, "paused": schedule.paused, "timing": timing,
+                   "max_token_ttl_seconds": policy.max_ttl_seconds}),
+        );
+        self.store
+            .set_schedule(ring, &schedule, Some((&policy, &timing)), now, &changed)
+            .await?;
+        self.refresh().await;
+        self.schedule(ring).await
+    }
+
+    /// Pauses or resumes the ring's scheduled rotations. Keys already on their way in still
+    /// activate, and retiring keys still retire: pausing stops new rotations only.
+    pub async fn pause_schedule(
+        &self,
+        actor: &Actor,
+        ring: &str,
+        paused: bool,
+    ) -> Result<Value, RingError> {
+        self.ring_record(ring).await?;
+        let mut schedule = self.store.schedule(ring).await?;
+        schedule.paused = paused;
+        let now = now_ms();
+        let action = if paused {
+            "schedule_paused"
+        } else {
+            "schedule_resumed"
+        };
+        let record = audit(now, action, actor, ring, None, json!({}));
+        self.store
+            .set_schedule(ring, &schedule, None, now, &record)
+            .await?;
+        self.schedule(ring).await
+    }
+
+    /// Starts each scheduled rotation that is due at `now` (a step of the lifecycle tick).
+    pub(super) async fn run_schedules(&self, rings: &[RingRecord], keys: &[KeyRecord], now: i64) {
+        let schedules = match self.store.schedules().await {
+            Ok(schedules) => schedules,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read schedules; retrying on the next tick");
+                return;
+            }
+        };
+        for ring in rings {
+            if self.provider_for(&ring.backend).is_err() {
+                continue; // a replica without this ring's backend leaves it to one that has it
+            }
+            let schedule = schedules.get(&ring.name).cloned().unwrap_or_default();
+            let ring_keys: Vec<KeyRecord> = keys
+                .iter()
+                .filter(|k| k.ring == ring.name)
+                .cloned()
+                .collect();
+            let state = schedule::ring_state(&schedule, &ring_keys);
+            if plan::rotation_due(&schedule.rule, ring.timing.publish_lead_seconds, state, now) {
+                if let Err(e) = self.scheduled_rotation(ring, &ring_keys, schedule).await {
+                    tracing::warn!(error = %e, ring = %ring.name, "scheduled rotation failed; retrying after a backoff");
+                }
+            }
+        }
+    }
+
+    /// One scheduled rotation: claimed (only one replica wins), generated, published; its
+    /// outcome is kept with the schedule so failures back off and show in the schedule API.
+    async fn scheduled_rotation(
+        &self,
+        ring: &RingRecord,
+        keys: &[KeyRecord],
+        mut outcome: ScheduleRecord,
+    ) -> Result<(), RingError> {
+        let active = keys.iter().find(|k| k.state == KeyState::Active);
+        let now = now_ms();
+        let pending = pending_key(ring, now);
+        let record = audit(
+            now,
+            "rotation_scheduled",
+            SCHEDULER,
+            &ring.name,
+            None,
+            json!({"key_id": pending.id}),
+        );
+        if !self
+            .store
+            .claim_rotation(active.map(|k| k.id.as_str()), &pending, &record)
+            .await?
+        {
+            return Ok(()); // another replica (or an admin) started this rotation
+        }
+        let result = self
+            .generate(SCHEDULER, ring, &pending, active.is_none())
+            .await;
+        match &result {
+            Ok(key) => {
+                tracing::info!(ring = %ring.name, kid = key.kid.as_deref().unwrap_or_default(), "scheduled rotation: new key published");
+                outcome.failures = 0;
+                outcome.retry_at = None;
+                outcome.last_rotation_at = Some(now);
+            }
+            Err(e) => {
+                outcome.failures = outcome.failures.saturating_add(1);
+                outcome.last_error = Some(e.to_string());
+                outcome.last_failure_at = Some(now);
+                outcome.retry_at = Some(now_ms() + plan::backoff_ms(outcome.failures));
+            }
+        }
+        self.store
+            .record_schedule_outcome(&ring.name, &outcome, now_ms())
+            .await?;
+        result.map(drop)
+    }
+}

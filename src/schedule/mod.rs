@@ -1,0 +1,114 @@
+//! Scheduled rotation: the rule of each ring (monthly on a day, or every so many seconds), the
+//! planner that derives what happens next, and the shapes the schedule API speaks.
+
+pub mod plan;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use plan::{Monthly, Rule};
+
+use crate::clock::rfc3339;
+use crate::store::{KeyRecord, KeyState, RingRecord, ScheduleRecord};
+
+/// `PUT /v1/rings/{ring}/schedule`: exactly one rule, and any timing settings to change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleUpdate {
+    pub monthly: Option<Monthly>,
+    pub every_seconds: Option<u64>,
+    pub jwks_max_age_seconds: Option<u32>,
+    pub publish_lead_seconds: Option<u32>,
+    pub max_token_ttl_seconds: Option<u32>,
+    pub leeway_seconds: Option<u32>,
+    pub retain_retired_seconds: Option<u64>,
+    pub paused: Option<bool>,
+}
+
+impl ScheduleUpdate {
+    pub fn rule(&self) -> Result<Rule, String> {
+        match (&self.monthly, self.every_seconds) {
+            (Some(monthly), None) => Ok(Rule::Monthly(monthly.clone())),
+            (None, Some(seconds)) => Ok(Rule::EverySeconds(seconds)),
+            _ => Err("give exactly one rule: {\"monthly\": {\"day\": 1, \"at\": \"00:00\"}} or {\"every_seconds\": n}".into()),
+        }
+    }
+}
+
+/// A time in the plan, RFC 3339.
+fn time(ms: i64) -> Value {
+    json!(rfc3339(ms))
+}
+
+/// What `GET /v1/rings/{ring}/schedule` answers: the rule, the timing, the scheduler's last
+/// outcome, and the plan from `now`.
+pub fn view(ring: &RingRecord, schedule: &ScheduleRecord, keys: &[KeyRecord], now: i64) -> Value {
+    let state = ring_state(schedule, keys);
+    let next = plan::next_rotation(&schedule.rule, ring.timing.publish_lead_seconds, state, now);
+    let mut steps = Vec::new();
+    for key in keys {
+        let (event, at) = match key.state {
+            KeyState::Published => ("activates", key.activate_after),
+            KeyState::Retiring => ("retires", key.retire_after),
+            KeyState::Retired | KeyState::Revoked => ("is_destroyed", key.destroy_after),
+            _ => continue,
+        };
+        if let Some(at) = at {
+            steps.push(json!({"kid": key.kid, "state": key.state.as_str(), "event": event, "at": time(at)}));
+        }
+    }
+    // The upcoming key activates at its own time; the rotation after it follows the rule.
+    let upcoming = keys.iter().find(|k| k.state == KeyState::Published);
+    let (next_publish, next_activation) = match (next, upcoming) {
+        (Some(next), _) => (Some(next.publish_at), Some(next.activate_at)),
+        (None, Some(key)) if !schedule.paused => {
+            let activation = key.activate_after.unwrap_or(now);
+            let after =
+                plan::next_activation(&schedule.rule, activation, ring.timing.publish_lead_seconds);
+            (
+                Some(after - 1000 * i64::from(ring.timing.publish_lead_seconds)),
+                Some(after),
+            )
+        }
+        _ => (None, None),
+    };
+    let mut body = json!({
+        "ring": ring.name,
+        "paused": schedule.paused,
+        "jwks_max_age_seconds": ring.timing.jwks_max_age_seconds,
+        "publish_lead_seconds": ring.timing.publish_lead_seconds,
+        "max_token_ttl_seconds": ring.policy.max_ttl_seconds,
+        "leeway_seconds": ring.timing.leeway_seconds,
+        "retain_retired_seconds": ring.timing.retain_retired_seconds,
+        "last_rotation_at": schedule.last_rotation_at.map(time),
+        "failures": schedule.failures,
+        "last_error": schedule.last_error,
+        "last_failure_at": schedule.last_failure_at.map(time),
+        "retry_at": schedule.retry_at.filter(|_| schedule.failures > 0).map(time),
+        "plan": {
+            "next_publish_at": next_publish.map(time),
+            "next_activation_at": next_activation.map(time),
+            "keys": steps,
+        },
+    });
+    let rule = serde_json::to_value(&schedule.rule).expect("a rule serialises");
+    if let (Value::Object(body), Value::Object(rule)) = (&mut body, rule) {
+        body.extend(rule);
+    }
+    body
+}
+
+/// The planner's view of a ring: its active key, whether a key is on its way in, the backoff.
+pub fn ring_state(schedule: &ScheduleRecord, keys: &[KeyRecord]) -> plan::RingState {
+    plan::RingState {
+        active_since: keys
+            .iter()
+            .find(|k| k.state == KeyState::Active)
+            .map(|k| k.activated_at.unwrap_or(k.created_at)),
+        upcoming: keys
+            .iter()
+            .any(|k| matches!(k.state, KeyState::Pending | KeyState::Published)),
+        paused: schedule.paused,
+        retry_at: schedule.retry_at.filter(|_| schedule.failures > 0),
+    }
+}

@@ -1,0 +1,505 @@
+//! The rotation planner: pure functions of a rule, the ring's keys and a given time, so tests can
+//! drive time wherever they like (month ends, leap years, downtime).
+//!
+//! A ring's next rotation is derived from its active key, not stored: the next activation is the
+//! rule's first occurrence after the active key's activation, and the new key is published
+//! `publish_lead` before that. A rotation that failed or was missed therefore stays due until it
+//! happens, and a late one (the service was down) publishes at once and activates only once
+//! `publish_lead` has passed since publication.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Shortest period a schedule may have (tests run short ones).
+pub const MIN_PERIOD_SECONDS: u64 = 10;
+
+/// When keys rotate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// On `day` of every month (the last day in shorter months) at `at` (`HH:MM`, UTC).
+    Monthly(Monthly),
+    /// Every so many seconds after the previous activation.
+    EverySeconds(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monthly {
+    pub day: u8,
+    pub at: String,
+}
+
+impl Default for Rule {
+    /// The first of every month at midnight UTC.
+    fn default() -> Rule {
+        Rule::Monthly(Monthly {
+            day: 1,
+            at: "00:00".into(),
+        })
+    }
+}
+
+impl Rule {
+    /// Checks the rule on its own; `publish_lead_seconds` is checked against its period.
+    pub fn validate(&self, publish_lead_seconds: u32) -> Result<(), String> {
+        let lead = u64::from(publish_lead_seconds);
+        match self {
+            Rule::Monthly(monthly) => {
+                if !(1..=31).contains(&monthly.day) {
+                    return Err(
+                        "monthly.day must be 1-31 (29-31 mean the last day in shorter months)"
+                            .into(),
+                    );
+                }
+                parse_time(&monthly.at)?;
+                // The shortest gap between two monthly occurrences: February's 28 days.
+                if lead >= 28 * 86_400 {
+                    return Err(format!(
+                        "publish_lead_seconds ({lead}) must be less than the shortest monthly period (2419200 s, 28 days)"
+                    ));
+                }
+            }
+            Rule::EverySeconds(period) => {
+                if *period < MIN_PERIOD_SECONDS {
+                    return Err(format!(
+                        "every_seconds ({period}) must be at least {MIN_PERIOD_SECONDS}"
+                    ));
+                }
+                if *period <= lead {
+                    return Err(format!(
+                        "every_seconds ({period}) must exceed publish_lead_seconds ({lead}): the next key must be published after the current one activates"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first activation time strictly after `after_ms` (Unix milliseconds, UTC).
+    pub fn next_after(&self, after_ms: i64) -> i64 {
+        match self {
+            Rule::EverySeconds(period) => {
+                after_ms.saturating_add(i64::try_from(*period).unwrap_or(i64::MAX / 1000) * 1000)
+            }
+            Rule::Monthly(monthly) => {
+                let (hour, minute) = parse_time(&monthly.at).expect("a validated rule");
+                let after = DateTime::from_timestamp_millis(after_ms).unwrap_or_default();
+                let (mut year, mut month) = (after.year(), after.month());
+                loop {
+                    let candidate = occurrence(year, month, monthly.day, hour, minute);
+                    if candidate > after_ms {
+                        return candidate;
+                    }
+                    (year, month) = if month == 12 {
+                        (year + 1, 1)
+                    } else {
+                        (year, month + 1)
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn parse_time(at: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("monthly.at must be HH:MM (UTC), got {at:?}");
+    let (h, m) = at.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok((h, m))
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    let (next_year, next_month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let first_of_next = NaiveDate::from_ymd_opt(next_year, next_month, 1).expect("a valid date");
+    first_of_next.pred_opt().expect("a valid date").day()
+}
+
+/// `day` of the month (clamped to its last day) at `hour:minute` UTC, in Unix milliseconds.
+fn occurrence(year: i32, month: u32, day: u8, hour: u32, minute: u32) -> i64 {
+    let day = u32::from(day).min(days_in_month(year, month));
+    Utc.with_ymd_and_hms(year, month, day, hour, minute, 0)
+        .single()
+        .expect("UTC has no gaps")
+        .timestamp_millis()
+}
+
+/// When the key after one activated at `since` activates: the rule's first occurrence after
+/// `since`, unless that comes less than `publish_lead` after `since` (a ring created, or a key
+/// activated by hand, just before an occurrence keeps its key until the following one).
+pub fn next_activation(rule: &Rule, since: i64, publish_lead_seconds: u32) -> i64 {
+    let planned = rule.next_after(since);
+    if planned - 1000 * i64::from(publish_lead_seconds) < since {
+        rule.next_after(planned)
+    } else {
+        planned
+    }
+}
+
+/// What the planner needs to know about a ring right now.
+#[derive(Clone, Copy, Debug)]
+pub struct RingState {
+    /// When the active key became active; `None` if the ring has no active key.
+    pub active_since: Option<i64>,
+    /// Whether a key is already on its way in (pending or published).
+    pub upcoming: bool,
+    pub paused: bool,
+    /// Not before this time (a failed attempt's backoff).
+    pub retry_at: Option<i64>,
+}
+
+/// The next scheduled rotation: when its key is published and when it activates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Next {
+    pub publish_at: i64,
+    pub activate_at: i64,
+}
+
+/// When the next scheduled rotation publishes and activates, seen at `now`; `None` while paused
+/// or while a rotation is already under way (its key's own times say what happens next).
+pub fn next_rotation(
+    rule: &Rule,
+    publish_lead_seconds: u32,
+    state: RingState,
+    now: i64,
+) -> Option<Next> {
+    if state.paused || state.upcoming {
+        return None;
+    }
+    let lead = 1000 * i64::from(publish_lead_seconds);
+    let planned = match state.active_since {
+        Some(since) => next_activation(rule, since, publish_lead_seconds),
+        // No key signs: rotate at once.
+        None => now,
+    };
+    // Missed (the service was down, or an attempt failed): publish now, and activate only once
+    // the key has been published for the full lead.
+    let mut publish_at = (planned - lead).max(now);
+    if let Some(retry_at) = state.retry_at {
+        publish_at = publish_at.max(retry_at);
+    }
+    Some(Next {
+        publish_at,
+        activate_at: planned.max(publish_at + lead),
+    })
+}
+
+/// Whether a scheduled rotation should start at `now`.
+pub fn rotation_due(rule: &Rule, publish_lead_seconds: u32, state: RingState, now: i64) -> bool {
+    next_rotation(rule, publish_lead_seconds, state, now).is_some_and(|next| next.publish_at <= now)
+}
+
+/// How long to wait before retrying after `failures` consecutive failed attempts: 5 s doubling
+/// to at most 5 minutes.
+pub fn backoff_ms(failures: u32) -> i64 {
+    (5_000i64 << failures.saturating_sub(1).min(6)).min(300_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn monthly(day: u8, time: &str) -> Rule {
+        Rule::Monthly(Monthly {
+            day,
+            at: time.into(),
+        })
+    }
+
+    const LEAD: u32 = 600;
+
+    #[test]
+    fn the_default_rule_is_the_first_of_the_month_at_midnight() {
+        let rule = Rule::default();
+        assert_eq!(
+            rule.next_after(at("2026-01-15T10:00:00Z")),
+            at("2026-02-01T00:00:00Z")
+        );
+        assert_eq!(
+            rule.next_after(at("2026-12-01T00:00:00Z")),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            rule.next_after(at("2026-11-30T23:59:59Z")),
+            at("2026-12-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn monthly_days_past_a_month_end_fall_on_its_last_day_including_leap_years() {
+        let rule = monthly(31, "12:30");
+        assert_eq!(
+            rule.next_after(at("2026-01-31T12:30:00Z")),
+            at("2026-02-28T12:30:00Z")
+        );
+        assert_eq!(
+            rule.next_after(at("2028-01-31T12:30:00Z")),
+            at("2028-02-29T12:30:00Z")
+        );
+        assert_eq!(
+            rule.next_after(at("2028-02-29T12:30:00Z")),
+            at("2028-03-31T12:30:00Z")
+        );
+        assert_eq!(
+            rule.next_after(at("2026-04-01T00:00:00Z")),
+            at("2026-04-30T12:30:00Z")
+        );
+        let rule = monthly(29, "00:00");
+        assert_eq!(
+            rule.next_after(at("2100-02-01T00:00:00Z")),
+            at("2100-02-28T00:00:00Z"),
+            "2100 is not a leap year"
+        );
+        assert_eq!(
+            rule.next_after(at("2000-02-01T00:00:00Z")),
+            at("2000-02-29T00:00:00Z"),
+            "2000 is"
+        );
+    }
+
+    #[test]
+    fn a_key_activated_just_before_an_occurrence_keeps_signing_until_the_next_one() {
+        let rule = Rule::default();
+        let created = at("2026-11-30T23:55:00Z");
+        assert_eq!(
+            next_activation(&rule, created, LEAD),
+            at("2027-01-01T00:00:00Z")
+        );
+        let earlier = at("2026-11-30T23:49:00Z");
+        assert_eq!(
+            next_activation(&rule, earlier, LEAD),
+            at("2026-12-01T00:00:00Z")
+        );
+        // Periods always leave the lead: the period exceeds it.
+        assert_eq!(next_activation(&Rule::EverySeconds(60), 0, 30), 60_000);
+    }
+
+    #[test]
+    fn utc_has_no_daylight_saving_gaps() {
+        // The nights European and US clocks change: still exactly 02:30 UTC.
+        let rule = monthly(29, "02:30");
+        assert_eq!(
+            rule.next_after(at("2026-03-01T00:00:00Z")),
+            at("2026-03-29T02:30:00Z")
+        );
+        let rule = monthly(8, "02:30");
+        assert_eq!(
+            rule.next_after(at("2026-03-01T00:00:00Z")),
+            at("2026-03-08T02:30:00Z")
+        );
+    }
+
+    #[test]
+    fn periods_count_from_the_previous_activation() {
+        let rule = Rule::EverySeconds(3600);
+        assert_eq!(rule.next_after(1_000), 3_601_000);
+        let state = RingState {
+            active_since: Some(0),
+            upcoming: false,
+            paused: false,
+            retry_at: None,
+        };
+        let next = next_rotation(&rule, 60, state, 10).unwrap();
+        assert_eq!(
+            next,
+            Next {
+                publish_at: 3_540_000,
+                activate_at: 3_600_000
+            }
+        );
+        assert!(!rotation_due(&rule, 60, state, 3_539_999));
+        assert!(rotation_due(&rule, 60, state, 3_540_000));
+    }
+
+    #[test]
+    fn paused_schedules_and_rotations_under_way_plan_nothing() {
+        let rule = Rule::EverySeconds(60);
+        let running = RingState {
+            active_since: Some(0),
+            upcoming: false,
+            paused: false,
+            retry_at: None,
+        };
+        let paused = RingState {
+            paused: true,
+            ..running
+        };
+        assert!(next_rotation(&rule, 10, paused, 1_000_000).is_none());
+        assert!(!rotation_due(&rule, 10, paused, 1_000_000));
+        let under_way = RingState {
+            upcoming: true,
+            ..running
+        };
+        assert!(!rotation_due(&rule, 10, under_way, 1_000_000));
+        // Resumed long after the due time: due at once, activating a full lead later.
+        assert!(rotation_due(&rule, 10, running, 1_000_000));
+        assert_eq!(
+            next_rotation(&rule, 10, running, 1_000_000).unwrap(),
+            Next {
+                publish_at: 1_000_000,
+                activate_at: 1_010_000
+            }
+        );
+    }
+
+    #[test]
+    fn after_downtime_it_publishes_now_and_activates_a_full_lead_later() {
+        let rule = Rule::default();
+        let state = RingState {
+            active_since: Some(at("2026-01-01T00:00:00Z")),
+            upcoming: false,
+            paused: false,
+            retry_at: None,
+        };
+        // Down from Jan 31 23:00 to Feb 1 09:00: the Feb 1 rotation was missed.
+        let back = at("2026-02-01T09:00:00Z");
+        let next = next_rotation(&rule, LEAD, state, back).unwrap();
+        assert_eq!(next.publish_at, back);
+        assert_eq!(next.activate_at, back + 1000 * i64::from(LEAD));
+        // Up again shortly before the due time: the key is published now and still activates on time.
+        let early = at("2026-01-31T23:55:00Z");
+        let next = next_rotation(&rule, LEAD, state, early).unwrap();
+        assert_eq!(next.publish_at, early);
+        assert_eq!(
+            next.activate_at,
+            at("2026-02-01T00:05:00Z"),
+            "a full lead after publication"
+        );
+    }
+
+    #[test]
+    fn failed_attempts_back_off_and_stay_due() {
+        let rule = Rule::EverySeconds(100);
+        let state = RingState {
+            active_since: Some(0),
+            upcoming: false,
+            paused: false,
+            retry_at: Some(150_000),
+        };
+        assert!(!rotation_due(&rule, 10, state, 120_000));
+        assert!(rotation_due(&rule, 10, state, 150_000));
+        assert_eq!(backoff_ms(1), 5_000);
+        assert_eq!(backoff_ms(2), 10_000);
+        assert_eq!(backoff_ms(30), 300_000);
+    }
+
+    #[test]
+    fn rules_that_break_an_invariant_are_refused_naming_it() {
+        let message = Rule::EverySeconds(600).validate(600).unwrap_err();
+        assert!(
+            message.contains("every_seconds (600) must exceed publish_lead_seconds (600)"),
+            "{message}"
+        );
+        assert!(Rule::EverySeconds(9)
+            .validate(1)
+            .unwrap_err()
+            .contains("at least 10"));
+        assert!(monthly(0, "00:00").validate(1).is_err());
+        assert!(monthly(32, "00:00").validate(1).is_err());
+        assert!(monthly(1, "24:00")
+            .validate(1)
+            .unwrap_err()
+            .contains("HH:MM"));
+        assert!(monthly(1, "7:00").validate(1).is_err());
+        assert!(monthly(1, "00:00")
+            .validate(28 * 86_400)
+            .unwrap_err()
+            .contains("shortest monthly period"));
+        assert!(monthly(31, "23:59").validate(LEAD).is_ok());
+        assert!(Rule::EverySeconds(601).validate(600).is_ok());
+    }
+
+    #[test]
+    fn a_ring_without_an_active_key_rotates_at_once() {
+        let state = RingState {
+            active_since: None,
+            upcoming: false,
+            paused: false,
+            retry_at: None,
+        };
+        assert!(rotation_due(&Rule::default(), LEAD, state, 5));
+    }
+
+    /// Two years of monthly rotations on every day of the month, with the service down at
+    /// random: each planned step keeps DESIGN.md §4's invariants.
+    #[test]
+    fn every_planned_step_keeps_the_lifecycle_invariants() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = move |below: i64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            i64::try_from(seed % u64::try_from(below).unwrap()).unwrap()
+        };
+        let lead_ms = 1000 * i64::from(LEAD);
+        for rule in (1..=31)
+            .map(|day| monthly(day, "06:15"))
+            .chain([Rule::EverySeconds(86_400), Rule::EverySeconds(3_600)])
+        {
+            rule.validate(LEAD).unwrap();
+            let mut active_since = at("2026-01-01T06:15:00Z");
+            let mut now = active_since;
+            for _ in 0..24 {
+                let state = RingState {
+                    active_since: Some(active_since),
+                    upcoming: false,
+                    paused: false,
+                    retry_at: None,
+                };
+                let next = next_rotation(&rule, LEAD, state, now).unwrap();
+                let planned = next_activation(&rule, active_since, LEAD);
+                // Never signs with a key published for less than the lead.
+                assert!(next.activate_at - next.publish_at >= lead_ms, "{rule:?}");
+                // Never earlier than planned, and on time when nothing was missed.
+                assert!(next.activate_at >= planned);
+                if now <= planned - lead_ms {
+                    assert_eq!(
+                        next,
+                        Next {
+                            publish_at: planned - lead_ms,
+                            activate_at: planned
+                        }
+                    );
+                }
+                // Never in the past, and rotations move forward.
+                assert!(next.publish_at >= now && next.activate_at > active_since);
+                if let Rule::Monthly(m) = &rule {
+                    let when = DateTime::from_timestamp_millis(planned).unwrap();
+                    assert_eq!(when.format("%H:%M").to_string(), m.at);
+                    assert!(
+                        when.day() == u32::from(m.day)
+                            || when.day() == days_in_month(when.year(), when.month())
+                    );
+                }
+                // The service runs on, or is down for a while (sometimes past the due time).
+                now = next.publish_at + random(3) * random(2 * lead_ms + 1);
+                let state = RingState {
+                    active_since: Some(active_since),
+                    upcoming: false,
+                    paused: false,
+                    retry_at: None,
+                };
+                let late = next_rotation(&rule, LEAD, state, now).unwrap();
+                assert!(rotation_due(&rule, LEAD, state, now));
+                active_since = late.activate_at;
+                now = active_since + random(1000);
+            }
+        }
+    }
+}

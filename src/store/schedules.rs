@@ -1,0 +1,172 @@
+//! Rotation schedules and the scheduler's last outcome, per ring. A ring without a row has the
+//! default schedule.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::audit::{self, AuditRecord};
+use super::{opt_i64, Dialect, Store, StoreError};
+use crate::rings::{Policy, Timing};
+use crate::schedule::Rule;
+use crate::store::keys::{self, KeyRecord};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScheduleRecord {
+    pub rule: Rule,
+    pub paused: bool,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub last_failure_at: Option<i64>,
+    pub retry_at: Option<i64>,
+    pub last_rotation_at: Option<i64>,
+}
+
+fn from_row(row: &AnyRow) -> Result<(String, ScheduleRecord), sqlx::Error> {
+    let rule: String = row.try_get("rule")?;
+    Ok((
+        row.try_get("ring")?,
+        ScheduleRecord {
+            rule: serde_json::from_str(&rule).map_err(|e| sqlx::Error::Decode(e.into()))?,
+            paused: row.try_get::<i64, _>("paused")? != 0,
+            failures: u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+            last_error: row.try_get("last_error")?,
+            last_failure_at: opt_i64(row, "last_failure_at")?,
+            retry_at: opt_i64(row, "retry_at")?,
+            last_rotation_at: opt_i64(row, "last_rotation_at")?,
+        },
+    ))
+}
+
+const COLUMNS: &str =
+    "ring, rule, paused, failures, last_error, last_failure_at, retry_at, last_rotation_at";
+
+fn rule_json(rule: &Rule) -> String {
+    serde_json::to_string(rule).expect("a rule serialises")
+}
+
+impl Store {
+    /// Every ring's schedule that differs from the default, by ring name.
+    pub async fn schedules(
+        &self,
+    ) -> Result<std::collections::HashMap<String, ScheduleRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM schedules"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn schedule(&self, ring: &str) -> Result<ScheduleRecord, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM schedules WHERE ring = $1"))
+            .bind(ring)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .as_ref()
+            .map(from_row)
+            .transpose()?
+            .map(|(_, s)| s)
+            .unwrap_or_default())
+    }
+
+    /// Writes a ring's rule and pause flag with its audit record; with `settings`, also the ring's
+    /// policy and timing (they change together, validated together).
+    pub async fn set_schedule(
+        &self,
+        ring: &str,
+        schedule: &ScheduleRecord,
+        settings: Option<(&Policy, &Timing)>,
+        now: i64,
+        record: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((policy, timing)) = settings {
+            sqlx::query(
+                "UPDATE rings SET policy = $1, timing = $2, updated_at = $3 WHERE name = $4",
+            )
+            .bind(serde_json::to_string(policy).expect("policy serialises"))
+            .bind(serde_json::to_string(timing).expect("timing serialises"))
+            .bind(now)
+            .bind(ring)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO schedules (ring, rule, paused, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (ring) DO UPDATE SET rule = $2, paused = $3, updated_at = $4",
+        )
+        .bind(ring)
+        .bind(rule_json(&schedule.rule))
+        .bind(i64::from(schedule.paused))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the outcome of a scheduled rotation attempt, leaving the rule alone (no audit
+    /// record: the rotation's own records, or its `key_generation_failed`, say what happened).
+    pub async fn record_schedule_outcome(
+        &self,
+        ring: &str,
+        outcome: &ScheduleRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO schedules ({COLUMNS}, updated_at) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (ring) DO UPDATE SET failures = $3, last_error = $4, last_failure_at = $5, \
+             retry_at = $6, last_rotation_at = $7, updated_at = $8"
+        ))
+        .bind(ring)
+        .bind(rule_json(&Rule::default()))
+        .bind(i64::from(outcome.failures))
+        .bind(outcome.last_error.as_deref())
+        .bind(outcome.last_failure_at)
+        .bind(outcome.retry_at)
+        .bind(outcome.last_rotation_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims a scheduled rotation: records its key's intent only if the ring's active key is
+    /// still `active_id` and no key is on its way in. The ring's row is locked (Postgres) so that
+    /// replicas deciding from the same state make the rotation once; `false` if another did.
+    pub async fn claim_rotation(
+        &self,
+        active_id: Option<&str>,
+        pending: &KeyRecord,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT name FROM rings WHERE name = $1 FOR UPDATE")
+                .bind(&pending.ring)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rows = sqlx::query(
+            "SELECT id, state FROM keys WHERE ring = $1 AND state IN ('active', 'pending', 'published')",
+        )
+        .bind(&pending.ring)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut active = None;
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            if state != "active" {
+                return Ok(false);
+            }
+            active = Some(row.try_get::<String, _>("id")?);
+        }
+        if active.as_deref() != active_id {
+            return Ok(false);
+        }
+        keys::insert_pending(&mut tx, pending).await?;
+        audit::insert(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

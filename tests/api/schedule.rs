@@ -1,0 +1,538 @@
+//! Scheduled rotation: the schedule API, rings rotating by themselves under a verifier that
+//! caches the JWKS as `max-age` allows, replicas rotating exactly once, and a backend outage.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{decode_parts, eventually, Db, TestApp};
+use crate::store_tests;
+
+/// Rotations every 10 s: keys published 3 s ahead, JWKS cached for 1 s, tokens of at most 2 s.
+fn fast_schedule() -> Value {
+    json!({"every_seconds": 10, "publish_lead_seconds": 3, "jwks_max_age_seconds": 1,
+           "leeway_seconds": 0, "max_token_ttl_seconds": 2})
+}
+
+async fn put_schedule(app: &TestApp, ring: &str, body: Value) -> crate::helpers::Response {
+    app.request(
+        Method::PUT,
+        &format!("/v1/rings/{ring}/schedule"),
+        Some(&app.admin_token),
+        Some(body),
+    )
+    .await
+}
+
+async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let shown = app
+        .get("/v1/rings/r/schedule", Some(&app.admin_token))
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.body["monthly"], json!({"day": 1, "at": "00:00"}));
+    assert_eq!(shown.body["paused"], false);
+    let next = shown.body["plan"]["next_activation_at"].as_str().unwrap();
+    assert!(next.ends_with("-01T00:00:00Z"), "{next}");
+    let publish = chrono::DateTime::parse_from_rfc3339(
+        shown.body["plan"]["next_publish_at"].as_str().unwrap(),
+    )
+    .unwrap();
+    let activate = chrono::DateTime::parse_from_rfc3339(next).unwrap();
+    assert_eq!(
+        (activate - publish).num_seconds(),
+        600,
+        "published the default lead ahead"
+    );
+
+    let set = put_schedule(
+        &app,
+        "r",
+        json!({"every_seconds": 3600, "publish_lead_seconds": 900, "jwks_max_age_seconds": 600}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["every_seconds"], 3600);
+    assert!(set.body.get("monthly").is_none());
+    assert_eq!(set.body["publish_lead_seconds"], 900);
+    let ring = app.get("/v1/rings/r", Some(&app.admin_token)).await.body;
+    assert_eq!(
+        ring["timing"]["jwks_max_age_seconds"], 600,
+        "the ring's JWKS max-age follows"
+    );
+
+    for (body, needle) in [
+        (
+            json!({"every_seconds": 600, "publish_lead_seconds": 900}),
+            "every_seconds (600) must exceed publish_lead_seconds (900)",
+        ),
+        (
+            json!({"every_seconds": 3600, "publish_lead_seconds": 100, "jwks_max_age_seconds": 300}),
+            "must be at least jwks_max_age_seconds + leeway_seconds",
+        ),
+        (json!({"every_seconds": 5}), "at least 10"),
+        (
+            json!({"monthly": {"day": 32, "at": "00:00"}}),
+            "monthly.day",
+        ),
+        (json!({"monthly": {"day": 1, "at": "25:00"}}), "HH:MM"),
+        (
+            json!({"monthly": {"day": 1, "at": "00:00"}, "every_seconds": 60}),
+            "exactly one rule",
+        ),
+        (json!({"publish_lead_seconds": 60}), "exactly one rule"),
+    ] {
+        let refused = put_schedule(&app, "r", body.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.body
+        );
+        let message = refused.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    let unknown_field = put_schedule(&app, "r", json!({"every_seconds": 60, "hourly": true})).await;
+    assert_eq!(unknown_field.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        put_schedule(&app, "nope", json!({"every_seconds": 60}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Nothing was changed by the refusals.
+    let shown = app
+        .get("/v1/rings/r/schedule", Some(&app.admin_token))
+        .await;
+    assert_eq!(shown.body["every_seconds"], 3600);
+    assert_eq!(shown.body["publish_lead_seconds"], 900);
+
+    let paused = app
+        .post("/v1/rings/r/schedule/pause", &app.admin_token, json!({}))
+        .await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    assert_eq!(paused.body["paused"], true);
+    assert!(paused.body["plan"]["next_activation_at"].is_null());
+    let resumed = app
+        .post("/v1/rings/r/schedule/resume", &app.admin_token, json!({}))
+        .await;
+    assert_eq!(resumed.body["paused"], false);
+    assert!(resumed.body["plan"]["next_activation_at"].is_string());
+
+    // Admins change schedules; auditors may look; issuers may not.
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let (_, auditor) = app.create_client("audit", "auditor", &[]).await;
+    assert_eq!(
+        app.get("/v1/rings/r/schedule", Some(&issuer)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/v1/rings/r/schedule", Some(&auditor)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/v1/rings/r/schedule", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let by_auditor = app
+        .request(
+            Method::PUT,
+            "/v1/rings/r/schedule",
+            Some(&auditor),
+            Some(json!({"every_seconds": 60})),
+        )
+        .await;
+    assert_eq!(by_auditor.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post("/v1/rings/r/schedule/pause", &issuer, json!({}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    let actions: Vec<(String, String, Option<String>)> =
+        app.rings.store().audit_actions().await.unwrap();
+    let schedule_actions: Vec<&str> = actions
+        .iter()
+        .filter(|(a, _, _)| a.starts_with("schedule_"))
+        .map(|(a, _, _)| a.as_str())
+        .collect();
+    assert_eq!(
+        schedule_actions,
+        ["schedule_changed", "schedule_paused", "schedule_resumed"]
+    );
+}
+
+/// Fetches the ring's JWKS and how long it may be cached (from `Cache-Control: max-age`).
+async fn fetch_jwks(app: &TestApp, ring: &str) -> (HashSet<String>, Duration) {
+    let response = app.get(&format!("/v1/rings/{ring}/jwks.json"), None).await;
+    let cache_control = response.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let max_age = cache_control
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no max-age in {cache_control}"));
+    let kids = response.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    (kids, Duration::from_secs(max_age))
+}
+
+/// A ring rotates by itself every 10 s while a client signs continuously and a verifier caches the
+/// JWKS for as long as `max-age` allows: no token ever names a key the cached JWKS lacks, and
+/// every fresh JWKS holds every key with an unexpired token.
+async fn a_ring_rotates_by_itself_without_a_verification_failure(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    assert_eq!(
+        put_schedule(&app, "r", fast_schedule()).await.status,
+        StatusCode::OK
+    );
+
+    let (mut cached, mut max_age) = fetch_jwks(&app, "r").await;
+    let mut fetched_at = Instant::now();
+    let mut unexpired: Vec<(String, i64)> = Vec::new();
+    let mut kids_seen = Vec::<String>::new();
+    let deadline = Instant::now() + Duration::from_secs(38);
+    let mut signed = 0;
+    while Instant::now() < deadline {
+        if fetched_at.elapsed() >= max_age {
+            (cached, max_age) = fetch_jwks(&app, "r").await;
+            fetched_at = Instant::now();
+            let now = chrono::Utc::now().timestamp();
+            unexpired.retain(|(_, exp)| *exp >= now);
+            for (kid, _) in &unexpired {
+                assert!(
+                    cached.contains(kid),
+                    "a key with unexpired tokens left the JWKS: {kid}"
+                );
+            }
+        }
+        let response = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        let token = response.body["token"].as_str().unwrap();
+        let (header, claims) = decode_parts(token);
+        let kid = header["kid"].as_str().unwrap().to_owned();
+        assert!(
+            cached.contains(&kid),
+            "token signed by {kid}, which the verifier's cached JWKS ({cached:?}, fetched {:?} ago) lacks",
+            fetched_at.elapsed()
+        );
+        if kids_seen.last() != Some(&kid) {
+            kids_seen.push(kid.clone());
+        }
+        unexpired.push((kid, claims["exp"].as_i64().unwrap()));
+        signed += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        kids_seen.len() >= 4,
+        "at least three rotations in 38 s, saw {kids_seen:?} over {signed} tokens"
+    );
+    assert_eq!(
+        kids_seen.iter().collect::<HashSet<_>>().len(),
+        kids_seen.len(),
+        "never back to an old key"
+    );
+    let schedule = app
+        .get("/v1/rings/r/schedule", Some(&app.admin_token))
+        .await
+        .body;
+    assert!(schedule["last_rotation_at"].is_string());
+    assert_eq!(schedule["failures"], 0);
+    let actions: Vec<(String, String, Option<String>)> =
+        app.rings.store().audit_actions().await.unwrap();
+    let scheduled = actions
+        .iter()
+        .filter(|(a, who, _)| a == "rotation_scheduled" && who == "scheduler")
+        .count();
+    assert!(
+        scheduled >= 3 && scheduled <= kids_seen.len(),
+        "{scheduled} scheduled rotations"
+    );
+}
+
+/// Three replicas share Postgres and rotate a ring every 10 s: each rotation happens once, and all
+/// replicas serve the same JWKS within its max-age of each change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_rotate_each_ring_exactly_once() {
+    let first = TestApp::spawn(Db::Postgres).await;
+    let second = TestApp::start(first.data_dir.clone(), first.db.clone()).await;
+    let third = TestApp::start(first.data_dir.clone(), first.db.clone()).await;
+    first.create_ring("r", json!({})).await;
+    let mut schedule = fast_schedule();
+    schedule["jwks_max_age_seconds"] = json!(2);
+    assert_eq!(
+        put_schedule(&first, "r", schedule).await.status,
+        StatusCode::OK
+    );
+    let replicas = Arc::new([first, second, third]);
+    for replica in replicas.iter() {
+        eventually(5, "every replica to know the ring", || async {
+            replica.get("/v1/rings/r/jwks.json", None).await.status == StatusCode::OK
+        })
+        .await;
+    }
+
+    let started = Instant::now();
+    let mut diverged_since: Option<Instant> = None;
+    let mut longest_divergence = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(36) {
+        let mut sets = Vec::new();
+        for replica in replicas.iter() {
+            sets.push(fetch_jwks(replica, "r").await.0);
+        }
+        if sets.iter().all(|s| *s == sets[0]) {
+            diverged_since = None;
+        } else {
+            let since = *diverged_since.get_or_insert_with(Instant::now);
+            longest_divergence = longest_divergence.max(since.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        longest_divergence < Duration::from_secs(2),
+        "replicas disagreed about the JWKS for {longest_divergence:?}"
+    );
+    let keys = replicas[0].keys("r").await;
+    let actions: Vec<(String, String, Option<String>)> =
+        replicas[0].rings.store().audit_actions().await.unwrap();
+    let scheduled = actions
+        .iter()
+        .filter(|(a, _, _)| a == "rotation_scheduled")
+        .count();
+    let published = actions
+        .iter()
+        .filter(|(a, _, _)| a == "key_published")
+        .count();
+    let activated = actions
+        .iter()
+        .filter(|(a, _, _)| a == "key_activated")
+        .count();
+    assert!(scheduled >= 3, "{scheduled} rotations in 36 s");
+    assert_eq!(keys.len(), 1 + scheduled, "one key per rotation: {keys:?}");
+    assert_eq!(published, keys.len(), "each key published once");
+    assert!(
+        activated == keys.len() || activated + 1 == keys.len(),
+        "each key activated once"
+    );
+    let per_key: HashMap<&str, usize> = keys.iter().fold(HashMap::new(), |mut m, k| {
+        *m.entry(k["state"].as_str().unwrap()).or_default() += 1;
+        m
+    });
+    assert_eq!(per_key.get("active"), Some(&1), "{per_key:?}");
+}
+
+/// The file backend's key directory stops being writable while a rotation is due: signing goes
+/// on with the current key, the scheduler backs off and reports the failure, and the rotation
+/// completes once the backend is back.
+async fn a_backend_outage_delays_the_rotation_but_not_signing(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let ring = app.create_ring("r", json!({})).await;
+    let old = ring["active_kid"].as_str().unwrap().to_owned();
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    // Break the backend: its keys directory becomes a file (root ignores read-only modes).
+    let keys_dir = app.data_dir.path().join("file-backend/keys");
+    let aside = app.data_dir.path().join("file-backend/keys.aside");
+    std::fs::rename(&keys_dir, &aside).unwrap();
+    std::fs::write(&keys_dir, b"not a directory").unwrap();
+    assert_eq!(
+        put_schedule(&app, "r", fast_schedule()).await.status,
+        StatusCode::OK
+    );
+
+    eventually(30, "a failed scheduled rotation to be reported", || async {
+        let schedule = app
+            .get("/v1/rings/r/schedule", Some(&app.admin_token))
+            .await
+            .body;
+        schedule["failures"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let schedule = app
+        .get("/v1/rings/r/schedule", Some(&app.admin_token))
+        .await
+        .body;
+    assert!(
+        schedule["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("file backend"),
+        "{schedule}"
+    );
+    assert!(schedule["retry_at"].is_string());
+    let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    assert_eq!(signed.body["kid"], old.as_str(), "still the current key");
+    assert_eq!(app.keys("r").await.len(), 1, "no half-made key");
+
+    std::fs::remove_file(&keys_dir).unwrap();
+    std::fs::rename(&aside, &keys_dir).unwrap();
+    eventually(
+        30,
+        "the rotation to complete once the backend is back",
+        || async {
+            app.keys("r").await.iter().any(|k| {
+                k["state"] == "published" || (k["state"] == "active" && k["kid"] != old.as_str())
+            })
+        },
+    )
+    .await;
+    eventually(5, "the schedule to record the success", || async {
+        app.get("/v1/rings/r/schedule", Some(&app.admin_token))
+            .await
+            .body["failures"]
+            == 0
+    })
+    .await;
+    let schedule = app
+        .get("/v1/rings/r/schedule", Some(&app.admin_token))
+        .await
+        .body;
+    assert!(
+        schedule["last_error"].is_string(),
+        "the last failure stays visible"
+    );
+}
+
+store_tests!(
+    the_schedule_api_shows_sets_validates_and_pauses,
+    a_ring_rotates_by_itself_without_a_verification_failure,
+    a_backend_outage_delays_the_rotation_but_not_signing,
+);
+
+/// One replica runs as a separate `signet serve` process and is killed with SIGKILL at random
+/// points, 24 times, while rotations (scheduled every 10 s, and immediate ones an admin asks it
+/// for just before the kill) are under way. A second replica keeps running. Afterwards: never two
+/// active keys, every pending key reconciled, every backend key recorded and every record's key
+/// present, and signing works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
+    let survivor = TestApp::spawn(Db::Postgres).await;
+    survivor.create_ring("r", json!({})).await;
+    let fast = json!({"every_seconds": 10, "publish_lead_seconds": 2, "jwks_max_age_seconds": 1,
+                      "leeway_seconds": 0, "max_token_ttl_seconds": 1, "retain_retired_seconds": 1});
+    assert_eq!(
+        put_schedule(&survivor, "r", fast).await.status,
+        StatusCode::OK
+    );
+    let pool = sqlx::AnyPool::connect(&survivor.db.url).await.unwrap();
+    let active_keys = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM keys WHERE ring = 'r' AND state = 'active'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let mut seed = std::process::id() as u64 | 1;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for trial in 0..24 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(survivor.data_dir.path())
+            .args(["--database-url", &survivor.db.url])
+            .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
+            .env("SIGNET_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let address = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{address}/healthz")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "trial {trial}: the replica did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(random(1500))).await;
+        if trial % 2 == 0 {
+            // Ask the doomed replica for an immediate rotation, and kill it while it works on it.
+            let request = http
+                .post(format!("{address}/v1/rings/r/rotate"))
+                .bearer_auth(&survivor.admin_token)
+                .json(&json!({"immediate": true}))
+                .send();
+            let _ = tokio::time::timeout(Duration::from_millis(random(40)), request).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(active_keys().await <= 1, "trial {trial}: two active keys");
+    }
+
+    // Converge: abandoned intents are reconciled after their grace period, then, with the
+    // schedule paused, every old key retires and is destroyed.
+    eventually(90, "every pending key to be reconciled", || async {
+        !survivor
+            .keys("r")
+            .await
+            .iter()
+            .any(|k| k["state"] == "pending")
+    })
+    .await;
+    let paused = survivor
+        .post(
+            "/v1/rings/r/schedule/pause",
+            &survivor.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(paused.status, StatusCode::OK);
+    eventually(30, "every old key to be destroyed", || async {
+        survivor
+            .keys("r")
+            .await
+            .iter()
+            .all(|k| k["state"] == "active" || k["state"] == "destroyed")
+    })
+    .await;
+    assert_eq!(active_keys().await, 1);
+    let keys = survivor.keys("r").await;
+    let active = keys.iter().find(|k| k["state"] == "active").unwrap();
+    let file = survivor
+        .rings
+        .providers()
+        .get(signet::providers::BackendKind::File)
+        .unwrap()
+        .clone();
+    let held: HashSet<String> = file
+        .inventory()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.0)
+        .collect();
+    assert_eq!(
+        held,
+        HashSet::from([active["id"].as_str().unwrap().to_owned()]),
+        "the backend holds exactly the live key"
+    );
+    let (_, issuer) = survivor.create_client("svc", "issuer", &["r"]).await;
+    let signed = survivor.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    assert_eq!(signed.body["kid"], active["kid"]);
+}
