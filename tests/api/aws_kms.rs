@@ -113,7 +113,7 @@ async fn aliases_follow_rotation_and_a_destroyed_key_is_pending_deletion_in_kms(
         &ring,
         json!({"policy": {"max_ttl_seconds": 1},
                "timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0,
-                          "publish_lead_seconds": 1, "retain_retired_seconds": 1}}),
+                          "publish_lead_seconds": 2, "retain_retired_seconds": 1}}),
     )
     .await;
     let kms = kms().await;
