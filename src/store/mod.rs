@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use audit::AuditRecord;
+pub use audit::{AuditQuery, AuditRecord, ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub use clients::ClientRecord;
 pub use keys::{Completion, GeneratedRecord, KeyRecord, KeyState};
 pub use rings::RingRecord;

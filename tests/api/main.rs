@@ -4,7 +4,9 @@
 mod helpers;
 
 mod access;
+mod audit;
 mod cli;
+mod durability;
 mod interop;
 mod jwks;
 mod lifecycle;

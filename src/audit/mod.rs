@@ -2,6 +2,8 @@
 //! is committed (fail closed), and records of concurrent requests share one transaction (group
 //! commit), so durability costs one commit per batch rather than one per signature.
 
+pub mod verify;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{AuditRecord, Store, StoreError};
