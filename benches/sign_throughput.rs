@@ -7,6 +7,10 @@
 //! connections for `SIGNET_BENCH_SECONDS` (default 10), and measures aws-lc-rs ES256 signing
 //! in-process on every core for the same time. Every HTTP signature counted was audited (the
 //! server answers only after the audit commit).
+//!
+//! With `SIGNET_BENCH_BASELINE_BIN` (another build of `signet`, e.g. an older commit's; see
+//! `scripts/bench`), the same load runs against that binary too, right after, each server on a
+//! fresh database of its own, and the ratio of the two rates is reported.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,8 +59,26 @@ fn raw_signing_rate(seconds: u64) -> f64 {
 struct Server {
     child: Child,
     _dir: tempfile::TempDir,
+    /// (admin URL, name) of the Postgres database made for this server.
+    database: Option<(String, String)>,
     address: String,
     admin_token: String,
+}
+
+impl Server {
+    async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((admin, name)) = self.database.take() {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
 }
 
 impl Drop for Server {
@@ -64,6 +86,23 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A fresh database on the Postgres server at `admin`, so that builds with different schemas
+/// never meet; returns its URL and name.
+async fn fresh_database(admin: &str, label: &str) -> (String, String) {
+    let name = format!("signet_bench_{}_{label}", std::process::id());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .expect("SIGNET_BENCH_DATABASE_URL reachable");
+    sqlx::raw_sql(&format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("a database URL with a path");
+    (format!("{base}/{name}"), name)
 }
 
 fn free_port() -> u16 {
@@ -74,10 +113,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_server() -> Server {
+async fn start_server(binary: &str, label: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_signet"));
+    let mut command = Command::new(binary);
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -85,8 +124,11 @@ async fn start_server() -> Server {
         .env("SIGNET_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    if let Ok(url) = std::env::var("SIGNET_BENCH_DATABASE_URL") {
+    let mut database = None;
+    if let Ok(admin) = std::env::var("SIGNET_BENCH_DATABASE_URL") {
+        let (url, name) = fresh_database(&admin, label).await;
         command.arg("--database-url").arg(url);
+        database = Some((admin, name));
     }
     let child = command.spawn().expect("signet starts");
     let address = format!("http://127.0.0.1:{port}");
@@ -107,6 +149,7 @@ async fn start_server() -> Server {
     Server {
         child,
         _dir: dir,
+        database,
         address,
         admin_token,
     }
@@ -229,22 +272,54 @@ async fn main() {
         "sqlite"
     };
 
-    let server = start_server().await;
-    let (http, p50, p99) = http_signing_rate(&server, connections, seconds).await;
-    drop(server);
+    let measure = |binary: String, label: String| async move {
+        let server = start_server(&binary, &label).await;
+        let rate = http_signing_rate(&server, connections, seconds).await;
+        server.stop().await;
+        rate
+    };
+    let baseline_bin = std::env::var("SIGNET_BENCH_BASELINE_BIN").ok();
+    // With a baseline, the two alternate round by round, so drift in the machine's load (other
+    // builds on the same cores) falls on both alike.
+    let rounds = env_or("SIGNET_BENCH_ROUNDS", 1usize).max(1);
+    let (mut this_runs, mut base_runs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let this = env!("CARGO_BIN_EXE_signet").to_owned();
+        this_runs.push(measure(this, format!("this{round}")).await);
+        if let Some(binary) = &baseline_bin {
+            base_runs.push(measure(binary.clone(), format!("baseline{round}")).await);
+        }
+    }
+    let mean = |runs: &[(f64, Duration, Duration)]| {
+        runs.iter().map(|r| r.0).sum::<f64>() / runs.len() as f64
+    };
+    let (http, p50, p99) = (mean(&this_runs), this_runs[0].1, this_runs[0].2);
+    let baseline =
+        baseline_bin.map(|binary| ((mean(&base_runs), base_runs[0].1, base_runs[0].2), binary));
     let raw = raw_signing_rate(seconds);
 
     println!(
-        "ES256 sign throughput, {seconds} s each, {} cores",
+        "ES256 sign throughput, {seconds} s each, {rounds} round(s), {} cores",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
     println!("  raw aws-lc-rs in-process (all cores): {raw:>10.0} signatures/s");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "  HTTP POST /sign, file backend, {store}, audited, {connections} connections: {http:>10.0} requests/s (p50 {:.2} ms, p99 {:.2} ms)",
-        p50.as_secs_f64() * 1000.0,
-        p99.as_secs_f64() * 1000.0
+        "  HTTP POST /sign, file backend, {store}, audited, {connections} connections: {http:>10.0} requests/s (rounds {:?}; p50 {:.2} ms, p99 {:.2} ms in round 1)",
+        this_runs.iter().map(|r| r.0.round()).collect::<Vec<_>>(),
+        ms(p50),
+        ms(p99)
     );
+    if let Some(((base, base_p50, base_p99), binary)) = baseline {
+        println!(
+            "  the same against the baseline {binary}: {base:>10.0} requests/s (rounds {:?}; p50 {:.2} ms, p99 {:.2} ms in round 1)",
+            base_runs.iter().map(|r| r.0.round()).collect::<Vec<_>>(),
+            ms(base_p50),
+            ms(base_p99)
+        );
+        println!("  this build / baseline: {:.3}", http / base);
+    }
     println!("  HTTP / raw: {:.3}", http / raw);
 }

@@ -10,6 +10,9 @@
 -- Records written before this migration (seq < audit_chain.start_seq) are not chained.
 
 ALTER TABLE audit_log ADD COLUMN hash TEXT;
+-- seq is assigned under the chain head's lock, never by a sequence: an INSERT that bypasses the
+-- chain fails instead of taking a number.
+ALTER TABLE audit_log ALTER COLUMN seq DROP DEFAULT;
 CREATE INDEX audit_log_by_kid ON audit_log (kid, seq);
 CREATE INDEX audit_log_by_action ON audit_log (action, seq);
 CREATE INDEX audit_log_by_principal ON audit_log (principal, seq);
@@ -53,7 +56,12 @@ CREATE TRIGGER audit_chain_forward_only BEFORE UPDATE OR DELETE ON audit_chain
 CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
 
--- Views for auditors. Times are timestamptz; detail is jsonb.
+-- Views for auditors. audit_records is the log exactly as stored (to archive it, or to recompute
+-- the chain); the others give times as timestamptz and detail as jsonb.
+CREATE VIEW audit_records AS
+SELECT seq, time, action, principal, ring, kid, detail, hash
+FROM audit_log;
+
 CREATE VIEW audit_events AS
 SELECT seq, to_timestamp(time / 1000.0) AS time, action, principal, ring, kid,
        detail::jsonb AS detail, hash
@@ -139,7 +147,7 @@ $$;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'signet_auditor') THEN
-        GRANT SELECT ON audit_events, key_history, key_states, signatures_by_key, admin_actions,
+        GRANT SELECT ON audit_records, audit_events, key_history, key_states, signatures_by_key, admin_actions,
             denied_requests, audit_checkpoints TO signet_auditor;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'signet_app') THEN

@@ -423,6 +423,13 @@ async fn checkpoints_verify_against_the_audit_rings_jwks(db: Db) {
         .iter()
         .find(|k| k["kid"] == record["kid"])
         .expect("the checkpoint key is published");
+    let all = app.get("/.well-known/jwks.json", None).await;
+    assert!(
+        !all.body
+            .to_string()
+            .contains(record["kid"].as_str().unwrap()),
+        "checkpoint keys sign no tokens and stay out of the combined JWKS"
+    );
     let verified = signet::jose::verify_signature(record["detail"]["jws"].as_str().unwrap(), jwk)
         .expect("the checkpoint verifies");
     assert_eq!(verified.claims["seq"], record["detail"]["upto_seq"]);
@@ -478,3 +485,134 @@ store_tests!(
     checkpoints_verify_against_the_audit_rings_jwks,
     the_database_refuses_to_update_or_delete_audit_records,
 );
+
+/// Postgres only (roles are cluster-wide and made by the migration): a login in `signet_auditor`
+/// reads the views and nothing else; a login in `signet_app` runs signet but cannot change or
+/// delete an audit record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditor_role_reads_only_the_views_and_the_app_role_cannot_rewrite_the_log() {
+    let app = TestApp::spawn(Db::Postgres).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
+        StatusCode::OK
+    );
+    let suffix = signet::random::random_id(6)
+        .to_lowercase()
+        .replace(['-', '_'], "x");
+    let (auditor, app_login) = (format!("auditor_{suffix}"), format!("app_{suffix}"));
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {auditor} LOGIN IN ROLE signet_auditor; CREATE ROLE {app_login} LOGIN IN ROLE signet_app"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let url_for = |role: &str| app.db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let refused =
+        |e: sqlx::Error| e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42501");
+
+    let mut reader = sqlx::PgConnection::connect(&url_for(&auditor))
+        .await
+        .unwrap();
+    for view in [
+        "audit_records",
+        "audit_events",
+        "key_history",
+        "key_states",
+        "signatures_by_key",
+        "admin_actions",
+        "denied_requests",
+        "audit_checkpoints",
+    ] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {view}"))
+            .fetch_one(&mut reader)
+            .await
+            .unwrap_or_else(|e| panic!("{view}: {e}"));
+        if view == "signatures_by_key" {
+            assert_eq!(rows, 1);
+        }
+    }
+    for statement in [
+        "SELECT count(*) FROM audit_log",
+        "SELECT count(*) FROM keys",
+        "SELECT count(*) FROM rings",
+        "SELECT count(*) FROM clients",
+        "SELECT count(*) FROM audit_chain",
+        "INSERT INTO audit_log (seq, time, action, principal, detail) VALUES (0, 0, 'x', 'x', '{}')",
+    ] {
+        let error = sqlx::query(statement).execute(&mut reader).await.expect_err(statement);
+        assert!(refused(error), "{statement}");
+    }
+
+    // The application's own role: signet runs and appends, but the log cannot be rewritten.
+    let store = signet::store::Store::connect(&secrecy::SecretString::from(url_for(&app_login)))
+        .await
+        .expect("signet connects as a signet_app login");
+    store
+        .append_audit_batch(&[signet::store::AuditRecord {
+            time: signet::clock::now_ms(),
+            action: "client_created",
+            principal: "cli".into(),
+            ring: None,
+            kid: None,
+            detail: json!({}),
+        }])
+        .await
+        .expect("the app role appends");
+    let mut writer = sqlx::PgConnection::connect(&url_for(&app_login))
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE audit_log SET principal = 'x' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 1",
+        "TRUNCATE audit_log",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&mut writer)
+            .await
+            .expect_err(statement);
+        assert!(refused(error), "{statement}");
+    }
+    store.close().await;
+    drop((reader, writer));
+    assert_eq!(verify(&app).await["ok"], true);
+    sqlx::raw_sql(&format!("DROP ROLE {auditor}; DROP ROLE {app_login}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+/// `signet audit verify` on the command line: a JSON report, and exit status 1 naming the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_verifies_the_chain_and_fails_on_a_tampered_record() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_ring("r", json!({})).await;
+    let verify_cli = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["audit", "verify", "--database-url", &app.db.url])
+            .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
+            .output()
+            .expect("signet runs")
+    };
+    let good = verify_cli();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let report: Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["records"], 4, "{report}");
+
+    let mut conn = attacker(&app, Db::Sqlite).await;
+    sqlx::query("UPDATE audit_log SET time = time + 1 WHERE seq = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let bad = verify_cli();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("does not verify at record 3"), "{stderr}");
+}
