@@ -95,12 +95,13 @@ async fn fresh_database(admin: &str, label: &str) -> (String, String) {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
         .await
         .expect("SIGNET_BENCH_DATABASE_URL reachable");
-    sqlx::raw_sql(&format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    // One statement each: DROP and CREATE DATABASE refuse to run inside a transaction block.
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(&statement).execute(&mut conn).await.unwrap();
+    }
     let (base, _) = admin.rsplit_once('/').expect("a database URL with a path");
     (format!("{base}/{name}"), name)
 }

@@ -15,8 +15,6 @@ ALTER TABLE audit_log ADD COLUMN hash TEXT;
 ALTER TABLE audit_log ALTER COLUMN seq DROP DEFAULT;
 CREATE INDEX audit_log_by_kid ON audit_log (kid, seq);
 CREATE INDEX audit_log_by_action ON audit_log (action, seq);
-CREATE INDEX audit_log_by_principal ON audit_log (principal, seq);
-CREATE INDEX audit_log_by_time ON audit_log (time);
 
 -- The chain head: every transaction that appends records locks this row first (UPDATE), so
 -- appends from every replica are serialised, and a rolled-back append leaves no gap.

@@ -5,8 +5,6 @@
 ALTER TABLE audit_log ADD COLUMN hash TEXT;
 CREATE INDEX audit_log_by_kid ON audit_log (kid, seq);
 CREATE INDEX audit_log_by_action ON audit_log (action, seq);
-CREATE INDEX audit_log_by_principal ON audit_log (principal, seq);
-CREATE INDEX audit_log_by_time ON audit_log (time);
 
 CREATE TABLE audit_chain (
     id         INTEGER PRIMARY KEY CHECK (id = 1),

@@ -283,16 +283,18 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Up to `limit` records from `seq` on, oldest first (for walking the chain).
-    pub async fn audit_records_from(
+    /// Up to `limit` records from `first` to `last`, oldest first (for walking the chain).
+    pub async fn audit_records_between(
         &self,
-        seq: i64,
+        first: i64,
+        last: i64,
         limit: u32,
     ) -> Result<Vec<StoredAuditRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT {limit}"
+            "SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT {limit}"
         ))
-        .bind(seq)
+        .bind(first)
+        .bind(last)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
