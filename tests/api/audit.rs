@@ -274,18 +274,20 @@ async fn log_with_a_checkpoint(db: Db) -> (TestApp, i64) {
     let app = TestApp::spawn(db).await;
     app.create_ring("r", json!({})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let sign = || async {
+        let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+        assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    };
     for _ in 0..4 {
-        assert_eq!(
-            app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
-            StatusCode::OK
-        );
+        sign().await;
     }
     app.rings.checkpoint_audit().await.unwrap();
+    let sign = || async {
+        let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+        assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    };
     for _ in 0..4 {
-        assert_eq!(
-            app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
-            StatusCode::OK
-        );
+        sign().await;
     }
     let report = verify(&app).await;
     assert_eq!(report["ok"], true, "{report}");
