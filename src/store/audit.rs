@@ -6,7 +6,7 @@
 //! records: that UPDATE locks the row until the transaction ends, so appends from every replica
 //! are serialised, each takes the next `seq`s without gaps, and a rollback gives them back. Each
 //! record's `hash` is `SHA-256(previous hash || canonical record)` (see [`StoredAuditRecord::expected_hash`]); the
-//! migration `0002_audit_chain.sql` documents the canonical form for people who check it in SQL.
+//! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};

@@ -1,5 +1,5 @@
 -- The audit log becomes a tamper-evident hash chain, append-only for the application, with views
--- and a read-only role for auditors (Postgres only; migrations/sqlite/0002 has the chain and the
+-- and a read-only role for auditors (Postgres only; migrations/sqlite/0020 has the chain and the
 -- append-only triggers but no roles or views).
 --
 -- Every record appended from now on carries a gap-free `seq` and
@@ -149,10 +149,16 @@ BEGIN
             denied_requests, audit_checkpoints TO signet_auditor;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'signet_app') THEN
-        GRANT SELECT, INSERT, UPDATE, DELETE ON rings, keys, clients TO signet_app;
-        GRANT SELECT, INSERT ON audit_log TO signet_app;
-        GRANT SELECT, UPDATE ON audit_chain TO signet_app;
-        GRANT SELECT ON _sqlx_migrations TO signet_app;
+        -- Every table, and those later migrations create, but never a change to the audit log.
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO signet_app;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public
+            GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO signet_app;
+        REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM signet_app;
+        REVOKE INSERT, DELETE, TRUNCATE ON audit_chain FROM signet_app;
+        REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _sqlx_migrations FROM signet_app;
+        -- Simple views are updatable with their owner's rights: none for the application.
+        REVOKE ALL ON audit_records, audit_events, key_history, key_states, signatures_by_key,
+            admin_actions, denied_requests, audit_checkpoints FROM signet_app;
     END IF;
 END
 $$;

@@ -1,5 +1,5 @@
 -- The audit log becomes a tamper-evident hash chain, append-only. Keep in step with
--- migrations/postgres/0002_audit_chain.sql (which documents the chain; the roles and views for
+-- migrations/postgres/0020_audit_chain.sql (which documents the chain; the roles and views for
 -- auditors are Postgres only).
 
 ALTER TABLE audit_log ADD COLUMN hash TEXT;
