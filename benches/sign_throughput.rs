@@ -280,15 +280,20 @@ async fn main() {
         rate
     };
     let baseline_bin = std::env::var("SIGNET_BENCH_BASELINE_BIN").ok();
-    // With a baseline, the two alternate round by round, so drift in the machine's load (other
-    // builds on the same cores) falls on both alike.
+    // With a baseline, the two alternate, each going first every other round, so drift in the
+    // machine's load (other builds on the same cores) and going first fall on both alike.
     let rounds = env_or("SIGNET_BENCH_ROUNDS", 1usize).max(1);
     let (mut this_runs, mut base_runs) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let this = env!("CARGO_BIN_EXE_signet").to_owned();
-        this_runs.push(measure(this, format!("this{round}")).await);
+        if round % 2 == 0 {
+            this_runs.push(measure(this.clone(), format!("this{round}")).await);
+        }
         if let Some(binary) = &baseline_bin {
             base_runs.push(measure(binary.clone(), format!("baseline{round}")).await);
+        }
+        if round % 2 == 1 {
+            this_runs.push(measure(this, format!("this{round}")).await);
         }
     }
     let mean = |runs: &[(f64, Duration, Duration)]| {
