@@ -19,6 +19,11 @@
 //!   the direct rate is `aws-sdk-kms` `Sign` calls (ES256, `MessageType=RAW`) with the ring's own
 //!   key from as many concurrent tasks as there are connections, and signet's added latency is
 //!   the difference of the two runs' p50 and p99.
+//!
+//! With `SIGNET_BENCH_BASELINE_BIN` (another build of `signet`, e.g. an older commit's; see
+//! `scripts/bench`), the same HTTP load also runs against that binary, each server on a fresh
+//! database of its own, alternating round by round (`SIGNET_BENCH_ROUNDS`, default 1) so drift in
+//! the machine's load falls on both alike, and the ratio of the two rates is reported.
 
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
@@ -138,6 +143,24 @@ struct Server {
     _dir: tempfile::TempDir,
     address: String,
     admin_token: String,
+    /// (admin URL, name) of the Postgres database made for this server.
+    database: Option<(String, String)>,
+}
+
+impl Server {
+    async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some((admin, name)) = self.database.take() {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
 }
 
 impl Drop for Server {
@@ -155,10 +178,28 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_server() -> Server {
+/// A fresh database on the Postgres server at `admin`, so that builds with different schemas
+/// never meet; returns its URL and name.
+async fn fresh_database(admin: &str, label: &str) -> (String, String) {
+    let name = format!("signet_bench_{}_{label}", std::process::id());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .expect("SIGNET_BENCH_DATABASE_URL reachable");
+    // One statement each: DROP and CREATE DATABASE refuse to run inside a transaction block.
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(&statement).execute(&mut conn).await.unwrap();
+    }
+    let (base, _) = admin.rsplit_once('/').expect("a database URL with a path");
+    (format!("{base}/{name}"), name)
+}
+
+async fn start_server(binary: &str, label: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_signet"));
+    let mut command = Command::new(binary);
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -166,8 +207,11 @@ async fn start_server() -> Server {
         .env("SIGNET_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    if let Ok(url) = std::env::var("SIGNET_BENCH_DATABASE_URL") {
+    let mut database = None;
+    if let Ok(admin) = std::env::var("SIGNET_BENCH_DATABASE_URL") {
+        let (url, name) = fresh_database(&admin, label).await;
         command.arg("--database-url").arg(url);
+        database = Some((admin, name));
     }
     if backend() == "aws-kms" {
         command
@@ -195,6 +239,7 @@ async fn start_server() -> Server {
         _dir: dir,
         address,
         admin_token,
+        database,
     }
 }
 
@@ -395,9 +440,31 @@ async fn main() {
     };
 
     let backend = backend();
-    let server = start_server().await;
-    let http = http_signing_rate(&server, connections, seconds).await;
-    drop(server);
+    let measure = |binary: String, label: String| async move {
+        let server = start_server(&binary, &label).await;
+        let run = http_signing_rate(&server, connections, seconds).await;
+        server.stop().await;
+        run
+    };
+    let this = env!("CARGO_BIN_EXE_signet").to_owned();
+    let baseline_bin = std::env::var("SIGNET_BENCH_BASELINE_BIN").ok();
+    let rounds = env_or("SIGNET_BENCH_ROUNDS", 1usize).max(1);
+    let (mut this_runs, mut base_runs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            this_runs.push(measure(this.clone(), format!("this{round}")).await);
+        }
+        if let Some(binary) = &baseline_bin {
+            base_runs.push(measure(binary.clone(), format!("baseline{round}")).await);
+        }
+        if round % 2 == 1 {
+            this_runs.push(measure(this.clone(), format!("this{round}")).await);
+        }
+    }
+    let mean =
+        |runs: &[HttpRun]| runs.iter().map(|r| r.rates.rate).sum::<f64>() / runs.len() as f64;
+    let rate = mean(&this_runs);
+    let http = &this_runs[0];
     let mut direct_kms = None;
     let (raw, raw_name) = match backend.as_str() {
         "file" => (
@@ -420,15 +487,33 @@ async fn main() {
         other => panic!("SIGNET_BENCH_BACKEND={other}: expected file, pkcs11 or aws-kms"),
     };
 
-    println!("ES256 sign throughput, {seconds} s each, {} cores", cores());
+    let rates = |runs: &[HttpRun]| {
+        runs.iter()
+            .map(|r| r.rates.rate.round())
+            .collect::<Vec<_>>()
+    };
+    println!(
+        "ES256 sign throughput, {seconds} s each, {rounds} round(s), {} cores",
+        cores()
+    );
     println!("  {raw_name}: {raw:>10.0} signatures/s");
     println!(
-        "  HTTP POST /sign, {backend} backend, {store}, audited, {connections} connections: {:>10.0} requests/s (p50 {:.2} ms, p99 {:.2} ms)",
-        http.rates.rate,
+        "  HTTP POST /sign, {backend} backend, {store}, audited, {connections} connections: {rate:>10.0} requests/s (rounds {:?}; p50 {:.2} ms, p99 {:.2} ms in round 1)",
+        rates(&this_runs),
         ms(http.rates.p50),
         ms(http.rates.p99)
     );
-    println!("  HTTP / raw: {:.3}", http.rates.rate / raw);
+    println!("  HTTP / raw: {:.3}", rate / raw);
+    if let Some(binary) = &baseline_bin {
+        let base = mean(&base_runs);
+        println!(
+            "  the same against the baseline {binary}: {base:>10.0} requests/s (rounds {:?}; p50 {:.2} ms, p99 {:.2} ms in round 1)",
+            rates(&base_runs),
+            ms(base_runs[0].rates.p50),
+            ms(base_runs[0].rates.p99)
+        );
+        println!("  this build / baseline: {:.3}", rate / base);
+    }
     if let Some(direct) = direct_kms {
         println!(
             "  direct Sign latency: p50 {:.2} ms, p99 {:.2} ms; signet adds p50 {:+.2} ms, p99 {:+.2} ms",

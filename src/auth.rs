@@ -220,6 +220,11 @@ pub async fn create_client(
         _ => {}
     }
     for ring in &request.rings {
+        if ring == crate::rings::AUDIT_RING {
+            return Err(ClientError::Invalid(format!(
+                "ring {ring:?} signs only audit checkpoints"
+            )));
+        }
         if store
             .ring(ring)
             .await

@@ -69,6 +69,19 @@ enum Command {
     /// Shows or changes a ring's rotation schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Reads the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walks the hash chain and its signed checkpoints; fails naming the first bad record.
+    Verify {
+        /// Start at this record (default: the first chained record).
+        #[arg(long)]
+        from: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +275,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     service.set_schedule(actor, &args.ring, update).await?
                 }
             });
+        }
+        Command::Audit(AuditCommand::Verify { from }) => {
+            let settings = Settings::load(overrides)?;
+            let store = crate::store::Store::connect(&settings.database_url).await?;
+            let report = crate::audit::verify::verify_chain(&store, from).await?;
+            print(&serde_json::to_value(&report)?);
+            if let Some(problem) = report.problem {
+                anyhow::bail!(
+                    "the audit log does not verify at record {}: {}",
+                    problem.seq,
+                    problem.reason
+                );
+            }
         }
     }
     Ok(())

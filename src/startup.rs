@@ -90,6 +90,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(http::record_denials))
                 .configure(http::configure)
         })
         .listen(listener)?

@@ -1,7 +1,9 @@
 //! The HTTP API (actix-web). Handlers parse, authenticate, call the ring service and map errors;
 //! they hold no other logic.
 
+mod audit;
 mod clients;
+mod denied;
 mod error;
 mod jwks;
 mod rings;
@@ -13,11 +15,12 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+pub use denied::record_denials;
 pub use error::ApiError;
 pub use rings::{key_json, ring_json};
 
@@ -50,14 +53,18 @@ impl FromRequest for Authenticated {
             })
             .map(|t| SecretString::from(t.trim().to_owned()));
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let (method, path) = (req.method().clone(), req.path().to_owned());
+        let req = req.clone();
         Box::pin(async move {
             let state = state.expect("AppState is registered");
             let token = token.ok_or(auth::AuthError::Missing)?;
             match state.authenticator.authenticate(&token).await {
-                Ok(principal) => Ok(Authenticated(principal)),
+                Ok(principal) => {
+                    // For the record of a request this client is then denied.
+                    req.extensions_mut().insert(principal.clone());
+                    Ok(Authenticated(principal))
+                }
                 Err(e) => {
-                    tracing::info!(%method, %path, reason = %e, "request denied");
+                    tracing::info!(method = %req.method(), path = req.path(), reason = %e, "request denied");
                     Err(e.into())
                 }
             }
@@ -92,6 +99,10 @@ fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix
         other => ApiError::bad_request(format!("invalid JSON body: {other}")),
     };
     error.into()
+}
+
+fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(format!("invalid query: {err}")).into()
 }
 
 fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
@@ -151,6 +162,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
     .app_data(web::PathConfig::default().error_handler(path_error))
+    .app_data(web::QueryConfig::default().error_handler(query_error))
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/.well-known/jwks.json", web::get().to(jwks::all))
@@ -174,6 +186,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::post().to(schedules::resume),
     )
     .route("/v1/keys/{kid}/revoke", web::post().to(rings::revoke))
+    .route("/v1/keys/{kid}/history", web::get().to(audit::key_history))
+    .route(
+        "/v1/rings/{ring}/history",
+        web::get().to(audit::ring_history),
+    )
+    .route("/v1/audit", web::get().to(audit::list))
+    .route("/v1/audit/verify", web::get().to(audit::verify))
     .route("/v1/clients", web::post().to(clients::create))
     .route("/v1/clients", web::get().to(clients::list))
     .route("/v1/clients/{id}", web::delete().to(clients::revoke))

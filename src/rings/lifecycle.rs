@@ -106,6 +106,15 @@ impl RingService {
         request: NewRing,
     ) -> Result<(RingRecord, KeyRecord), RingError> {
         check_ring_name(&request.name)?;
+        self.create_named_ring(actor, request).await
+    }
+
+    /// Creates a ring whose name is checked or reserved (the audit ring's).
+    pub(super) async fn create_named_ring(
+        &self,
+        actor: &Actor,
+        request: NewRing,
+    ) -> Result<(RingRecord, KeyRecord), RingError> {
         request.policy.validate().map_err(RingError::Invalid)?;
         request.timing.validate().map_err(RingError::Invalid)?;
         let spec = key_spec(request.algorithm, request.rsa_bits)?;
@@ -561,6 +570,9 @@ impl RingService {
             if let Err(e) = result {
                 tracing::warn!(error = %e, ring = %ring.name, key = %key.id, state = key.state.as_str(), "lifecycle step failed; retrying on the next tick");
             }
+        }
+        if let Err(e) = self.checkpoint_audit_if_due().await {
+            tracing::warn!(error = %e, "audit checkpoint failed; retrying on the next tick");
         }
         self.reload().await
     }

@@ -7,6 +7,7 @@
 //! tied to the record's id, then the record is completed. A pending record left behind by a crash
 //! is reconciled by [`RingService::advance`]: adopted if the backend has the key, dropped if not.
 
+mod checkpoint;
 mod lifecycle;
 mod policy;
 mod scheduling;
@@ -19,6 +20,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 use signet_core::ProviderError;
 
+pub use checkpoint::{AUDIT_RING, CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
 pub use lifecycle::{NewRing, Revocation};
 pub use policy::{Policy, Timing, Violation};
 pub use signing::{RawSignature, SignRequest, SignedToken};
@@ -111,6 +113,11 @@ impl RingService {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The audit writer, for records that are not about rings (denied requests).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     pub fn providers(&self) -> &Providers {

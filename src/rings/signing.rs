@@ -49,7 +49,7 @@ fn signature_detail(claims: &Map<String, Value>, payload: &[u8]) -> Value {
 
 impl RingService {
     /// The view of a ring that can sign now.
-    fn signing_ring(&self, ring: &str) -> Result<Arc<RingView>, RingError> {
+    pub(super) fn signing_ring(&self, ring: &str) -> Result<Arc<RingView>, RingError> {
         let view = self
             .view()
             .rings

@@ -91,8 +91,11 @@ impl View {
                 .iter()
                 .filter_map(|k| k.public_jwk.clone())
                 .collect();
-            all_keys.extend(jwks.iter().cloned());
-            all_max_age = all_max_age.min(record.timing.jwks_max_age_seconds);
+            // Audit checkpoint keys sign records, never tokens: they stay out of the combined set.
+            if record.name != super::AUDIT_RING {
+                all_keys.extend(jwks.iter().cloned());
+                all_max_age = all_max_age.min(record.timing.jwks_max_age_seconds);
+            }
             let published = published_keys
                 .iter()
                 .filter_map(|k| Some((k.kid.clone()?, k.public_jwk.clone()?)))

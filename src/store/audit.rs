@@ -1,8 +1,15 @@
-//! Audit records: appended, never updated. Signatures arrive in batches (one transaction for many
-//! concurrent requests, see `crate::audit`); state changes write theirs inside their own
-//! transaction.
+//! Audit records: a hash chain, appended, never updated. Signatures arrive in batches (one
+//! transaction for many concurrent requests, see `crate::audit`); state changes write theirs
+//! inside their own transaction.
+//!
+//! Every append first moves the chain head (`audit_chain`, one row) forward by the number of
+//! records: that UPDATE locks the row until the transaction ends, so appends from every replica
+//! are serialised, each takes the next `seq`s without gaps, and a rollback gives them back. Each
+//! record's `hash` is `SHA-256(previous hash || canonical record)` (see [`StoredAuditRecord::expected_hash`]); the
+//! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row, Transaction};
 
 use super::{Store, StoreError};
 
@@ -18,8 +25,95 @@ pub struct AuditRecord {
     pub detail: serde_json::Value,
 }
 
-/// Rows per INSERT statement: 6 parameters each stays far below both databases' limits.
+/// An audit record as stored: its place in the chain, its exact detail text and its hash
+/// (`None` only for records written before the chain existed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAuditRecord {
+    pub seq: i64,
+    pub time: i64,
+    pub action: String,
+    pub principal: String,
+    pub ring: Option<String>,
+    pub kid: Option<String>,
+    pub detail: String,
+    pub hash: Option<String>,
+}
+
+/// The newest record of the chain and where the chain starts.
+#[derive(Clone, Debug)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+    /// Records below this `seq` predate the chain and carry no hash.
+    pub start_seq: i64,
+}
+
+/// The hash "before" the first chained record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl StoredAuditRecord {
+    /// This record's hash as it should be, chained from `prev`: `hex(SHA-256(prev || canonical))`,
+    /// where `prev` is the previous record's hash as bytes and the canonical record is each of
+    /// seq, time, action, principal, ring, kid, detail as `<byte length>:<text>`, or `-` when
+    /// NULL. `None` if `prev` is not 64 hex digits.
+    pub fn expected_hash(&self, prev: &str) -> Option<String> {
+        let prev = hex_decode(prev)?;
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        context.update(&prev);
+        let (seq, time) = (self.seq.to_string(), self.time.to_string());
+        let fields = [
+            Some(seq.as_str()),
+            Some(time.as_str()),
+            Some(self.action.as_str()),
+            Some(self.principal.as_str()),
+            self.ring.as_deref(),
+            self.kid.as_deref(),
+            Some(self.detail.as_str()),
+        ];
+        for field in fields {
+            match field {
+                Some(text) => {
+                    context.update(format!("{}:", text.len()).as_bytes());
+                    context.update(text.as_bytes());
+                }
+                None => context.update(b"-"),
+            }
+        }
+        Some(hex_encode(context.finish().as_ref()))
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Rows per INSERT statement: 8 parameters each stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 256;
+
+const COLUMNS: &str = "seq, time, action, principal, ring, kid, detail, hash";
+
+fn from_row(row: &AnyRow) -> Result<StoredAuditRecord, sqlx::Error> {
+    Ok(StoredAuditRecord {
+        seq: row.try_get("seq")?,
+        time: row.try_get("time")?,
+        action: row.try_get("action")?,
+        principal: row.try_get("principal")?,
+        ring: row.try_get("ring")?,
+        kid: row.try_get("kid")?,
+        detail: row.try_get("detail")?,
+        hash: row.try_get("hash")?,
+    })
+}
 
 pub(super) async fn insert(
     conn: &mut AnyConnection,
@@ -28,39 +122,66 @@ pub(super) async fn insert(
     insert_many(conn, std::slice::from_ref(record)).await
 }
 
-/// Inserts `records` with multi-row INSERTs (one statement per chunk, not per record).
+/// Appends `records` to the chain inside the caller's transaction: takes the next `seq`s under
+/// the chain head's row lock, then inserts with multi-row INSERTs (one statement per chunk).
 async fn insert_many(conn: &mut AnyConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let count = i64::try_from(records.len()).expect("a batch fits in i64");
+    let row = sqlx::query("UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(count)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (last, mut prev): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+    let first = last - count + 1;
+    let mut stored = Vec::with_capacity(records.len());
+    for (seq, record) in (first..).zip(records) {
+        let mut row = StoredAuditRecord {
+            seq,
+            time: record.time,
+            action: record.action.to_owned(),
+            principal: record.principal.clone(),
+            ring: record.ring.clone(),
+            kid: record.kid.clone(),
+            detail: record.detail.to_string(),
+            hash: None,
+        };
+        let hash = row.expected_hash(&prev).ok_or_else(|| {
+            StoreError::Other("the audit chain head holds a malformed hash".into())
+        })?;
+        prev.clone_from(&hash);
+        row.hash = Some(hash);
+        stored.push(row);
+    }
+    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
         let values = (0..chunk.len())
             .map(|i| {
-                let p = 6 * i;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6
-                )
+                let p = 8 * i;
+                let params: Vec<String> = (1..=8).map(|k| format!("${}", p + k)).collect();
+                format!("({})", params.join(", "))
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "INSERT INTO audit_log (time, action, principal, ring, kid, detail) VALUES {values}"
-        );
+        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {values}");
         let mut query = sqlx::query(&sql);
-        for record in chunk {
+        for row in chunk {
             query = query
-                .bind(record.time)
-                .bind(record.action)
-                .bind(&record.principal)
-                .bind(record.ring.as_deref())
-                .bind(record.kid.as_deref())
-                .bind(record.detail.to_string());
+                .bind(row.seq)
+                .bind(row.time)
+                .bind(row.action.as_str())
+                .bind(row.principal.as_str())
+                .bind(row.ring.as_deref())
+                .bind(row.kid.as_deref())
+                .bind(row.detail.as_str())
+                .bind(row.hash.as_deref());
         }
         query.execute(&mut *conn).await?;
     }
+    sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -78,6 +199,25 @@ pub(super) async fn commit_if(
     Ok(happened)
 }
 
+/// Which records an auditor asks for. Every filter is optional; records come newest first unless
+/// `oldest_first`, `limit` at a time, after the `cursor` (a `seq`) of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub ring: Option<String>,
+    pub kid: Option<String>,
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to: Option<i64>,
+    /// Leave out signatures and denied requests (what a key's or ring's history shows).
+    pub events_only: bool,
+    pub oldest_first: bool,
+    pub cursor: Option<i64>,
+    pub limit: u32,
+}
+
 impl Store {
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
     pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
@@ -87,13 +227,150 @@ impl Store {
         Ok(())
     }
 
-    /// Every record's action, oldest first (for tests and small tools; auditors get a paged API
-    /// in a later version).
+    /// One page of records matching `query`.
+    pub async fn audit_records(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut texts = Vec::new();
+        let mut numbers = Vec::new();
+        for (column, value) in [
+            ("ring", &query.ring),
+            ("kid", &query.kid),
+            ("principal", &query.principal),
+            ("action", &query.action),
+        ] {
+            if let Some(value) = value {
+                texts.push(value.as_str());
+                conditions.push(format!("{column} = ${}", texts.len()));
+            }
+        }
+        for (condition, value) in [
+            ("time >=", query.from),
+            ("time <", query.to),
+            (
+                if query.oldest_first { "seq >" } else { "seq <" },
+                query.cursor,
+            ),
+        ] {
+            if let Some(value) = value {
+                numbers.push(value);
+                conditions.push(format!("{condition} ${}", texts.len() + numbers.len()));
+            }
+        }
+        if query.events_only {
+            conditions.push("action NOT IN ('sign', 'sign_raw', 'request_denied')".into());
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let order = if query.oldest_first { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_log {filter} ORDER BY seq {order} LIMIT {}",
+            query.limit
+        );
+        let mut statement = sqlx::query(&sql);
+        for text in texts {
+            statement = statement.bind(text);
+        }
+        for number in numbers {
+            statement = statement.bind(number);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` records from `first` to `last`, oldest first (for walking the chain).
+    pub async fn audit_records_between(
+        &self,
+        first: i64,
+        last: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT {limit}"
+        ))
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn audit_record(&self, seq: i64) -> Result<Option<StoredAuditRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM audit_log WHERE seq = $1"))
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    pub async fn audit_head(&self) -> Result<ChainHead, StoreError> {
+        let row = sqlx::query("SELECT seq, hash, start_seq FROM audit_chain WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(ChainHead {
+            seq: row.try_get("seq")?,
+            hash: row.try_get("hash")?,
+            start_seq: row.try_get("start_seq")?,
+        })
+    }
+
+    /// The newest record of `action`, if any.
+    pub async fn latest_audit_record(
+        &self,
+        action: &str,
+    ) -> Result<Option<StoredAuditRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(action)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    /// Every record's action, principal and kid, oldest first (for tests and small tools).
     pub async fn audit_actions(&self) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
         let rows: Vec<(String, String, Option<String>)> =
             sqlx::query_as("SELECT action, principal, kid FROM audit_log ORDER BY seq")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(action: &str, principal: &str, ring: Option<&str>, kid: Option<&str>) -> String {
+        StoredAuditRecord {
+            seq: 1,
+            time: 2,
+            action: action.into(),
+            principal: principal.into(),
+            ring: ring.map(Into::into),
+            kid: kid.map(Into::into),
+            detail: "{}".into(),
+            hash: None,
+        }
+        .expected_hash(GENESIS_HASH)
+        .unwrap()
+    }
+
+    #[test]
+    fn the_canonical_form_separates_fields_and_nulls() {
+        // Moving text between fields, or a NULL for an empty string, changes the hash.
+        assert_ne!(
+            hash("a", "p", Some("r"), None),
+            hash("a", "p", None, Some("r"))
+        );
+        assert_ne!(hash("a", "p", Some(""), None), hash("a", "p", None, None));
+        assert_ne!(hash("ab", "c", None, None), hash("a", "bc", None, None));
+        assert_eq!(hash("a", "p", None, None).len(), 64);
     }
 }

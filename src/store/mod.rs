@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use audit::AuditRecord;
+pub use audit::{AuditQuery, AuditRecord, ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub use clients::ClientRecord;
 pub use keys::{Completion, GeneratedRecord, KeyRecord, KeyState};
 pub use rings::RingRecord;
@@ -127,10 +127,31 @@ impl Store {
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
         };
+        if self.is_up_to_date(migrator).await {
+            return Ok(());
+        }
         migrator
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrating the store: {e}")))
+    }
+
+    /// Whether every migration is recorded as applied, unchanged. Then nothing runs, so a role
+    /// that may not create tables (Postgres `signet_app`) can start the service.
+    async fn is_up_to_date(&self, migrator: &sqlx::migrate::Migrator) -> bool {
+        let applied: Vec<(i64, Vec<u8>)> =
+            match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(applied) => applied,
+                Err(_) => return false,
+            };
+        migrator.iter().all(|m| {
+            applied
+                .iter()
+                .any(|(version, checksum)| *version == m.version && *checksum == *m.checksum)
+        })
     }
 
     /// A cheap round trip, for readiness checks.

@@ -155,6 +155,30 @@ async fn every_endpoint_admits_only_its_roles(db: Db) {
         ),
         (Method::GET, "/v1/clients".into(), None, Allowed::Admin),
         (
+            Method::GET,
+            "/v1/audit?limit=1".into(),
+            None,
+            Allowed::AdminOrAuditor,
+        ),
+        (
+            Method::GET,
+            "/v1/audit/verify".into(),
+            None,
+            Allowed::AdminOrAuditor,
+        ),
+        (
+            Method::GET,
+            format!("/v1/keys/{kid}/history"),
+            None,
+            Allowed::AdminOrAuditor,
+        ),
+        (
+            Method::GET,
+            "/v1/rings/ring-a/history".into(),
+            None,
+            Allowed::AdminOrAuditor,
+        ),
+        (
             Method::DELETE,
             "/v1/clients/no-such-client".into(),
             None,

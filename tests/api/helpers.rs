@@ -184,6 +184,16 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A database that someone else made and will remove (a private Postgres cluster).
+    pub fn existing(url: String) -> TestDb {
+        TestDb {
+            url,
+            postgres: None,
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin, name)) = self.postgres.take() {

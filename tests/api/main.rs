@@ -4,8 +4,10 @@
 mod helpers;
 
 mod access;
+mod audit;
 mod aws_kms;
 mod cli;
+mod durability;
 mod interop;
 mod jwks;
 mod lifecycle;

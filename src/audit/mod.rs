@@ -1,6 +1,10 @@
-//! The signature audit writer: a signature is handed to its caller only after its audit record
-//! is committed (fail closed), and records of concurrent requests share one transaction (group
-//! commit), so durability costs one commit per batch rather than one per signature.
+//! The audit writer: a signature is handed to its caller only after its audit record is
+//! committed (fail closed), and records of concurrent requests share one transaction (group
+//! commit), so durability costs one commit per batch rather than one per signature. Checkpoints
+//! and denied requests go the same way. Each batch is appended to the hash chain under the chain
+//! head's lock (`crate::store`); [`verify`] walks the chain.
+
+pub mod verify;
 
 use tokio::sync::{mpsc, oneshot};
 

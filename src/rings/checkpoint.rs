@@ -1,0 +1,98 @@
+//! Signed checkpoints of the audit chain (DESIGN.md §6): every [`CHECKPOINT_EVERY_RECORDS`]
+//! records or [`CHECKPOINT_EVERY_MS`], whichever comes first, the head of the chain (`seq` and
+//! hash) is signed with the active key of the reserved ring [`AUDIT_RING`] and appended to the
+//! chain itself. Rewriting the whole log with fresh hashes then needs that key's signature, which
+//! anyone holding the ring's JWKS (`/v1/rings/_audit/jwks.json`) can check.
+//!
+//! The audit ring is created, by the scheduler, at the first checkpoint. Its name cannot be taken
+//! by a user's ring, and no client may be made an issuer of it.
+
+use serde_json::json;
+
+use super::{audit, provider_error, NewRing, RingError, RingService, SCHEDULER};
+use crate::audit::verify::CHECKPOINT;
+use crate::clock::now_ms;
+use crate::jose;
+
+/// The reserved ring whose keys sign audit checkpoints.
+pub const AUDIT_RING: &str = "_audit";
+
+pub const CHECKPOINT_EVERY_RECORDS: i64 = 10_000;
+pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
+
+impl RingService {
+    /// Appends a checkpoint when enough records or time have passed since the last one.
+    pub async fn checkpoint_audit_if_due(&self) -> Result<(), RingError> {
+        let store = self.store();
+        let head = store.audit_head().await?;
+        let since = match store.latest_audit_record(CHECKPOINT).await? {
+            Some(last) => Some((last.seq, last.time)),
+            None => store
+                .audit_record(head.start_seq)
+                .await?
+                .map(|first| (head.start_seq - 1, first.time)),
+        };
+        let Some((last_seq, last_time)) = since else {
+            return Ok(()); // nothing chained yet
+        };
+        let new_records = head.seq - last_seq;
+        if new_records >= CHECKPOINT_EVERY_RECORDS
+            || (new_records > 0 && now_ms() - last_time >= CHECKPOINT_EVERY_MS)
+        {
+            self.checkpoint_audit().await?;
+        }
+        Ok(())
+    }
+
+    /// Signs the current head of the chain with the audit ring's active key and appends the
+    /// checkpoint. Replicas checkpointing at once only add a redundant checkpoint.
+    pub async fn checkpoint_audit(&self) -> Result<(), RingError> {
+        if !self.view().rings.contains_key(AUDIT_RING) {
+            let request = NewRing {
+                name: AUDIT_RING.into(),
+                backend: Default::default(),
+                algorithm: signet_core::Algorithm::ES256,
+                rsa_bits: None,
+                policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
+                    .expect("a valid policy"),
+                timing: Default::default(),
+            };
+            match self.create_named_ring(SCHEDULER, request).await {
+                Ok(_) | Err(RingError::RingExists(_)) => self.reload().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        let ring = self.signing_ring(AUDIT_RING)?;
+        let signer = ring.signer.as_ref().expect("a signing ring has a signer");
+        let head = self.store().audit_head().await?;
+        let now = now_ms();
+        let payload =
+            json!({"iss": "signet-audit", "seq": head.seq, "hash": head.hash, "iat": now / 1000});
+        let signing_input = format!(
+            "{}.{}",
+            signer.header,
+            jose::b64url(payload.to_string().as_bytes())
+        );
+        let signature = signer
+            .provider
+            .sign(
+                &signer.reference,
+                ring.record.algorithm,
+                signing_input.as_bytes(),
+            )
+            .await
+            .map_err(provider_error(signer.provider.name()))?;
+        let jws = format!("{signing_input}.{}", jose::b64url(&signature));
+        self.audit
+            .record(audit(
+                now,
+                CHECKPOINT,
+                SCHEDULER,
+                AUDIT_RING,
+                Some(&signer.kid),
+                json!({"upto_seq": head.seq, "upto_hash": head.hash, "jws": jws}),
+            ))
+            .await?;
+        Ok(())
+    }
+}

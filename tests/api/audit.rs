@@ -1,0 +1,626 @@
+//! The audit log for auditors: what is recorded and by whom, the query API, the hash chain and its
+//! signed checkpoints, and tampering caught by `audit verify`.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::helpers::{eventually, Db, TestApp};
+use crate::store_tests;
+
+/// Every record, oldest first, through the API.
+async fn all_records(app: &TestApp, token: &str) -> Vec<Value> {
+    let response = app.get("/v1/audit?order=asc&limit=1000", Some(token)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    response.body["records"].as_array().unwrap().clone()
+}
+
+async fn verify(app: &TestApp) -> Value {
+    let response = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    response.body
+}
+
+async fn every_admin_action_and_state_change_is_recorded_once_with_its_principal(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let fast = json!({"timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0, "publish_lead_seconds": 1}});
+    let first = app.create_ring("r", fast).await["active_kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (issuer_id, _) = app.create_client("svc", "issuer", &["r"]).await;
+    let (_, auditor) = app.create_client("auditor", "auditor", &[]).await;
+    let second = app.rotate("r").await.body["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(5, "the scheduler to activate the rotated key", || async {
+        app.keys("r")
+            .await
+            .iter()
+            .any(|k| k["kid"] == second.as_str() && k["state"] == "active")
+    })
+    .await;
+    let revoked = app
+        .post(
+            &format!("/v1/keys/{first}/revoke"),
+            &app.admin_token,
+            json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    let gone = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/clients/{issuer_id}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+
+    let admin = "client:bootstrap-admin";
+    let expected = [
+        ("client_created", "bootstrap", None),
+        ("ring_created", admin, None),
+        ("key_published", admin, Some(&first)),
+        ("key_activated", admin, Some(&first)),
+        ("client_created", admin, None),
+        ("client_created", admin, None),
+        ("rotation_requested", admin, None),
+        ("key_published", admin, Some(&second)),
+        ("key_activated", "scheduler", Some(&second)),
+        ("key_retiring", "scheduler", Some(&first)),
+        ("key_revoked", admin, Some(&first)),
+        ("client_revoked", admin, None),
+    ];
+    let records = all_records(&app, &auditor).await;
+    let actual: Vec<(&str, &str, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["principal"].as_str().unwrap(),
+                r["kid"].as_str(),
+            )
+        })
+        .collect();
+    let expected: Vec<(&str, &str, Option<&str>)> = expected
+        .iter()
+        .map(|(a, p, k)| (*a, *p, k.map(String::as_str)))
+        .collect();
+    assert_eq!(actual, expected);
+    let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "gap-free"
+    );
+
+    // The same events, by key and by ring.
+    let history = app
+        .get(&format!("/v1/keys/{first}/history"), Some(&auditor))
+        .await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    assert_eq!(history.body["state"], "revoked");
+    let events: Vec<&str> = history.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "key_published",
+            "key_activated",
+            "key_retiring",
+            "key_revoked"
+        ]
+    );
+    let ring = app.get("/v1/rings/r/history", Some(&auditor)).await;
+    assert_eq!(ring.status, StatusCode::OK, "{}", ring.body);
+    assert_eq!(ring.body["records"].as_array().unwrap().len(), 8);
+    assert_eq!(ring.body["records"][0]["action"], "ring_created");
+    for missing in ["/v1/keys/no-such-kid/history", "/v1/rings/nope/history"] {
+        let response = app.get(missing, Some(&auditor)).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{missing}");
+    }
+    assert_eq!(verify(&app).await["ok"], true);
+}
+
+async fn signatures_are_listed_by_filter_and_cursor(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let (_, auditor) = app.create_client("auditor", "auditor", &[]).await;
+    let before = signet::clock::rfc3339(signet::clock::now_ms() - 1000);
+    let mut jtis = Vec::new();
+    for i in 0..5 {
+        let signed = app
+            .sign(&issuer, "r", json!({"aud": "api", "sub": format!("u{i}")}))
+            .await;
+        let (_, claims) = crate::helpers::decode_parts(signed.body["token"].as_str().unwrap());
+        jtis.push(claims["jti"].as_str().unwrap().to_owned());
+    }
+    // Newest first, two at a time.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/audit?action=sign&principal=client:svc&limit=2&cursor={c}"),
+            None => format!("/v1/audit?action=sign&principal=client:svc&limit=2&from={before}"),
+        };
+        let page = app.get(&path, Some(&auditor)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for record in page.body["records"].as_array().unwrap() {
+            assert_eq!(record["ring"], "r");
+            assert_eq!(record["detail"]["aud"], "api");
+            assert_eq!(
+                record["detail"]["claims"],
+                json!(["aud", "exp", "iat", "iss", "jti", "sub"])
+            );
+            seen.push(record["detail"]["jti"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    jtis.reverse();
+    assert_eq!(seen, jtis);
+    let kid = app.jwks_kids("r").await[0].clone();
+    let by_kid = app
+        .get(
+            &format!("/v1/audit?kid={kid}&action=sign&order=asc"),
+            Some(&auditor),
+        )
+        .await;
+    assert_eq!(by_kid.body["records"].as_array().unwrap().len(), 5);
+    let future = signet::clock::rfc3339(signet::clock::now_ms() + 60_000);
+    let none = app
+        .get(&format!("/v1/audit?from={future}"), Some(&auditor))
+        .await;
+    assert_eq!(none.body["records"], json!([]));
+    assert_eq!(none.body["next_cursor"], Value::Null);
+    for bad in [
+        "/v1/audit?limit=0",
+        "/v1/audit?limit=1001",
+        "/v1/audit?cursor=abc",
+        "/v1/audit?from=yesterday",
+        "/v1/audit?order=sideways",
+        "/v1/audit?colour=blue",
+        "/v1/audit/verify?from=x",
+    ] {
+        let response = app.get(bad, Some(&auditor)).await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            response.body
+        );
+        assert_eq!(response.body["error"]["code"], "invalid_request", "{bad}");
+    }
+}
+
+async fn denied_requests_are_recorded_without_the_token(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let (_, auditor) = app.create_client("auditor", "auditor", &[]).await;
+    let garbage = "signet_this-token-must-never-be-stored";
+    let cases = [
+        (
+            app.sign(&issuer, "r", json!({"aud": "elsewhere"})).await,
+            "client:svc",
+            "audience_not_allowed",
+        ),
+        (
+            app.sign(garbage, "r", json!({"aud": "api"})).await,
+            "anonymous",
+            "unauthenticated",
+        ),
+        (
+            app.request(Method::POST, "/v1/rings/r/rotate", Some(&auditor), None)
+                .await,
+            "client:auditor",
+            "forbidden",
+        ),
+        (
+            app.sign(&auditor, "r", json!({"aud": "api"})).await,
+            "client:auditor",
+            "forbidden",
+        ),
+    ];
+    for (response, _, code) in &cases {
+        assert_eq!(response.body["error"]["code"], *code);
+    }
+    let denied = app
+        .get("/v1/audit?action=request_denied&order=asc", Some(&auditor))
+        .await;
+    let records = denied.body["records"].as_array().unwrap();
+    assert_eq!(records.len(), cases.len(), "{}", denied.body);
+    for (record, (response, principal, code)) in records.iter().zip(&cases) {
+        assert_eq!(record["principal"], *principal);
+        assert_eq!(record["ring"], "r");
+        assert_eq!(record["detail"]["code"], *code);
+        assert_eq!(record["detail"]["status"], response.status.as_u16());
+        assert!(!record["detail"]["reason"].as_str().unwrap().is_empty());
+    }
+    let dump: Vec<String> = sqlx::query_scalar("SELECT detail FROM audit_log")
+        .fetch_all(&sqlx::AnyPool::connect(&app.db.url).await.unwrap())
+        .await
+        .unwrap();
+    assert!(!dump
+        .iter()
+        .any(|d| d.contains(garbage) || d.contains(&issuer) || d.contains(&auditor)));
+}
+
+/// Opens a connection that may rewrite history: Postgres triggers off for the session (as a
+/// superuser can), SQLite's append-only triggers dropped.
+async fn attacker(app: &TestApp, db: Db) -> sqlx::AnyConnection {
+    let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    let bypass = match db {
+        Db::Postgres => "SET session_replication_role = replica",
+        Db::Sqlite => "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete",
+    };
+    sqlx::raw_sql(bypass).execute(&mut conn).await.unwrap();
+    conn
+}
+
+/// A log with signatures and a signed checkpoint in the middle; returns the app and the seq of
+/// a signature record before the checkpoint.
+async fn log_with_a_checkpoint(db: Db) -> (TestApp, i64) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let sign = || async {
+        let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+        assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    };
+    for _ in 0..4 {
+        sign().await;
+    }
+    app.rings.checkpoint_audit().await.unwrap();
+    let sign = || async {
+        let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+        assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    };
+    for _ in 0..4 {
+        sign().await;
+    }
+    let report = verify(&app).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["checkpoints"], 1, "{report}");
+    let signs = app
+        .get("/v1/audit?action=sign&order=asc", Some(&app.admin_token))
+        .await;
+    let target = signs.body["records"][1]["seq"].as_i64().unwrap();
+    (app, target)
+}
+
+async fn problem_after(db: Db, tamper: impl FnOnce(i64) -> Vec<String>) -> (Value, i64) {
+    let (app, target) = log_with_a_checkpoint(db).await;
+    let mut conn = attacker(&app, db).await;
+    for statement in tamper(target) {
+        sqlx::query(&statement).execute(&mut conn).await.unwrap();
+    }
+    let report = verify(&app).await;
+    assert_eq!(report["ok"], false, "{report}");
+    (report["problem"].clone(), target)
+}
+
+async fn verify_names_an_edited_a_deleted_and_a_reordered_record(db: Db) {
+    let (problem, target) = problem_after(db, |seq| {
+        vec![format!(
+            "UPDATE audit_log SET principal = 'client:someone-else' WHERE seq = {seq}"
+        )]
+    })
+    .await;
+    assert_eq!(problem["seq"], target, "{problem}");
+    assert!(
+        problem["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not as written"),
+        "{problem}"
+    );
+
+    let (problem, target) = problem_after(db, |seq| {
+        vec![format!("DELETE FROM audit_log WHERE seq = {seq}")]
+    })
+    .await;
+    assert_eq!(problem["seq"], target, "{problem}");
+    assert!(
+        problem["reason"].as_str().unwrap().contains("missing"),
+        "{problem}"
+    );
+
+    let (problem, target) = problem_after(db, |seq| {
+        vec![format!("DELETE FROM audit_log WHERE seq > {seq}")]
+    })
+    .await;
+    assert_eq!(problem["seq"], target + 1, "{problem}");
+    assert!(
+        problem["reason"].as_str().unwrap().contains("chain head"),
+        "{problem}"
+    );
+
+    let (problem, target) = problem_after(db, |seq| {
+        vec![
+            format!("UPDATE audit_log SET seq = -1 WHERE seq = {seq}"),
+            format!("UPDATE audit_log SET seq = {seq} WHERE seq = {}", seq + 1),
+            format!("UPDATE audit_log SET seq = {} WHERE seq = -1", seq + 1),
+        ]
+    })
+    .await;
+    assert_eq!(problem["seq"], target, "{problem}");
+}
+
+/// An attacker who rewrites a record and every hash after it (and the chain head) leaves a
+/// consistent chain, but not the signed checkpoint.
+async fn a_rewritten_chain_is_caught_by_its_signed_checkpoint(db: Db) {
+    let (app, target) = log_with_a_checkpoint(db).await;
+    let store = app.rings.store();
+    let mut conn = attacker(&app, db).await;
+    let mut prev = store
+        .audit_record(target - 1)
+        .await
+        .unwrap()
+        .unwrap()
+        .hash
+        .unwrap();
+    let head = store.audit_head().await.unwrap();
+    for seq in target..=head.seq {
+        let mut record = store.audit_record(seq).await.unwrap().unwrap();
+        if seq == target {
+            record.principal = "client:someone-else".into();
+        }
+        let hash = record.expected_hash(&prev).unwrap();
+        sqlx::query("UPDATE audit_log SET principal = $1, hash = $2 WHERE seq = $3")
+            .bind(&record.principal)
+            .bind(&hash)
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_chain SET hash = $1")
+        .bind(&prev)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report["ok"], false, "{report}");
+    let checkpoint = app
+        .get("/v1/audit?action=audit_checkpoint", Some(&app.admin_token))
+        .await;
+    assert_eq!(
+        report["problem"]["seq"], checkpoint.body["records"][0]["seq"],
+        "{report}"
+    );
+    assert!(
+        report["problem"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rewritten"),
+        "{report}"
+    );
+}
+
+/// The checkpoint is a JWS anyone can check against the audit ring's published JWKS.
+async fn checkpoints_verify_against_the_audit_rings_jwks(db: Db) {
+    let (app, _) = log_with_a_checkpoint(db).await;
+    let checkpoint = app
+        .get("/v1/audit?action=audit_checkpoint", Some(&app.admin_token))
+        .await;
+    let record = &checkpoint.body["records"][0];
+    assert_eq!(record["principal"], "scheduler");
+    let jwks = app.get("/v1/rings/_audit/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    let jwk = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == record["kid"])
+        .expect("the checkpoint key is published");
+    let all = app.get("/.well-known/jwks.json", None).await;
+    assert!(
+        !all.body
+            .to_string()
+            .contains(record["kid"].as_str().unwrap()),
+        "checkpoint keys sign no tokens and stay out of the combined JWKS"
+    );
+    let verified = signet::jose::verify_signature(record["detail"]["jws"].as_str().unwrap(), jwk)
+        .expect("the checkpoint verifies");
+    assert_eq!(verified.claims["seq"], record["detail"]["upto_seq"]);
+    assert_eq!(verified.claims["hash"], record["detail"]["upto_hash"]);
+    // No one may sign with the audit ring.
+    let refused = app
+        .post(
+            "/v1/clients",
+            &app.admin_token,
+            json!({"name": "forger", "role": "issuer", "rings": ["_audit"]}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+}
+
+async fn the_database_refuses_to_update_or_delete_audit_records(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    for statement in [
+        "UPDATE audit_log SET principal = 'x' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 1",
+        "DELETE FROM audit_log",
+        "UPDATE audit_chain SET seq = seq - 1",
+        "DELETE FROM audit_chain",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect_err(statement);
+        assert!(
+            error.to_string().contains("append-only")
+                || error.to_string().contains("only moves forward"),
+            "{statement}: {error}"
+        );
+    }
+    if db == Db::Postgres {
+        let error = sqlx::query("TRUNCATE audit_log")
+            .execute(&pool)
+            .await
+            .expect_err("truncate");
+        assert!(error.to_string().contains("append-only"), "{error}");
+    }
+    assert_eq!(verify(&app).await["ok"], true);
+}
+
+store_tests!(
+    every_admin_action_and_state_change_is_recorded_once_with_its_principal,
+    signatures_are_listed_by_filter_and_cursor,
+    denied_requests_are_recorded_without_the_token,
+    verify_names_an_edited_a_deleted_and_a_reordered_record,
+    a_rewritten_chain_is_caught_by_its_signed_checkpoint,
+    checkpoints_verify_against_the_audit_rings_jwks,
+    the_database_refuses_to_update_or_delete_audit_records,
+);
+
+/// Postgres only (roles are cluster-wide and made by the migration): a login in `signet_auditor`
+/// reads the views and nothing else; a login in `signet_app` runs signet but cannot change or
+/// delete an audit record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditor_role_reads_only_the_views_and_the_app_role_cannot_rewrite_the_log() {
+    let app = TestApp::spawn(Db::Postgres).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    assert_eq!(
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
+        StatusCode::OK
+    );
+    let suffix = signet::random::random_id(6)
+        .to_lowercase()
+        .replace(['-', '_'], "x");
+    let (auditor, app_login) = (format!("auditor_{suffix}"), format!("app_{suffix}"));
+    let mut admin = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {auditor} LOGIN IN ROLE signet_auditor; CREATE ROLE {app_login} LOGIN IN ROLE signet_app"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let url_for = |role: &str| app.db.url.replacen("postgres@", &format!("{role}@"), 1);
+    // Refused by the grants (not only by the append-only trigger, which raises the same code).
+    let refused = |e: sqlx::Error| {
+        e.as_database_error().is_some_and(|d| {
+            d.code().as_deref() == Some("42501") && d.message().starts_with("permission denied")
+        })
+    };
+
+    let mut reader = sqlx::PgConnection::connect(&url_for(&auditor))
+        .await
+        .unwrap();
+    for view in [
+        "audit_records",
+        "audit_events",
+        "key_history",
+        "key_states",
+        "signatures_by_key",
+        "admin_actions",
+        "denied_requests",
+        "audit_checkpoints",
+    ] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {view}"))
+            .fetch_one(&mut reader)
+            .await
+            .unwrap_or_else(|e| panic!("{view}: {e}"));
+        if view == "signatures_by_key" {
+            assert_eq!(rows, 1);
+        }
+    }
+    for statement in [
+        "SELECT count(*) FROM audit_log",
+        "SELECT count(*) FROM keys",
+        "SELECT count(*) FROM rings",
+        "SELECT count(*) FROM clients",
+        "SELECT count(*) FROM audit_chain",
+        "INSERT INTO audit_log (seq, time, action, principal, detail) VALUES (0, 0, 'x', 'x', '{}')",
+    ] {
+        let error = sqlx::query(statement).execute(&mut reader).await.expect_err(statement);
+        assert!(refused(error), "{statement}");
+    }
+
+    // The application's own role: signet runs and appends, but the log cannot be rewritten.
+    let store = signet::store::Store::connect(&secrecy::SecretString::from(url_for(&app_login)))
+        .await
+        .expect("signet connects as a signet_app login");
+    store
+        .append_audit_batch(&[signet::store::AuditRecord {
+            time: signet::clock::now_ms(),
+            action: "client_created",
+            principal: "cli".into(),
+            ring: None,
+            kid: None,
+            detail: json!({}),
+        }])
+        .await
+        .expect("the app role appends");
+    let mut writer = sqlx::PgConnection::connect(&url_for(&app_login))
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE audit_log SET principal = 'x' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 1",
+        "TRUNCATE audit_log",
+        "UPDATE audit_records SET principal = 'x' WHERE seq = 1",
+        "DELETE FROM audit_records WHERE seq = 1",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&mut writer)
+            .await
+            .expect_err(statement);
+        assert!(refused(error), "{statement}");
+    }
+    store.close().await;
+    drop((reader, writer));
+    assert_eq!(verify(&app).await["ok"], true);
+    sqlx::raw_sql(&format!("DROP ROLE {auditor}; DROP ROLE {app_login}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+/// `signet audit verify` on the command line: a JSON report, and exit status 1 naming the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_verifies_the_chain_and_fails_on_a_tampered_record() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_ring("r", json!({})).await;
+    let verify_cli = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(["audit", "verify", "--database-url", &app.db.url])
+            .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
+            .output()
+            .expect("signet runs")
+    };
+    let good = verify_cli();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let report: Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["records"], 4, "{report}");
+
+    let mut conn = attacker(&app, Db::Sqlite).await;
+    sqlx::query("UPDATE audit_log SET time = time + 1 WHERE seq = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let bad = verify_cli();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("does not verify at record 3"), "{stderr}");
+}

@@ -1,0 +1,375 @@
+//! No signature leaves without its audit record: under load while Postgres goes down and comes
+//! back, and when the server is killed with SIGKILL mid-load.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{decode_parts, Db, TestApp, TestDb, TEST_KEK};
+use crate::store_tests;
+
+const CLIENTS: usize = 64;
+
+/// One sign request as a client saw it.
+struct Outcome {
+    started: Instant,
+    finished: Instant,
+    status: Option<StatusCode>,
+    jti: Option<String>,
+}
+
+/// `CLIENTS` clients signing in a loop against `base` until `stop`; every outcome is kept.
+fn sign_in_a_loop(
+    base: &str,
+    issuer: &str,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<Outcome>>> {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/v1/rings/r/sign");
+    (0..CLIENTS)
+        .map(|_| {
+            let (http, url, issuer, stop) =
+                (http.clone(), url.clone(), issuer.to_owned(), stop.clone());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let response = http
+                        .post(&url)
+                        .bearer_auth(&issuer)
+                        .json(&json!({"claims": {"aud": "api", "sub": "load"}}))
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .await;
+                    let (status, jti) = match response {
+                        Ok(response) => {
+                            let status = response.status();
+                            let body: Value = response.json().await.unwrap_or(Value::Null);
+                            let jti = body["token"].as_str().map(|token| {
+                                decode_parts(token).1["jti"].as_str().unwrap().to_owned()
+                            });
+                            (Some(status), jti)
+                        }
+                        Err(_) => {
+                            // The server is gone (killed): nothing more to ask.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            (None, None)
+                        }
+                    };
+                    outcomes.push(Outcome {
+                        started,
+                        finished: Instant::now(),
+                        status,
+                        jti,
+                    });
+                }
+                outcomes
+            })
+        })
+        .collect()
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>) -> Vec<Outcome> {
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+/// The `jti` of every signature record in the store at `url`, and the chain's verdict.
+async fn audited_jtis(url: &str) -> (std::collections::HashSet<String>, Value) {
+    let store = signet::store::Store::connect(&secrecy::SecretString::from(url.to_owned()))
+        .await
+        .unwrap();
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'sign'")
+            .fetch_all(&sqlx::AnyPool::connect(url).await.unwrap())
+            .await
+            .unwrap();
+    let jtis = details
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["jti"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let report = signet::audit::verify::verify_chain(&store, None)
+        .await
+        .unwrap();
+    store.close().await;
+    (jtis, serde_json::to_value(report).unwrap())
+}
+
+/// A Postgres cluster of this test's own, so it can be stopped without disturbing other tests.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+impl PrivatePostgres {
+    fn start() -> PrivatePostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                versions
+                    .filter_map(|v| Some(v.ok()?.path().join("bin")))
+                    .filter(|bin| bin.join("initdb").exists())
+                    .max()
+            })
+            .expect(
+                "no Postgres server under /usr/lib/postgresql/*/bin: run scripts/test, which \
+                 installs it (or apt-get install postgresql)",
+            );
+        let uid = Command::new("id").arg("-u").output().expect("id -u");
+        let as_postgres_user = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = tempfile::Builder::new()
+            .prefix("signet-pg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = PrivatePostgres {
+            dir,
+            bin,
+            port,
+            as_postgres_user,
+        };
+        if as_postgres_user {
+            // initdb refuses to run as root: the cluster belongs to the postgres user.
+            let mut chown = Command::new("chown");
+            chown.arg("postgres").arg(cluster.dir.path());
+            check(chown);
+        }
+        let mut initdb = cluster.command(cluster.bin.join("initdb"));
+        initdb.arg("-D").arg(cluster.dir.path().join("data")).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]);
+        check(initdb);
+        cluster.pg_ctl(&["start", "-w"]);
+        cluster
+    }
+
+    /// `program`, run as the cluster's owner.
+    fn command(&self, program: PathBuf) -> Command {
+        let mut command = if self.as_postgres_user {
+            let mut runuser = Command::new("runuser");
+            runuser.args(["-u", "postgres", "--"]).arg(program);
+            runuser
+        } else {
+            Command::new(program)
+        };
+        command.current_dir(self.dir.path()).stdin(Stdio::null());
+        command
+    }
+
+    fn pg_ctl_command(&self, args: &[&str]) -> Command {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut command = self.command(self.bin.join("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-o", &options])
+            .args(args);
+        command
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        check(self.pg_ctl_command(args));
+    }
+
+    /// As if the database crashed: no clean shutdown.
+    fn crash(&self) {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl_command(&["stop", "-m", "immediate"]).output();
+    }
+}
+
+fn check(mut command: Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Postgres crashes while 64 clients sign and comes back 6 s later (longer than the pool's 5 s
+/// wait for a connection). Requests answered while it is down get 503; every token handed out
+/// has its record; the chain has no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
+    let postgres = PrivatePostgres::start();
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let app = TestApp::start(data_dir, Arc::new(TestDb::existing(postgres.url()))).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = sign_in_a_loop(&app.address, &issuer, stop.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    postgres.crash();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let up = Instant::now();
+    postgres.pg_ctl(&["start", "-w"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = collect(tasks).await;
+
+    // Answers given while Postgres was down (a second after the crash, so none can be the late
+    // delivery of a signature committed before it) are all 503.
+    let during: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.finished > down + Duration::from_secs(1) && o.finished < up)
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "no request was answered during the outage"
+    );
+    for outcome in &during {
+        assert_eq!(outcome.status, Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(outcome.jti.is_none());
+    }
+    for outcome in &outcomes {
+        let status = outcome.status.expect("the server stays up");
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+    }
+    let received: Vec<&String> = outcomes.iter().filter_map(|o| o.jti.as_ref()).collect();
+    assert!(
+        outcomes.iter().any(|o| o.started > up && o.jti.is_some()),
+        "signing resumed after the outage"
+    );
+    let (audited, report) = audited_jtis(&postgres.url()).await;
+    for jti in &received {
+        assert!(
+            audited.contains(*jti),
+            "token {jti} was returned without its record"
+        );
+    }
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["from_seq"], 1, "{report}");
+    assert!(report["records"].as_u64().unwrap() as usize >= received.len());
+    app.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The server process is killed with SIGKILL while 64 clients sign: every token a client got
+/// before the kill has its record, and the chain verifies.
+async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(db, dir.path()).await;
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["serve", "--listen", &address, "--database-url", &db.url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("SIGNET_FILE_KEK", TEST_KEK)
+        .env("SIGNET_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("signet starts");
+    let base = format!("http://{address}");
+    let token_file = dir.path().join("admin-token");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(token_file.exists() && reqwest::get(format!("{base}/healthz")).await.is_ok()) {
+        assert!(Instant::now() < deadline, "signet did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let created = post(
+        "/v1/rings",
+        json!({"name": "r", "policy": {"issuer": "https://issuer.test", "audiences": ["api"]}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let client: Value = post(
+        "/v1/clients",
+        json!({"name": "svc", "role": "issuer", "rings": ["r"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = sign_in_a_loop(&base, client["token"].as_str().unwrap(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let outcomes = collect(tasks).await;
+
+    let received: Vec<&String> = outcomes.iter().filter_map(|o| o.jti.as_ref()).collect();
+    assert!(
+        received.len() > CLIENTS,
+        "too little load to mean anything: {}",
+        received.len()
+    );
+    let (audited, report) = audited_jtis(&db.url).await;
+    for jti in &received {
+        assert!(
+            audited.contains(*jti),
+            "token {jti} was returned without its record"
+        );
+    }
+    assert_eq!(report["ok"], true, "{report}");
+}
+
+store_tests!(a_kill_9_mid_load_loses_no_record_of_a_returned_signature);
