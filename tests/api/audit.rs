@@ -23,7 +23,7 @@ async fn verify(app: &TestApp) -> Value {
 
 async fn every_admin_action_and_state_change_is_recorded_once_with_its_principal(db: Db) {
     let app = TestApp::spawn(db).await;
-    let fast = json!({"timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0, "publish_lead_seconds": 1}});
+    let fast = json!({"timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0, "publish_lead_seconds": 2}});
     let first = app.create_ring("r", fast).await["active_kid"]
         .as_str()
         .unwrap()
