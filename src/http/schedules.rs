@@ -31,28 +31,30 @@ pub async fn set(
 
 pub async fn pause(
     state: web::Data<AppState>,
-    Authenticated(who): Authenticated,
+    who: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require(&[Role::Admin])?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .rings
-            .pause_schedule(&who.actor(), &path, true)
-            .await?,
-    ))
+    set_paused(state, who, &path, true).await
 }
 
 pub async fn resume(
     state: web::Data<AppState>,
-    Authenticated(who): Authenticated,
+    who: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    set_paused(state, who, &path, false).await
+}
+
+async fn set_paused(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    ring: &str,
+    paused: bool,
+) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
-    Ok(HttpResponse::Ok().json(
-        state
-            .rings
-            .pause_schedule(&who.actor(), &path, false)
-            .await?,
-    ))
+    let schedule = state
+        .rings
+        .pause_schedule(&who.actor(), ring, paused)
+        .await?;
+    Ok(HttpResponse::Ok().json(schedule))
 }

@@ -1,20 +1,32 @@
 //! The `signet` binary's administrative commands, run as a real process.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 use crate::helpers::TEST_KEK;
 
-fn signet(data_dir: &std::path::Path, args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_signet"))
+/// Runs `signet --data-dir DIR ARGS` with `kek` as the file backend's key-encryption key.
+fn run(data_dir: &std::path::Path, args: &[&str], kek: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_signet"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
-        .env("SIGNET_FILE_KEK", TEST_KEK)
+        .env("SIGNET_FILE_KEK", kek)
         .env_remove("SIGNET_DATABASE_URL")
         .output()
-        .expect("signet runs");
+        .expect("signet runs")
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn refused(data_dir: &std::path::Path, args: &[&str], kek: &str) -> String {
+    let output = run(data_dir, args, kek);
+    assert!(!output.status.success(), "signet {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn signet(data_dir: &std::path::Path, args: &[&str]) -> Value {
+    let output = run(data_dir, args, TEST_KEK);
     assert!(
         output.status.success(),
         "signet {args:?}: {}",
@@ -78,15 +90,7 @@ fn the_cli_creates_rings_and_clients_and_rotates() {
         ]
     );
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["keys", "orders"])
-        .env("SIGNET_FILE_KEK", "00".repeat(32))
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = refused(dir.path(), &["keys", "orders"], &"00".repeat(32));
     assert!(
         stderr.contains("does not open the file key store"),
         "{stderr}"
@@ -145,16 +149,11 @@ fn the_cli_shows_sets_pauses_and_resumes_schedules() {
         false
     );
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["schedule", "set", "orders", "--every-seconds", "600"])
-        .env("SIGNET_FILE_KEK", TEST_KEK)
-        .env_remove("SIGNET_DATABASE_URL")
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = refused(
+        dir.path(),
+        &["schedule", "set", "orders", "--every-seconds", "600"],
+        TEST_KEK,
+    );
     assert!(
         stderr.contains("every_seconds (600) must exceed publish_lead_seconds (900)"),
         "{stderr}"

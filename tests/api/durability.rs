@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{decode_parts, Db, TestApp, TestDb, TEST_KEK};
+use crate::helpers::{decode_parts, serve_process, Db, TestApp, TestDb};
 use crate::store_tests;
 
 const CLIENTS: usize = 64;
@@ -290,36 +290,13 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
     app.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The server process is killed with SIGKILL while 64 clients sign: every token a client got
 /// before the kill has its record, and the chain verifies.
 async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(db, dir.path()).await;
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut server = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["serve", "--listen", &address, "--database-url", &db.url])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("SIGNET_FILE_KEK", TEST_KEK)
-        .env("SIGNET_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("signet starts");
-    let base = format!("http://{address}");
+    let (mut server, base) = serve_process(dir.path(), &db.url).await;
     let token_file = dir.path().join("admin-token");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(token_file.exists() && reqwest::get(format!("{base}/healthz")).await.is_ok()) {
-        assert!(Instant::now() < deadline, "signet did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let admin = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()

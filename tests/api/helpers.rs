@@ -447,6 +447,37 @@ pub fn decode_parts(token: &str) -> (Value, Value) {
     (part(), part())
 }
 
+/// `signet serve` as a process of its own (for tests that kill it), on a free port, with
+/// `data_dir` and `database_url`; returns it and its base URL once it answers `/healthz` (by then
+/// the bootstrap admin token, if it made one, is in `data_dir/admin-token`).
+pub async fn serve_process(
+    data_dir: &std::path::Path,
+    database_url: &str,
+) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--database-url", database_url])
+        .env("SIGNET_FILE_KEK", TEST_KEK)
+        .env("SIGNET_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("signet starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "signet did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (child, base)
+}
+
 /// Waits (polling) until `check` holds, for at most `seconds`.
 pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
 where

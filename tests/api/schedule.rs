@@ -8,13 +8,22 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{decode_parts, eventually, Db, TestApp};
+use crate::helpers::{decode_parts, eventually, serve_process, Db, TestApp};
 use crate::store_tests;
 
 /// Rotations every 10 s: keys published 3 s ahead, JWKS cached for 1 s, tokens of at most 2 s.
 fn fast_schedule() -> Value {
     json!({"every_seconds": 10, "publish_lead_seconds": 3, "jwks_max_age_seconds": 1,
            "leeway_seconds": 0, "max_token_ttl_seconds": 2})
+}
+
+/// Ring "r"'s schedule, as an admin sees it.
+async fn schedule_of(app: &TestApp) -> Value {
+    let response = app
+        .get("/v1/rings/r/schedule", Some(&app.admin_token))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    response.body
 }
 
 async fn put_schedule(app: &TestApp, ring: &str, body: Value) -> crate::helpers::Response {
@@ -245,10 +254,7 @@ async fn a_ring_rotates_by_itself_without_a_verification_failure(db: Db) {
         kids_seen.len(),
         "never back to an old key"
     );
-    let schedule = app
-        .get("/v1/rings/r/schedule", Some(&app.admin_token))
-        .await
-        .body;
+    let schedule = schedule_of(&app).await;
     assert!(schedule["last_rotation_at"].is_string());
     assert_eq!(schedule["failures"], 0);
     let actions: Vec<(String, String, Option<String>)> =
@@ -353,17 +359,11 @@ async fn a_backend_outage_delays_the_rotation_but_not_signing(db: Db) {
     );
 
     eventually(30, "a failed scheduled rotation to be reported", || async {
-        let schedule = app
-            .get("/v1/rings/r/schedule", Some(&app.admin_token))
-            .await
-            .body;
+        let schedule = schedule_of(&app).await;
         schedule["failures"].as_u64().unwrap_or(0) >= 1
     })
     .await;
-    let schedule = app
-        .get("/v1/rings/r/schedule", Some(&app.admin_token))
-        .await
-        .body;
+    let schedule = schedule_of(&app).await;
     assert!(
         schedule["last_error"]
             .as_str()
@@ -390,16 +390,10 @@ async fn a_backend_outage_delays_the_rotation_but_not_signing(db: Db) {
     )
     .await;
     eventually(5, "the schedule to record the success", || async {
-        app.get("/v1/rings/r/schedule", Some(&app.admin_token))
-            .await
-            .body["failures"]
-            == 0
+        schedule_of(&app).await["failures"] == 0
     })
     .await;
-    let schedule = app
-        .get("/v1/rings/r/schedule", Some(&app.admin_token))
-        .await
-        .body;
+    let schedule = schedule_of(&app).await;
     assert!(
         schedule["last_error"].is_string(),
         "the last failure stays visible"
@@ -445,30 +439,7 @@ async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
         seed % below
     };
     for trial in 0..24 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(survivor.data_dir.path())
-            .args(["--database-url", &survivor.db.url])
-            .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
-            .env("SIGNET_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let address = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while http.get(format!("{address}/healthz")).send().await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "trial {trial}: the replica did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (mut child, address) = serve_process(survivor.data_dir.path(), &survivor.db.url).await;
         tokio::time::sleep(Duration::from_millis(random(1500))).await;
         if trial % 2 == 0 {
             // Ask the doomed replica for an immediate rotation, and kill it while it works on it.
