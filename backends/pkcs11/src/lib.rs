@@ -3,7 +3,7 @@
 //!
 //! - The module is loaded and initialised once per process ([`module`]); the token is found by
 //!   its label, never by slot number (SoftHSM renumbers slots).
-//! - Long-lived logged-in sessions, one per worker thread ([`pool`]), serve calls; object
+//! - A pool of long-lived logged-in sessions ([`pool`]) serves calls on blocking threads; object
 //!   handles are cached per key, since finding an object before each signature costs ~100x once
 //!   a token holds hundreds of keys.
 //! - Objects are labelled `signet:<key id>` ([`objects`]), so `locate` finds a key generated
@@ -68,7 +68,7 @@ pub enum OpenError {
 /// The PKCS#11 backend.
 pub struct Pkcs11Provider {
     token_label: String,
-    pool: Pool,
+    pool: Arc<Pool>,
     keys: Arc<RwLock<HashMap<String, KeyObject>>>,
 }
 
@@ -127,7 +127,7 @@ impl Pkcs11Provider {
         })?;
         Ok(Pkcs11Provider {
             token_label: config.token_label,
-            pool,
+            pool: Arc::new(pool),
             keys: Arc::default(),
         })
     }
@@ -154,22 +154,25 @@ impl Pkcs11Provider {
             .ok_or_else(bad)
     }
 
-    /// Runs `op` on a pooled session's worker thread; handles cached for `op` are forgotten if
-    /// the session went stale.
+    /// Runs `op` with a pooled session on a blocking thread; handles cached for `op` are
+    /// forgotten if the session went stale.
     async fn call<T: Send + 'static>(
         &self,
         op: impl Fn(&cryptoki::session::Session, &RwLock<HashMap<String, KeyObject>>) -> Result<T, Fault>
             + Send
             + 'static,
     ) -> Result<T, ProviderError> {
-        let (keys, stale) = (self.keys.clone(), self.keys.clone());
-        self.pool
-            .run(
-                move |session| op(session, &keys),
-                move || stale.write().expect("key cache poisoned").clear(),
+        let pool = self.pool.clone();
+        let keys = self.keys.clone();
+        tokio::task::spawn_blocking(move || {
+            pool.run(
+                |session| op(session, &keys),
+                || keys.write().expect("key cache poisoned").clear(),
             )
-            .await
-            .map_err(ProviderError::from)
+        })
+        .await
+        .map_err(|e| Fault::TaskFailed(e.to_string()))?
+        .map_err(ProviderError::from)
     }
 }
 

@@ -128,7 +128,7 @@ async fn private_keys_are_sensitive_never_extractable_and_generated_on_the_token
     provider
         .pool
         .run(
-            move |session| {
+            |session| {
                 let value = session
                     .get_attribute_info(key.private, &[AttributeType::Value])
                     .unwrap();
@@ -173,7 +173,6 @@ async fn private_keys_are_sensitive_never_extractable_and_generated_on_the_token
             },
             || {},
         )
-        .await
         .unwrap();
     provider.destroy(&generated.reference).await.unwrap();
 }
@@ -203,14 +202,7 @@ async fn keys_are_found_by_label_listed_and_destroyed_with_both_halves() {
     assert!(!provider.inventory().await.unwrap().contains(&id));
     let objects = provider
         .pool
-        .run(
-            {
-                let id = id.0.clone();
-                move |session| objects::find_all(session, &id)
-            },
-            || {},
-        )
-        .await
+        .run(|session| objects::find_all(session, &id.0), || {})
         .unwrap();
     assert!(objects.is_empty(), "both halves are gone");
     // The other provider's cached handles are stale now: a clear not-found, then idempotent destroy.
@@ -237,7 +229,6 @@ async fn a_lost_login_is_restored_and_the_call_retried() {
             |session| session.logout().map_err(Fault::call("logging out")),
             || {},
         )
-        .await
         .unwrap();
     let sig = provider
         .sign(&generated.reference, Algorithm::ES256, b"after logout")
