@@ -11,7 +11,7 @@ use crate::auth::{self, NewClient, Role};
 use crate::config::{Overrides, Settings};
 use crate::http::{key_json, ring_json};
 use crate::providers::BackendKind;
-use crate::rings::{NewRing, Policy, Timing};
+use crate::rings::{NewRing, Policy, RingService, Timing};
 use crate::schedule::{Monthly, ScheduleUpdate};
 use crate::startup::{ensure_data_dir, open_service, Application};
 
@@ -50,6 +50,16 @@ enum Command {
     },
     /// Creates or upgrades the store's schema, then exits.
     Migrate,
+    /// Reads the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    #[command(flatten)]
+    Service(ServiceCommand),
+}
+
+/// The commands that act through the service (the server need not be running).
+#[derive(Subcommand)]
+enum ServiceCommand {
     /// Manages API clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -69,9 +79,6 @@ enum Command {
     /// Shows or changes a ring's rotation schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
-    /// Reads the audit log.
-    #[command(subcommand)]
-    Audit(AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -183,7 +190,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.database_url.map(SecretString::from),
         ..Overrides::default()
     };
-    let actor = "cli";
     match cli.command {
         Command::Serve { listen } => {
             overrides.listen = listen;
@@ -197,8 +203,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::store::Store::connect(&settings.database_url).await?;
             println!("the store is up to date");
         }
-        Command::Client(ClientCommand::Create { name, role, rings }) => {
+        Command::Audit(AuditCommand::Verify { from }) => {
+            let settings = Settings::load(overrides)?;
+            let store = crate::store::Store::connect(&settings.database_url).await?;
+            let report = crate::audit::verify::verify_chain(&store, from).await?;
+            print(&serde_json::to_value(&report)?);
+            if let Some(problem) = report.problem {
+                anyhow::bail!(
+                    "the audit log does not verify at record {}: {}",
+                    problem.seq,
+                    problem.reason
+                );
+            }
+        }
+        Command::Service(command) => {
             let service = open_service(Settings::load(overrides)?).await?;
+            let result = run_on_service(&service, command).await;
+            // Even after a failure: no backend may be left open at exit.
+            service.close().await;
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// The commands that act through the service (the server need not be running).
+async fn run_on_service(service: &RingService, command: ServiceCommand) -> anyhow::Result<()> {
+    let actor = "cli";
+    match command {
+        ServiceCommand::Client(ClientCommand::Create { name, role, rings }) => {
             let role: Role = serde_json::from_value(json!(role))?;
             let created =
                 auth::create_client(service.store(), actor, NewClient { name, role, rings })
@@ -211,8 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "token": created.token.expose_secret(),
             }));
         }
-        Command::Ring(RingCommand::Create(args)) => {
-            let service = open_service(Settings::load(overrides)?).await?;
+        ServiceCommand::Ring(RingCommand::Create(args)) => {
             let defaults = Timing::default();
             let request = NewRing {
                 name: args.name,
@@ -240,20 +272,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (ring, key) = service.create_ring(actor, request).await?;
             print(&ring_json(&ring, key.kid.as_deref()));
         }
-        Command::Rotate { ring, immediate } => {
-            let service = open_service(Settings::load(overrides)?).await?;
+        ServiceCommand::Rotate { ring, immediate } => {
             print(&key_json(&service.rotate(actor, &ring, immediate).await?));
         }
-        Command::Keys { ring } => {
-            let service = open_service(Settings::load(overrides)?).await?;
+        ServiceCommand::Keys { ring } => {
             if service.store().ring(&ring).await?.is_none() {
                 anyhow::bail!("no ring named {ring:?}");
             }
             let keys = service.store().keys_of_ring(&ring).await?;
             print(&json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }));
         }
-        Command::Schedule(command) => {
-            let service = open_service(Settings::load(overrides)?).await?;
+        ServiceCommand::Schedule(command) => {
             print(&match command {
                 ScheduleCommand::Show { ring } => service.schedule(&ring).await?,
                 ScheduleCommand::Pause { ring } => {
@@ -275,19 +304,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     service.set_schedule(actor, &args.ring, update).await?
                 }
             });
-        }
-        Command::Audit(AuditCommand::Verify { from }) => {
-            let settings = Settings::load(overrides)?;
-            let store = crate::store::Store::connect(&settings.database_url).await?;
-            let report = crate::audit::verify::verify_chain(&store, from).await?;
-            print(&serde_json::to_value(&report)?);
-            if let Some(problem) = report.problem {
-                anyhow::bail!(
-                    "the audit log does not verify at record {}: {}",
-                    problem.seq,
-                    problem.reason
-                );
-            }
         }
     }
     Ok(())

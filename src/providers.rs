@@ -63,4 +63,11 @@ impl Providers {
             .iter()
             .map(|(kind, provider)| (*kind, provider))
     }
+
+    /// Closes every backend ([`KeyProvider::close`]): after the last request, before exit.
+    pub async fn close(&self) {
+        for provider in self.by_kind.values() {
+            provider.close().await;
+        }
+    }
 }

@@ -115,7 +115,9 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM, advancing key lifecycles every [`TICK`] meanwhile.
+    /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop), advancing key
+    /// lifecycles every [`TICK`] meanwhile; then closes the service, so that no backend call is
+    /// in flight and every backend is released when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let rings = self.rings.clone();
         let ticker = tokio::spawn(async move {
@@ -131,7 +133,9 @@ impl Application {
         });
         let result = self.server.await;
         ticker.abort();
-        self.rings.store().close().await;
+        // A tick cut short may still have a backend call in flight: `close` waits for it.
+        let _ = ticker.await;
+        self.rings.close().await;
         result
     }
 }

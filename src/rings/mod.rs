@@ -124,6 +124,13 @@ impl RingService {
         &self.providers
     }
 
+    /// Closes the key backends (waiting for their calls in flight) and the store. Call it once,
+    /// after the last request and tick: every backend call after it fails.
+    pub async fn close(&self) {
+        self.providers.close().await;
+        self.store.close().await;
+    }
+
     /// The current view (cheap: an `Arc` clone).
     pub fn view(&self) -> Arc<View> {
         self.view.read().expect("view lock poisoned").1.clone()

@@ -34,7 +34,7 @@ async fn every_admin_action_and_state_change_is_recorded_once_with_its_principal
         .as_str()
         .unwrap()
         .to_owned();
-    eventually(5, "the scheduler to activate the rotated key", || async {
+    eventually(30, "the scheduler to activate the rotated key", || async {
         app.keys("r")
             .await
             .iter()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{decode_parts, serve_process, Db, TestApp, TestDb};
+use crate::helpers::{decode_parts, eventually, serve_process, Db, TestApp, TestDb};
 use crate::store_tests;
 
 const CLIENTS: usize = 64;
@@ -228,8 +228,8 @@ fn check(mut command: Command) {
     );
 }
 
-/// Postgres crashes while 64 clients sign and comes back 6 s later (longer than the pool's 5 s
-/// wait for a connection). Requests answered while it is down get 503; every token handed out
+/// Postgres crashes while 64 clients sign and stays down for at least 6 s (longer than the pool's 5 s
+/// wait for a connection). Requests made and answered while it is down get 503; every token handed out
 /// has its record; the chain has no gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
@@ -245,23 +245,29 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
     postgres.crash();
     let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(6)).await;
+    // Beside the load, a request of the test's own while Postgres is down: refused, not hung.
+    let refused = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
     let up = Instant::now();
     postgres.pg_ctl(&["start", "-w"]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually(60, "signing to resume after the outage", || async {
+        app.sign(&issuer, "r", json!({"aud": "api"})).await.status == StatusCode::OK
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let outcomes = collect(tasks).await;
 
-    // Answers given while Postgres was down (a second after the crash, so none can be the late
-    // delivery of a signature committed before it) are all 503.
-    let during: Vec<&Outcome> = outcomes
+    // Requests made and answered while Postgres was down are all 503: none of them could have
+    // its record committed. (On a busy machine there may be none: each waits for the pool.)
+    let during = outcomes
         .iter()
-        .filter(|o| o.finished > down + Duration::from_secs(1) && o.finished < up)
-        .collect();
-    assert!(
-        !during.is_empty(),
-        "no request was answered during the outage"
-    );
-    for outcome in &during {
+        .filter(|o| o.started > down && o.finished < up);
+    for outcome in during {
         assert_eq!(outcome.status, Some(StatusCode::SERVICE_UNAVAILABLE));
         assert!(outcome.jti.is_none());
     }
@@ -273,10 +279,6 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
         );
     }
     let received: Vec<&String> = outcomes.iter().filter_map(|o| o.jti.as_ref()).collect();
-    assert!(
-        outcomes.iter().any(|o| o.started > up && o.jti.is_some()),
-        "signing resumed after the outage"
-    );
     let (audited, report) = audited_jtis(&postgres.url()).await;
     for jti in &received {
         assert!(
@@ -295,7 +297,7 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
 async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(db, dir.path()).await;
-    let (mut server, base) = serve_process(dir.path(), &db.url).await;
+    let (mut server, base) = serve_process(dir.path(), &db.url, &[]).await;
     let token_file = dir.path().join("admin-token");
     let admin = std::fs::read_to_string(&token_file)
         .unwrap()

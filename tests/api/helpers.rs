@@ -125,11 +125,13 @@ pub fn kms_endpoint() -> String {
 }
 
 /// The aws-kms backend on the KMS at `endpoint` (LocalStack: any credentials, region us-east-1).
+/// LocalStack answers in milliseconds on a quiet machine and in seconds on a busy one: the call
+/// timeout is three times the production default, so that only a real outage fails a call.
 pub fn kms_config(endpoint: String) -> AwsKmsConfig {
     AwsKmsConfig {
         region: Some("us-east-1".into()),
         endpoint_url: Some(endpoint),
-        call_timeout: std::time::Duration::from_secs(3),
+        call_timeout: std::time::Duration::from_secs(30),
         ..AwsKmsConfig::default()
     }
 }
@@ -226,6 +228,21 @@ pub struct TestApp {
     pub rings: Arc<RingService>,
     http: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
+    /// The task serving until stopped; `None` once stopped.
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// A test that ends without [`TestApp::stop`] still shuts its server down before the next test
+/// starts: no server thread may be left inside a backend (the PKCS#11 library) when the process
+/// exits.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(self.shut_down())
+            });
+        }
+    }
 }
 
 pub struct Response {
@@ -277,7 +294,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let rings = app.rings();
         let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        let server = tokio::spawn(app.run_until_stopped());
         let admin_token = std::fs::read_to_string(data_dir.path().join("admin-token"))
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
@@ -290,13 +307,27 @@ impl TestApp {
             rings,
             http: reqwest::Client::new(),
             handle,
+            server: Some(server),
         }
     }
 
-    pub async fn stop(self) -> (Arc<TempDir>, Arc<TestDb>) {
-        self.handle.stop(true).await;
-        self.rings.store().close().await;
-        (self.data_dir, self.db)
+    /// Stops the server and waits until it has closed its backends and store.
+    pub async fn stop(mut self) -> (Arc<TempDir>, Arc<TestDb>) {
+        self.shut_down().await;
+        (self.data_dir.clone(), self.db.clone())
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.handle.stop(true).await;
+            let stopped = server.await;
+            // Not while unwinding from a failed assertion: that failure is the one to report.
+            if !std::thread::panicking() {
+                stopped
+                    .expect("the server task ends")
+                    .expect("the server stops cleanly");
+            }
+        }
     }
 
     pub async fn restart(self) -> TestApp {
@@ -447,12 +478,13 @@ pub fn decode_parts(token: &str) -> (Value, Value) {
     (part(), part())
 }
 
-/// `signet serve` as a process of its own (for tests that kill it), on a free port, with
-/// `data_dir` and `database_url`; returns it and its base URL once it answers `/healthz` (by then
-/// the bootstrap admin token, if it made one, is in `data_dir/admin-token`).
+/// `signet serve` as a process of its own (for tests that kill or signal it), on a free port,
+/// with `data_dir`, `database_url` and `env`; returns it and its base URL once it answers
+/// `/healthz` (by then the bootstrap admin token, if it made one, is in `data_dir/admin-token`).
 pub async fn serve_process(
     data_dir: &std::path::Path,
     database_url: &str,
+    env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -466,6 +498,7 @@ pub async fn serve_process(
         .args(["--database-url", database_url])
         .env("SIGNET_FILE_KEK", TEST_KEK)
         .env("SIGNET_LOG", "error")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("signet starts");

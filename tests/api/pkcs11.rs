@@ -3,18 +3,19 @@
 //! restart, concurrency through the session pool). The behaviour every backend shares runs here
 //! too, through `backend_tests!` in lifecycle.rs and interop.rs.
 
+use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use secrecy::SecretString;
-use serde_json::json;
+use serde_json::{json, Value};
 use signet::providers::BackendKind;
 use signet_core::{KeyId, KeyProvider, KeySpec};
 use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 
-use crate::helpers::{pkcs11_env, Backend, Db, TestApp};
+use crate::helpers::{pkcs11_env, serve_process, Backend, Db, TestApp, TestDb};
 
 fn token_provider() -> Pkcs11Provider {
     Pkcs11Provider::open(Pkcs11Config {
@@ -145,6 +146,90 @@ async fn sixty_four_concurrent_signers_for_a_minute_get_only_valid_tokens() {
     .await
     .unwrap();
     assert_eq!(failures, 0, "{failures} of {count} tokens did not verify");
+}
+
+/// `signet serve` on the token signs, then exits with status 0 on SIGTERM: it closes its sessions
+/// and finalizes the module before the process tears the library down. Twenty restarts in a row
+/// on one data directory, each signing with the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_on_the_token_exits_cleanly_on_sigterm_after_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Db::Sqlite, dir.path()).await;
+    let (module, label, pin) = (
+        pkcs11_env("SIGNET_TEST_PKCS11_MODULE"),
+        pkcs11_env("SIGNET_TEST_PKCS11_TOKEN"),
+        pkcs11_env("SIGNET_TEST_PKCS11_PIN"),
+    );
+    let env = [
+        ("SIGNET_PKCS11_MODULE", module.as_str()),
+        ("SIGNET_PKCS11_TOKEN_LABEL", label.as_str()),
+        ("SIGNET_PKCS11_PIN", pin.as_str()),
+    ];
+    let mut issuer = None;
+    let mut kids = HashSet::new();
+    for run in 1..=20 {
+        let (mut server, base) = serve_process(dir.path(), &db.url, &env).await;
+        // A client of its own, dropped before the signal: no keep-alive connection holds the stop.
+        let http = reqwest::Client::new();
+        let issuer = match &issuer {
+            Some(token) => token,
+            None => {
+                let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+                let admin = admin.trim();
+                let created = http
+                    .post(format!("{base}/v1/rings"))
+                    .bearer_auth(admin)
+                    .json(&json!({"name": "r", "backend": "pkcs11",
+                        "policy": {"issuer": "https://issuer.test", "audiences": ["api"]}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(created.status(), StatusCode::CREATED);
+                let client: Value = http
+                    .post(format!("{base}/v1/clients"))
+                    .bearer_auth(admin)
+                    .json(&json!({"name": "svc", "role": "issuer", "rings": ["r"]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                issuer.insert(client["token"].as_str().unwrap().to_owned())
+            }
+        };
+        let signed = http
+            .post(format!("{base}/v1/rings/r/sign"))
+            .bearer_auth(issuer)
+            .json(&json!({"claims": {"aud": "api"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), StatusCode::OK, "run {run}");
+        let signed: Value = signed.json().await.unwrap();
+        kids.insert(signed["kid"].as_str().unwrap().to_owned());
+        drop(http);
+
+        let pid = server.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = server.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run}: no exit within 60 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.code(), Some(0), "run {run}: {status}");
+    }
+    assert_eq!(kids.len(), 1, "one key on the token throughout: {kids:?}");
 }
 
 /// A key on the token that no record names (its intent was dropped, or the database restored

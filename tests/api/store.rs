@@ -39,6 +39,18 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
     let suffix = signet::random::random_id(6);
     let crashed_after = format!("crashed-after-generate-{suffix}");
     let crashed_before = format!("crashed-before-generate-{suffix}");
+    // The backend key before its record: the server's own tick may reconcile at any moment, and
+    // must never find the record without the key it is meant to find.
+    let provider = app
+        .rings
+        .providers()
+        .get(signet::providers::BackendKind::parse(backend.name()).unwrap())
+        .unwrap()
+        .clone();
+    provider
+        .generate(&KeyId(crashed_after.clone()), KeySpec::EcP256)
+        .await
+        .unwrap();
     for (ring, id) in [
         ("with-key", &crashed_after),
         ("without-key", &crashed_before),
@@ -52,16 +64,6 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
             .await
             .unwrap();
     }
-    let provider = app
-        .rings
-        .providers()
-        .get(signet::providers::BackendKind::parse(backend.name()).unwrap())
-        .unwrap()
-        .clone();
-    provider
-        .generate(&KeyId(crashed_after.clone()), KeySpec::EcP256)
-        .await
-        .unwrap();
 
     app.rings.advance().await.unwrap();
     let adopted = app.keys("with-key").await;
@@ -109,7 +111,7 @@ async fn replicas_on_one_postgres_agree_and_activate_once() {
         .create_ring("r", json!({"timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0, "publish_lead_seconds": 2}}))
         .await;
     let (_, issuer) = first.create_client("svc", "issuer", &["r"]).await;
-    eventually(5, "the second replica to see the ring", || async {
+    eventually(30, "the second replica to see the ring", || async {
         second.get("/v1/rings/r/jwks.json", None).await.status == StatusCode::OK
     })
     .await;
@@ -119,7 +121,7 @@ async fn replicas_on_one_postgres_agree_and_activate_once() {
         second.jwks_kids("r").await.contains(&new)
     })
     .await;
-    eventually(10, "both replicas to sign with the new key", || async {
+    eventually(30, "both replicas to sign with the new key", || async {
         second.sign(&issuer, "r", json!({"aud": "api"})).await.body["kid"] == new.as_str()
             && first.sign(&issuer, "r", json!({"aud": "api"})).await.body["kid"] == new.as_str()
     })

@@ -16,9 +16,11 @@ fn config() -> AwsKmsConfig {
              AWS_SECRET_ACCESS_KEY=test"
         )
     });
+    // LocalStack answers in seconds on a busy machine: only a real outage may fail a call.
     AwsKmsConfig {
         region: Some("us-east-1".into()),
         endpoint_url: Some(endpoint),
+        call_timeout: std::time::Duration::from_secs(30),
         ..AwsKmsConfig::default()
     }
 }

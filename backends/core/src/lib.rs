@@ -227,6 +227,12 @@ pub trait KeyProvider: Send + Sync {
     ) -> Result<(), ProviderError> {
         Ok(())
     }
+
+    /// Releases what the backend holds (sessions, a loaded library) when the service stops:
+    /// waits for the calls in flight, after which every call fails with `Unavailable`. signet
+    /// calls it once, after the last request. Backends that hold nothing needing release keep
+    /// this default, which does nothing.
+    async fn close(&self) {}
 }
 
 #[cfg(test)]

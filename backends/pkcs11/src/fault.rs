@@ -22,6 +22,8 @@ pub(crate) enum Fault {
         alg: Algorithm,
     },
     TaskFailed(String),
+    /// The provider was closed: the service is stopping.
+    Closed,
 }
 
 impl Fault {
@@ -101,6 +103,7 @@ impl From<Fault> for ProviderError {
             Fault::TaskFailed(e) => {
                 ProviderError::Backend(format!("pkcs11 backend task failed: {e}"))
             }
+            Fault::Closed => ProviderError::Unavailable("pkcs11 backend: closed".into()),
         }
     }
 }

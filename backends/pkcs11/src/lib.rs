@@ -1,8 +1,9 @@
 //! signet's PKCS#11 backend: key pairs generated on an HSM token (SoftHSM2 in tests; Luna,
 //! nShield, CloudHSM or YubiHSM in production), used there and never extractable.
 //!
-//! - The module is loaded and initialised once per process ([`module`]); the token is found by
-//!   its label, never by slot number (SoftHSM renumbers slots).
+//! - The module is loaded and initialised once per process while a provider uses it, and
+//!   finalized once the last provider has closed ([`module`], [`KeyProvider::close`]); the
+//!   token is found by its label, never by slot number (SoftHSM renumbers slots).
 //! - A pool of long-lived logged-in sessions ([`pool`]) serves calls on blocking threads; object
 //!   handles are cached per key, since finding an object before each signature costs ~100x once
 //!   a token holds hundreds of keys.
@@ -274,6 +275,13 @@ impl KeyProvider for Pkcs11Provider {
         })
         .await?;
         Ok(None)
+    }
+
+    async fn close(&self) {
+        let pool = self.pool.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || pool.close()).await {
+            tracing::warn!("closing the PKCS#11 sessions: {e}");
+        }
     }
 }
 

@@ -244,6 +244,29 @@ async fn a_lost_login_is_restored_and_the_call_retried() {
 }
 
 #[tokio::test]
+async fn a_closed_provider_refuses_calls_and_the_token_opens_again_afterwards() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    let generated = provider.generate(&new_id(), KeySpec::EcP256).await.unwrap();
+    provider.close().await;
+    provider.close().await;
+    assert!(matches!(
+        provider
+            .sign(&generated.reference, Algorithm::ES256, b"m")
+            .await,
+        Err(ProviderError::Unavailable(_))
+    ));
+    // With no provider left, the module was finalized: the next one initialises it again.
+    let reopened = open_provider();
+    let sig = reopened
+        .sign(&generated.reference, Algorithm::ES256, b"m")
+        .await
+        .unwrap();
+    assert!(verify(&generated.public_key, Algorithm::ES256, b"m", &sig));
+    reopened.destroy(&generated.reference).await.unwrap();
+}
+
+#[tokio::test]
 async fn references_of_other_tokens_or_backends_are_refused() {
     let _serial = serial().await;
     let provider = open_provider();
