@@ -8,38 +8,15 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::clock::now_ms;
+use crate::domain::{ClientRecord, Role};
 use crate::random::random_id;
-use crate::store::{AuditRecord, ClientRecord, Store, StoreError};
+use crate::store::{AuditRecord, Store, StoreError};
 
 const TOKEN_PREFIX: &str = "signet_";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Issuer,
-    Auditor,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Issuer => "issuer",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::Issuer, Role::Auditor]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
 
 /// An authenticated API client.
 #[derive(Clone, Debug)]
@@ -119,7 +96,7 @@ impl Authenticator {
             return Err(AuthError::Invalid);
         }
         let principal = Principal {
-            role: Role::parse(&client.role).ok_or(AuthError::Invalid)?,
+            role: client.role,
             id: client.id,
             name: client.name,
             rings: client.rings,
@@ -239,7 +216,7 @@ pub async fn create_client(
     let client = ClientRecord {
         id: random_id(12),
         name: name.to_owned(),
-        role: request.role.as_str().to_owned(),
+        role: request.role,
         rings: request.rings,
         token_hash: hash_token(token.expose_secret()),
         created_at: now,

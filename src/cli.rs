@@ -7,12 +7,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use signet_core::Algorithm;
 
-use crate::auth::{self, NewClient, Role};
+use crate::auth::{self, NewClient};
 use crate::config::{Overrides, Settings};
+use crate::domain::{BackendKind, DayOfMonth, Monthly, Policy, Role, TimeOfDay, Timing};
 use crate::http::{key_json, ring_json};
-use crate::providers::BackendKind;
-use crate::rings::{NewRing, Policy, RingService, Timing};
-use crate::schedule::{Monthly, ScheduleUpdate};
+use crate::rings::{NewRing, RingService};
+use crate::schedule::ScheduleUpdate;
 use crate::startup::{ensure_data_dir, open_service, Application};
 
 #[derive(Parser)]
@@ -112,10 +112,10 @@ struct ScheduleSet {
         conflicts_with = "every_seconds",
         required_unless_present = "every_seconds"
     )]
-    monthly_day: Option<u8>,
+    monthly_day: Option<DayOfMonth>,
     /// The time of day (UTC) of a monthly rotation.
     #[arg(long, default_value = "00:00", requires = "monthly_day")]
-    at: String,
+    at: TimeOfDay,
     /// Rotate every this many seconds (at least 10).
     #[arg(long)]
     every_seconds: Option<u64>,

@@ -36,8 +36,6 @@ use signet_aws_kms::AwsKmsConfig;
 use signet_file::KekSource;
 use signet_pkcs11::Pkcs11Config;
 
-use crate::store::Store;
-
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./signet-data";
 
@@ -145,7 +143,7 @@ impl Settings {
         let database_url = overrides
             .database_url
             .or(file.database_url)
-            .unwrap_or_else(|| Store::sqlite_url(&data_dir));
+            .unwrap_or_else(|| sqlite_url(&data_dir));
 
         let section = file.file;
         let kek = env("SIGNET_FILE_KEK")
@@ -275,6 +273,14 @@ fn aws_kms(
             .map_or(defaults.call_timeout, std::time::Duration::from_secs),
         max_attempts: section.max_attempts.unwrap_or(defaults.max_attempts),
     }))
+}
+
+/// The default store: SQLite in `data_dir/signet.db`.
+fn sqlite_url(data_dir: &Path) -> SecretString {
+    SecretString::from(format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("signet.db").display()
+    ))
 }
 
 #[cfg(test)]

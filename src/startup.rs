@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -14,13 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::audit::AuditLog;
 use crate::auth;
 use crate::config::Settings;
+use crate::domain::{BackendKind, TICK};
 use crate::http::{self, AppState};
-use crate::providers::{BackendKind, Providers};
-use crate::rings::RingService;
+use crate::providers::Providers;
+use crate::rings::{RingService, LIFECYCLE};
 use crate::store::Store;
-
-/// How often each process advances key lifecycles and refreshes its view of the store.
-pub const TICK: Duration = Duration::from_secs(1);
+use crate::tasks::{self, Health};
 
 /// Creates the data directory (0700) if it is missing.
 pub fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
@@ -63,8 +61,11 @@ pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>
             .context("opening the aws-kms key backend")?;
         providers = providers.with(BackendKind::AwsKms, Arc::new(kms));
     }
-    let audit = AuditLog::start(store.clone());
-    Ok(Arc::new(RingService::new(store, providers, audit).await?))
+    let health = Arc::new(Health::default());
+    let audit = AuditLog::start(store.clone(), health.clone());
+    Ok(Arc::new(
+        RingService::new(store, providers, audit, health).await?,
+    ))
 }
 
 pub struct Application {
@@ -120,14 +121,15 @@ impl Application {
     /// in flight and every backend is released when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let rings = self.rings.clone();
-        let ticker = tokio::spawn(async move {
-            report_orphans(&rings).await;
-            let mut interval = tokio::time::interval(TICK);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                if let Err(e) = rings.advance().await {
-                    tracing::warn!(error = %e, "lifecycle tick failed");
+        let ticker = tasks::supervise(LIFECYCLE, rings.health().clone(), move || {
+            let rings = rings.clone();
+            async move {
+                report_orphans(&rings).await;
+                let mut interval = tokio::time::interval(TICK);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    rings.tick().await;
                 }
             }
         });

@@ -6,9 +6,12 @@
 
 pub mod verify;
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::store::{AuditRecord, Store, StoreError};
+use crate::tasks::{self, Health};
 
 /// The most records committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -18,6 +21,9 @@ struct Entry {
     committed: oneshot::Sender<Result<(), String>>,
 }
 
+/// The writer task's name in the log and in `/readyz`.
+pub const WRITER: &str = "audit writer";
+
 /// Handle to the writer task; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -25,10 +31,14 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Store) -> AuditLog {
+    /// Starts the writer task on the current runtime, under supervision: a writer that panics is
+    /// started again on the same queue (the records of the batch it was writing are refused).
+    pub fn start(store: Store, health: Arc<Health>) -> AuditLog {
         let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(write_batches(store, receiver));
+        let receiver = Arc::new(Mutex::new(receiver));
+        tasks::supervise(WRITER, health.clone(), move || {
+            write_batches(store.clone(), receiver.clone(), health.clone())
+        });
         AuditLog { queue }
     }
 
@@ -45,7 +55,12 @@ impl AuditLog {
     }
 }
 
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Entry>) {
+async fn write_batches(
+    store: Store,
+    receiver: Arc<Mutex<mpsc::Receiver<Entry>>>,
+    health: Arc<Health>,
+) {
+    let mut receiver = receiver.lock().await;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Waits for the first record, then takes whatever else has queued up meanwhile: under load,
     // requests that arrive during one commit ride together in the next.
@@ -56,6 +71,9 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Entry>) {
             tracing::error!(error = %e, records = records.len(), "audit batch not committed");
             e.to_string()
         });
+        if result.is_ok() {
+            health.ok(WRITER);
+        }
         for waiter in waiters {
             let _ = waiter.send(result.clone());
         }

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState, Authenticated};
 use crate::audit::verify::verify_chain;
-use crate::auth::Role;
 use crate::clock::rfc3339;
+use crate::domain::Role;
 use crate::rings::RingError;
 use crate::store::{AuditQuery, StoredAuditRecord};
 

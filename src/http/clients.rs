@@ -5,9 +5,9 @@ use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, Authenticated};
-use crate::auth::{self, NewClient, Role};
+use crate::auth::{self, NewClient};
 use crate::clock::rfc3339;
-use crate::store::ClientRecord;
+use crate::domain::{ClientRecord, Role};
 
 fn client_json(client: &ClientRecord) -> Value {
     json!({

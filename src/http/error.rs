@@ -63,7 +63,7 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
-            StoreError::Other(detail) => {
+            StoreError::Other(detail) | StoreError::Unreadable(detail) => {
                 tracing::error!(%detail, "database error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,6 +116,14 @@ impl From<RingError> for ApiError {
                 };
                 tracing::error!(error = %message, "key backend error");
                 ApiError::new(status, code, message)
+            }
+            RingError::UnreadableSchedules(_) => {
+                tracing::error!(error = %message, "stored data cannot be read");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "stored data cannot be read",
+                )
             }
             RingError::Store(e) => e.into(),
         }

@@ -145,6 +145,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             problems.push(json!({"code": "backend_unavailable", "message": format!("the {kind} backend is unavailable")}));
         }
     }
+    for task in state.rings.health().failing() {
+        problems.push(json!({"code": "task_failing", "message": format!("the background task {task:?} is failing; see the server log")}));
+    }
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({"status": "ready", "backends": backends}))
     } else {

@@ -5,10 +5,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{optional_body, ApiError, AppState, Authenticated};
-use crate::auth::Role;
 use crate::clock::rfc3339;
+use crate::domain::{KeyRecord, KeyState, RingRecord, Role};
 use crate::rings::{NewRing, SignRequest};
-use crate::store::{KeyRecord, RingRecord};
 
 pub fn ring_json(ring: &RingRecord, active_kid: Option<&str>) -> Value {
     json!({
@@ -106,9 +105,7 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
     let (ring, keys) = ring_and_keys(&state, &path).await?;
-    let active = keys
-        .iter()
-        .find(|k| k.state == crate::store::KeyState::Active);
+    let active = keys.iter().find(|k| k.state == KeyState::Active);
     Ok(HttpResponse::Ok().json(ring_json(&ring, active.and_then(|k| k.kid.as_deref()))))
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::{ApiError, AppState, Authenticated};
-use crate::auth::Role;
+use crate::domain::Role;
 use crate::schedule::ScheduleUpdate;
 
 pub async fn show(

@@ -5,12 +5,12 @@ use serde::Deserialize;
 use serde_json::json;
 use signet_core::{Algorithm, KeyId, KeyRef, KeySpec};
 
-use super::{audit, provider_error, Actor, Policy, RingError, RingService, Timing, SCHEDULER};
+use super::{audit, provider_error, Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
+use crate::domain::{BackendKind, KeyRecord, KeyState, Policy, RingRecord, Timing};
 use crate::jose;
-use crate::providers::BackendKind;
 use crate::random::random_id;
-use crate::store::{Completion, GeneratedRecord, KeyRecord, KeyState, RingRecord, StoreError};
+use crate::store::{Completion, GeneratedRecord, StoreError};
 
 /// How long a `pending` key may stay pending before the lifecycle tick treats its creator as dead.
 const PENDING_GRACE_MS: i64 = 60_000;
@@ -118,11 +118,11 @@ impl RingService {
         request.policy.validate().map_err(RingError::Invalid)?;
         request.timing.validate().map_err(RingError::Invalid)?;
         let spec = key_spec(request.algorithm, request.rsa_bits)?;
-        self.provider_for(request.backend.as_str())?;
+        self.provider_for(request.backend)?;
         let now = now_ms();
         let ring = RingRecord {
             name: request.name,
-            backend: request.backend.as_str().to_owned(),
+            backend: request.backend,
             algorithm: request.algorithm,
             key_spec: spec,
             policy: request.policy,
@@ -175,7 +175,7 @@ impl RingService {
         pending: &KeyRecord,
         activate: bool,
     ) -> Result<KeyRecord, RingError> {
-        let provider = self.provider_for(&ring.backend)?;
+        let provider = self.provider_for(ring.backend)?;
         let generated = match provider
             .generate(&KeyId(pending.id.clone()), ring.key_spec)
             .await
@@ -399,7 +399,7 @@ impl RingService {
 
     /// Names a key in its backend for people (a KMS alias); a failure is only logged.
     async fn annotate(&self, ring: &RingRecord, id: &str, reference: &str, active: bool) {
-        let Ok(provider) = self.provider_for(&ring.backend) else {
+        let Ok(provider) = self.provider_for(ring.backend) else {
             return;
         };
         let (id, reference) = (KeyId(id.to_owned()), KeyRef(reference.to_owned()));
@@ -523,7 +523,7 @@ impl RingService {
         let now = now_ms();
         let rings = self.store.rings().await?;
         let keys = self.store.live_keys().await?;
-        self.run_schedules(&rings, &keys, now).await;
+        let schedules = self.run_schedules(&rings, &keys, now).await;
         for key in &keys {
             let Some(ring) = rings.iter().find(|r| r.name == key.ring) else {
                 continue;
@@ -574,13 +574,14 @@ impl RingService {
         if let Err(e) = self.checkpoint_audit_if_due().await {
             tracing::warn!(error = %e, "audit checkpoint failed; retrying on the next tick");
         }
-        self.reload().await
+        self.reload().await?;
+        schedules
     }
 
     /// Destroys the backend key; `destroyed_at` is when the backend deletes it (now, or the end
     /// of a KMS deletion window).
     async fn destroy(&self, ring: &RingRecord, key: &KeyRecord) -> Result<(), RingError> {
-        let provider = self.provider_for(&ring.backend)?;
+        let provider = self.provider_for(ring.backend)?;
         let mut scheduled = None;
         if let Some(reference) = &key.reference {
             scheduled = provider
@@ -632,7 +633,7 @@ impl RingService {
 
     /// A pending key whose creator died: adopt the backend key if it exists, else drop the intent.
     async fn reconcile(&self, ring: &RingRecord, key: &KeyRecord) -> Result<(), RingError> {
-        let provider = self.provider_for(&ring.backend)?;
+        let provider = self.provider_for(ring.backend)?;
         let error = provider_error(provider.name());
         match provider
             .locate(&KeyId(key.id.clone()))

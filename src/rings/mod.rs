@@ -9,7 +9,6 @@
 
 mod checkpoint;
 mod lifecycle;
-mod policy;
 mod scheduling;
 mod signing;
 mod view;
@@ -22,18 +21,22 @@ use signet_core::ProviderError;
 
 pub use checkpoint::{AUDIT_RING, CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
 pub use lifecycle::{NewRing, Revocation};
-pub use policy::{Policy, Timing, Violation};
 pub use signing::{RawSignature, SignRequest, SignedToken};
 pub use view::{Jwks, RingView, View};
 
 use crate::audit::AuditLog;
-use crate::providers::{BackendKind, Providers};
-use crate::store::{AuditRecord, RingRecord, Store, StoreError};
+use crate::domain::{BackendKind, RingRecord, Violation};
+use crate::providers::Providers;
+use crate::store::{AuditRecord, Store, StoreError};
+use crate::tasks::Health;
 
 /// Who acts, as written in the audit log: `client:<name>`, `cli` or `scheduler`.
 pub type Actor = str;
 
 pub const SCHEDULER: &Actor = "scheduler";
+
+/// The lifecycle tick's name in the log and in `/readyz`.
+pub const LIFECYCLE: &str = "lifecycle tick";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RingError {
@@ -58,6 +61,8 @@ pub enum RingError {
         backend: &'static str,
         error: ProviderError,
     },
+    #[error("the stored schedule of these rings cannot be read: {0:?}")]
+    UnreadableSchedules(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -70,6 +75,7 @@ pub struct RingService {
     store: Store,
     providers: Providers,
     audit: AuditLog,
+    health: Arc<Health>,
     /// The installed view and the number of the reload that built it.
     view: RwLock<(u64, Arc<View>)>,
     reloads: AtomicU64,
@@ -99,11 +105,13 @@ impl RingService {
         store: Store,
         providers: Providers,
         audit: AuditLog,
+        health: Arc<Health>,
     ) -> Result<RingService, RingError> {
         let service = RingService {
             store,
             providers,
             audit,
+            health,
             view: RwLock::new((0, Arc::new(View::build(vec![], &[], &Providers::default())))),
             reloads: AtomicU64::new(0),
         };
@@ -129,6 +137,23 @@ impl RingService {
     pub async fn close(&self) {
         self.providers.close().await;
         self.store.close().await;
+    }
+
+    /// One lifecycle tick ([`RingService::advance`]), its outcome reported as the health of the
+    /// [`LIFECYCLE`] task.
+    pub async fn tick(&self) {
+        match self.advance().await {
+            Ok(()) => self.health.ok(LIFECYCLE),
+            Err(e) => {
+                tracing::warn!(error = %e, "lifecycle tick failed");
+                self.health.failed(LIFECYCLE, e.to_string());
+            }
+        }
+    }
+
+    /// The background tasks' health (the tick's, the audit writer's).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// The current view (cheap: an `Arc` clone).
@@ -159,9 +184,10 @@ impl RingService {
         }
     }
 
-    fn provider_for(&self, backend: &str) -> Result<&Arc<dyn signet_core::KeyProvider>, RingError> {
-        let kind = BackendKind::parse(backend)
-            .ok_or_else(|| RingError::Invalid(format!("unknown backend {backend:?}")))?;
+    fn provider_for(
+        &self,
+        kind: BackendKind,
+    ) -> Result<&Arc<dyn signet_core::KeyProvider>, RingError> {
         self.providers
             .get(kind)
             .ok_or(RingError::BackendNotConfigured(kind))

@@ -6,8 +6,9 @@ use serde_json::{json, Value};
 use super::lifecycle::pending_key;
 use super::{audit, Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
+use crate::domain::{KeyRecord, KeyState, RingRecord, ScheduleRecord};
 use crate::schedule::{self, plan, ScheduleUpdate};
-use crate::store::{KeyRecord, KeyState, RingRecord, ScheduleRecord};
+use crate::store::StoreError;
 
 impl RingService {
     /// The ring's schedule, the scheduler's last outcome and the plan from now.
@@ -49,7 +50,15 @@ impl RingService {
         timing.validate().map_err(RingError::Invalid)?;
         rule.validate(timing.publish_lead_seconds)
             .map_err(RingError::Invalid)?;
-        let mut schedule = self.store.schedule(ring).await?;
+        let mut schedule = match self.store.schedule(ring).await {
+            Ok(schedule) => schedule,
+            // An unreadable stored schedule is replaced whole: the scheduler starts afresh.
+            Err(StoreError::Unreadable(e)) => {
+                tracing::warn!(ring, error = %e, "replacing an unreadable stored schedule");
+                ScheduleRecord::default()
+            }
+            Err(e) => return Err(e.into()),
+        };
         schedule.rule = rule;
         if let Some(paused) = update.paused {
             schedule.paused = paused;
@@ -96,19 +105,29 @@ impl RingService {
     }
 
     /// Starts each scheduled rotation that is due at `now` (a step of the lifecycle tick).
-    pub(super) async fn run_schedules(&self, rings: &[RingRecord], keys: &[KeyRecord], now: i64) {
-        let schedules = match self.store.schedules().await {
-            Ok(schedules) => schedules,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read schedules; retrying on the next tick");
-                return;
-            }
-        };
+    /// Returns the rings whose stored schedule cannot be read: they do not rotate until it is
+    /// rewritten (`PUT /v1/rings/{ring}/schedule`); every other ring goes on.
+    pub(super) async fn run_schedules(
+        &self,
+        rings: &[RingRecord],
+        keys: &[KeyRecord],
+        now: i64,
+    ) -> Result<(), RingError> {
+        let mut schedules = self.store.schedules().await?;
+        let mut unreadable = Vec::new();
         for ring in rings {
-            if self.provider_for(&ring.backend).is_err() {
+            if self.provider_for(ring.backend).is_err() {
                 continue; // a replica without this ring's backend leaves it to one that has it
             }
-            let schedule = schedules.get(&ring.name).cloned().unwrap_or_default();
+            let schedule = match schedules.remove(&ring.name) {
+                None => ScheduleRecord::default(),
+                Some(Ok(schedule)) => schedule,
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, ring = %ring.name, "the ring's stored schedule cannot be read; it does not rotate until the schedule is set again");
+                    unreadable.push(ring.name.clone());
+                    continue;
+                }
+            };
             let ring_keys: Vec<KeyRecord> = keys
                 .iter()
                 .filter(|k| k.ring == ring.name)
@@ -120,6 +139,11 @@ impl RingService {
                     tracing::warn!(error = %e, ring = %ring.name, "scheduled rotation failed; retrying after a backoff");
                 }
             }
+        }
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            Err(RingError::UnreadableSchedules(unreadable))
         }
     }
 

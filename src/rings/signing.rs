@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{audit, provider_error, Actor, RingError, RingService, RingView, Violation};
+use super::{audit, provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
+use crate::domain::Violation;
 use crate::jose;
 use crate::random::random_id;
 

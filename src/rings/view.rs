@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use signet_core::{KeyProvider, KeyRef};
 
+use crate::domain::{KeyRecord, KeyState, RingRecord};
 use crate::jose;
-use crate::providers::{BackendKind, Providers};
-use crate::store::{KeyRecord, KeyState, RingRecord};
+use crate::providers::Providers;
 
 /// A JWKS document ready to serve.
 #[derive(Clone, Debug)]
@@ -64,7 +64,7 @@ impl View {
         for record in rings {
             let ring_keys: Vec<&KeyRecord> =
                 keys.iter().filter(|k| k.ring == record.name).collect();
-            let provider = BackendKind::parse(&record.backend).and_then(|kind| providers.get(kind));
+            let provider = providers.get(record.backend);
             let signer = ring_keys
                 .iter()
                 .find(|k| k.state == KeyState::Active)

@@ -6,10 +6,8 @@ pub mod plan;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub use plan::{Monthly, Rule};
-
 use crate::clock::rfc3339;
-use crate::store::{KeyRecord, KeyState, RingRecord, ScheduleRecord};
+use crate::domain::{KeyRecord, KeyState, Monthly, RingRecord, Rule, ScheduleRecord};
 
 /// `PUT /v1/rings/{ring}/schedule`: exactly one rule, and any timing settings to change.
 #[derive(Debug, Default, Deserialize)]

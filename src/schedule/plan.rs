@@ -7,132 +7,7 @@
 //! happens, and a late one (the service was down) publishes at once and activates only once
 //! `publish_lead` has passed since publication.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
-
-/// Shortest period a schedule may have (tests run short ones).
-pub const MIN_PERIOD_SECONDS: u64 = 10;
-
-/// When keys rotate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// On `day` of every month (the last day in shorter months) at `at` (`HH:MM`, UTC).
-    Monthly(Monthly),
-    /// Every so many seconds after the previous activation.
-    EverySeconds(u64),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Monthly {
-    pub day: u8,
-    pub at: String,
-}
-
-impl Default for Rule {
-    /// The first of every month at midnight UTC.
-    fn default() -> Rule {
-        Rule::Monthly(Monthly {
-            day: 1,
-            at: "00:00".into(),
-        })
-    }
-}
-
-impl Rule {
-    /// Checks the rule on its own; `publish_lead_seconds` is checked against its period.
-    pub fn validate(&self, publish_lead_seconds: u32) -> Result<(), String> {
-        let lead = u64::from(publish_lead_seconds);
-        match self {
-            Rule::Monthly(monthly) => {
-                if !(1..=31).contains(&monthly.day) {
-                    return Err(
-                        "monthly.day must be 1-31 (29-31 mean the last day in shorter months)"
-                            .into(),
-                    );
-                }
-                parse_time(&monthly.at)?;
-                // The shortest gap between two monthly occurrences: February's 28 days.
-                if lead >= 28 * 86_400 {
-                    return Err(format!(
-                        "publish_lead_seconds ({lead}) must be less than the shortest monthly period (2419200 s, 28 days)"
-                    ));
-                }
-            }
-            Rule::EverySeconds(period) => {
-                if *period < MIN_PERIOD_SECONDS {
-                    return Err(format!(
-                        "every_seconds ({period}) must be at least {MIN_PERIOD_SECONDS}"
-                    ));
-                }
-                if *period <= lead {
-                    return Err(format!(
-                        "every_seconds ({period}) must exceed publish_lead_seconds ({lead}): the next key must be published after the current one activates"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The first activation time strictly after `after_ms` (Unix milliseconds, UTC).
-    pub fn next_after(&self, after_ms: i64) -> i64 {
-        match self {
-            Rule::EverySeconds(period) => {
-                after_ms.saturating_add(i64::try_from(*period).unwrap_or(i64::MAX / 1000) * 1000)
-            }
-            Rule::Monthly(monthly) => {
-                let (hour, minute) = parse_time(&monthly.at).expect("a validated rule");
-                let after = DateTime::from_timestamp_millis(after_ms).unwrap_or_default();
-                let (mut year, mut month) = (after.year(), after.month());
-                loop {
-                    let candidate = occurrence(year, month, monthly.day, hour, minute);
-                    if candidate > after_ms {
-                        return candidate;
-                    }
-                    (year, month) = if month == 12 {
-                        (year + 1, 1)
-                    } else {
-                        (year, month + 1)
-                    };
-                }
-            }
-        }
-    }
-}
-
-fn parse_time(at: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("monthly.at must be HH:MM (UTC), got {at:?}");
-    let (h, m) = at.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
-        return Err(bad());
-    }
-    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if h > 23 || m > 59 {
-        return Err(bad());
-    }
-    Ok((h, m))
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    let (next_year, next_month) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    let first_of_next = NaiveDate::from_ymd_opt(next_year, next_month, 1).expect("a valid date");
-    first_of_next.pred_opt().expect("a valid date").day()
-}
-
-/// `day` of the month (clamped to its last day) at `hour:minute` UTC, in Unix milliseconds.
-fn occurrence(year: i32, month: u32, day: u8, hour: u32, minute: u32) -> i64 {
-    let day = u32::from(day).min(days_in_month(year, month));
-    Utc.with_ymd_and_hms(year, month, day, hour, minute, 0)
-        .single()
-        .expect("UTC has no gaps")
-        .timestamp_millis()
-}
+use crate::domain::Rule;
 
 /// When the key after one activated at `since` activates: the rule's first occurrence after
 /// `since`, unless that comes less than `publish_lead` after `since` (a ring created, or a key
@@ -207,7 +82,10 @@ pub fn backoff_ms(failures: u32) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Datelike};
+
     use super::*;
+    use crate::domain::{DayOfMonth, Monthly, TimeOfDay};
 
     fn at(text: &str) -> i64 {
         DateTime::parse_from_rfc3339(text)
@@ -217,8 +95,8 @@ mod tests {
 
     fn monthly(day: u8, time: &str) -> Rule {
         Rule::Monthly(Monthly {
-            day,
-            at: time.into(),
+            day: DayOfMonth::try_from(day).unwrap(),
+            at: time.parse().unwrap(),
         })
     }
 
@@ -410,13 +288,14 @@ mod tests {
             .validate(1)
             .unwrap_err()
             .contains("at least 10"));
-        assert!(monthly(0, "00:00").validate(1).is_err());
-        assert!(monthly(32, "00:00").validate(1).is_err());
-        assert!(monthly(1, "24:00")
-            .validate(1)
+        assert!(DayOfMonth::try_from(0).is_err());
+        assert!(DayOfMonth::try_from(32)
             .unwrap_err()
-            .contains("HH:MM"));
-        assert!(monthly(1, "7:00").validate(1).is_err());
+            .contains("monthly.day"));
+        assert!("24:00".parse::<TimeOfDay>().unwrap_err().contains("HH:MM"));
+        assert!("7:00".parse::<TimeOfDay>().is_err());
+        assert!("12:60".parse::<TimeOfDay>().is_err());
+        assert_eq!("07:05".parse::<TimeOfDay>().unwrap().to_string(), "07:05");
         assert!(monthly(1, "00:00")
             .validate(28 * 86_400)
             .unwrap_err()
@@ -481,11 +360,10 @@ mod tests {
                 assert!(next.publish_at >= now && next.activate_at > active_since);
                 if let Rule::Monthly(m) = &rule {
                     let when = DateTime::from_timestamp_millis(planned).unwrap();
-                    assert_eq!(when.format("%H:%M").to_string(), m.at);
-                    assert!(
-                        when.day() == u32::from(m.day)
-                            || when.day() == days_in_month(when.year(), when.month())
-                    );
+                    assert_eq!(when.format("%H:%M").to_string(), m.at.to_string());
+                    let last_of_month =
+                        when.date_naive().succ_opt().unwrap().month() != when.month();
+                    assert!(when.day() == u32::from(u8::from(m.day)) || last_of_month);
                 }
                 // The service runs on, or is down for a while (sometimes past the due time).
                 now = next.publish_at + random(3) * random(2 * lead_ms + 1);

@@ -4,19 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::{self, AuditRecord};
-use super::{opt_i64, Store, StoreError};
-
-#[derive(Clone, Debug)]
-pub struct ClientRecord {
-    pub id: String,
-    pub name: String,
-    pub role: String,
-    pub rings: Vec<String>,
-    pub token_hash: String,
-    pub created_at: i64,
-    pub created_by: String,
-    pub revoked_at: Option<i64>,
-}
+use super::{opt_i64, parsed, Store, StoreError};
+use crate::domain::{ClientRecord, Role};
 
 const COLUMNS: &str = "id, name, role, rings, token_hash, created_at, created_by, revoked_at";
 
@@ -25,7 +14,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, sqlx::Error> {
     Ok(ClientRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        role: row.try_get("role")?,
+        role: parsed(row, "role", Role::parse)?,
         rings: serde_json::from_str(&rings).map_err(|e| sqlx::Error::Decode(e.into()))?,
         token_hash: row.try_get("token_hash")?,
         created_at: row.try_get("created_at")?,
@@ -47,7 +36,7 @@ impl Store {
         )
         .bind(&client.id)
         .bind(&client.name)
-        .bind(&client.role)
+        .bind(client.role.as_str())
         .bind(serde_json::to_string(&client.rings).expect("ring names serialise"))
         .bind(&client.token_hash)
         .bind(client.created_at)

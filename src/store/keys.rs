@@ -11,99 +11,22 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::audit::{self, AuditRecord};
-use super::{opt_i64, Store, StoreError};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyState {
-    Pending,
-    Published,
-    Active,
-    Retiring,
-    Retired,
-    Destroyed,
-    Revoked,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Pending => "pending",
-            KeyState::Published => "published",
-            KeyState::Active => "active",
-            KeyState::Retiring => "retiring",
-            KeyState::Retired => "retired",
-            KeyState::Destroyed => "destroyed",
-            KeyState::Revoked => "revoked",
-        }
-    }
-
-    fn parse(s: &str) -> Option<KeyState> {
-        [
-            KeyState::Pending,
-            KeyState::Published,
-            KeyState::Active,
-            KeyState::Retiring,
-            KeyState::Retired,
-            KeyState::Destroyed,
-            KeyState::Revoked,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-
-    /// Whether keys in this state appear in the JWKS.
-    pub fn is_published(self) -> bool {
-        matches!(
-            self,
-            KeyState::Published | KeyState::Active | KeyState::Retiring
-        )
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct KeyRecord {
-    pub id: String,
-    pub ring: String,
-    pub state: KeyState,
-    pub algorithm: Algorithm,
-    pub key_spec: KeySpec,
-    pub backend: String,
-    pub reference: Option<String>,
-    pub kid: Option<String>,
-    pub public_jwk: Option<serde_json::Value>,
-    pub created_at: i64,
-    pub published_at: Option<i64>,
-    pub activate_after: Option<i64>,
-    pub activated_at: Option<i64>,
-    pub deactivated_at: Option<i64>,
-    pub retire_after: Option<i64>,
-    pub retired_at: Option<i64>,
-    pub destroy_after: Option<i64>,
-    pub destroyed_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    pub revoked_reason: Option<String>,
-}
+use super::{opt_i64, parsed, Store, StoreError};
+use crate::domain::{BackendKind, KeyRecord, KeyState};
 
 const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
     created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
     retired_at, destroy_after, destroyed_at, revoked_at, revoked_reason";
 
 fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
-    let bad = |what: String| sqlx::Error::Decode(what.into());
-    let state: String = row.try_get("state")?;
-    let algorithm: String = row.try_get("algorithm")?;
-    let key_spec: String = row.try_get("key_spec")?;
     let public_jwk: Option<String> = row.try_get("public_jwk")?;
     Ok(KeyRecord {
         id: row.try_get("id")?,
         ring: row.try_get("ring")?,
-        state: KeyState::parse(&state).ok_or_else(|| bad(format!("unknown key state {state}")))?,
-        algorithm: Algorithm::parse(&algorithm)
-            .ok_or_else(|| bad(format!("unknown algorithm {algorithm}")))?,
-        key_spec: KeySpec::parse(&key_spec)
-            .ok_or_else(|| bad(format!("unknown key spec {key_spec}")))?,
-        backend: row.try_get("backend")?,
+        state: parsed(row, "state", KeyState::parse)?,
+        algorithm: parsed(row, "algorithm", Algorithm::parse)?,
+        key_spec: parsed(row, "key_spec", KeySpec::parse)?,
+        backend: parsed(row, "backend", BackendKind::parse)?,
         reference: row.try_get("reference")?,
         kid: row.try_get("kid")?,
         public_jwk: public_jwk
@@ -136,7 +59,7 @@ pub(super) async fn insert_pending(
     .bind(&key.ring)
     .bind(key.algorithm.as_str())
     .bind(key.key_spec.as_str())
-    .bind(&key.backend)
+    .bind(key.backend.as_str())
     .bind(key.created_at)
     .execute(conn)
     .await?;

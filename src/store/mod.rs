@@ -13,7 +13,6 @@ mod keys;
 mod rings;
 mod schedules;
 
-use std::path::Path;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -21,10 +20,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{AuditQuery, AuditRecord, ChainHead, StoredAuditRecord, GENESIS_HASH};
-pub use clients::ClientRecord;
-pub use keys::{Completion, GeneratedRecord, KeyRecord, KeyState};
-pub use rings::RingRecord;
-pub use schedules::ScheduleRecord;
+pub use keys::{Completion, GeneratedRecord};
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,6 +34,9 @@ pub enum StoreError {
     /// The database cannot be reached or timed out; the same call may succeed later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A stored value no parser accepts (a row written around signet).
+    #[error("unreadable stored data: {0}")]
+    Unreadable(String),
     #[error("database error: {0}")]
     Other(String),
 }
@@ -55,6 +54,9 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Database(db) if is_unavailable_code(db.code().as_deref()) => {
                 StoreError::Unavailable(db.message().to_owned())
+            }
+            sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
+                StoreError::Unreadable(e.to_string())
             }
             _ => StoreError::Other(e.to_string()),
         }
@@ -114,14 +116,6 @@ impl Store {
         Ok(store)
     }
 
-    /// The default store: SQLite in `data_dir/signet.db`.
-    pub fn sqlite_url(data_dir: &Path) -> SecretString {
-        SecretString::from(format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("signet.db").display()
-        ))
-    }
-
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.dialect {
             Dialect::Postgres => &POSTGRES_MIGRATIONS,
@@ -168,6 +162,18 @@ impl Store {
 /// Connection errors can echo the URL, password included: cut it out.
 fn redact(message: &str, url: &str) -> String {
     message.replace(url, "<database url>")
+}
+
+/// Reads a text column into a domain value: a value `parse` refuses is a decode error of that
+/// row, never a panic further on.
+fn parsed<T>(
+    row: &AnyRow,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    parse(&text)
+        .ok_or_else(|| sqlx::Error::Decode(format!("{column}: unknown value {text:?}").into()))
 }
 
 fn opt_i64(row: &AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {

@@ -5,36 +5,20 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::{self, AuditRecord};
-use super::keys::{self, KeyRecord};
-use super::{Store, StoreError};
-use crate::rings::{Policy, Timing};
-
-#[derive(Clone, Debug)]
-pub struct RingRecord {
-    pub name: String,
-    pub backend: String,
-    pub algorithm: Algorithm,
-    pub key_spec: KeySpec,
-    pub policy: Policy,
-    pub timing: Timing,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+use super::keys;
+use super::{parsed, Store, StoreError};
+use crate::domain::{BackendKind, KeyRecord, RingRecord};
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
 pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
-    let algorithm: String = row.try_get("algorithm")?;
-    let key_spec: String = row.try_get("key_spec")?;
     Ok(RingRecord {
         name: row.try_get("name")?,
-        backend: row.try_get("backend")?,
-        algorithm: Algorithm::parse(&algorithm)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown algorithm {algorithm}").into()))?,
-        key_spec: KeySpec::parse(&key_spec)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown key spec {key_spec}").into()))?,
+        backend: parsed(row, "backend", BackendKind::parse)?,
+        algorithm: parsed(row, "algorithm", Algorithm::parse)?,
+        key_spec: parsed(row, "key_spec", KeySpec::parse)?,
         policy: decode(&row.try_get::<String, _>("policy")?)?,
         timing: decode(&row.try_get::<String, _>("timing")?)?,
         created_at: row.try_get("created_at")?,
@@ -57,7 +41,7 @@ impl Store {
             "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&ring.name)
-        .bind(&ring.backend)
+        .bind(ring.backend.as_str())
         .bind(ring.algorithm.as_str())
         .bind(ring.key_spec.as_str())
         .bind(serde_json::to_string(&ring.policy).expect("policy serialises"))

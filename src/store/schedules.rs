@@ -1,25 +1,15 @@
 //! Rotation schedules and the scheduler's last outcome, per ring. A ring without a row has the
 //! default schedule.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::{self, AuditRecord};
 use super::{opt_i64, Dialect, Store, StoreError};
-use crate::rings::{Policy, Timing};
-use crate::schedule::Rule;
-use crate::store::keys::{self, KeyRecord};
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ScheduleRecord {
-    pub rule: Rule,
-    pub paused: bool,
-    pub failures: u32,
-    pub last_error: Option<String>,
-    pub last_failure_at: Option<i64>,
-    pub retry_at: Option<i64>,
-    pub last_rotation_at: Option<i64>,
-}
+use crate::domain::{KeyRecord, Policy, Rule, ScheduleRecord, Timing};
+use crate::store::keys;
 
 fn from_row(row: &AnyRow) -> Result<(String, ScheduleRecord), sqlx::Error> {
     let rule: String = row.try_get("rule")?;
@@ -45,14 +35,20 @@ fn rule_json(rule: &Rule) -> String {
 }
 
 impl Store {
-    /// Every ring's schedule that differs from the default, by ring name.
+    /// Every ring's stored schedule, by ring name (a ring without one has the default). A row
+    /// that does not parse (written around signet) is an error of its ring alone.
     pub async fn schedules(
         &self,
-    ) -> Result<std::collections::HashMap<String, ScheduleRecord>, StoreError> {
+    ) -> Result<HashMap<String, Result<ScheduleRecord, StoreError>>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM schedules"))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        let mut schedules = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let ring: String = row.try_get("ring")?;
+            schedules.insert(ring, from_row(row).map(|(_, s)| s).map_err(Into::into));
+        }
+        Ok(schedules)
     }
 
     pub async fn schedule(&self, ring: &str) -> Result<ScheduleRecord, StoreError> {

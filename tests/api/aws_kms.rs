@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_kms::types::{KeyState, KeyUsageType, Tag};
 use reqwest::StatusCode;
 use serde_json::json;
-use signet::providers::BackendKind;
+use signet::domain::BackendKind;
 use signet_aws_kms::{AwsKmsConfig, AwsKmsProvider};
 use signet_core::KeyId;
 

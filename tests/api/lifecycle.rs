@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use signet::providers::BackendKind;
+use signet::domain::BackendKind;
 use signet_core::{KeyRef, ProviderError};
 
 use crate::backend_tests;

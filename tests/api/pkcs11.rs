@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use signet::providers::BackendKind;
+use signet::domain::BackendKind;
 use signet_core::{KeyId, KeyProvider, KeySpec};
 use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 

@@ -59,7 +59,7 @@ async fn the_bootstrap_token_is_private_and_made_once(db: Db) {
     assert!(app.admin_token.starts_with("signet_"));
     let clients = app.rings.store().clients().await.unwrap();
     assert_eq!(clients.len(), 1);
-    assert_eq!(clients[0].role, "admin");
+    assert_eq!(clients[0].role, signet::domain::Role::Admin);
     let app = app.restart().await;
     assert_eq!(app.rings.store().clients().await.unwrap().len(), 1);
 }

@@ -434,10 +434,68 @@ async fn a_backend_outage_delays_the_rotation_but_not_signing(db: Db) {
     );
 }
 
+/// A schedule row that a writer of the database made unreadable (a day 40) stops that ring's
+/// rotations and makes `/readyz` name the failing lifecycle tick; the tick goes on for every
+/// other ring, and setting the schedule again heals it.
+async fn an_unreadable_stored_schedule_is_reported_and_the_tick_goes_on(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    app.create_ring(
+        "other",
+        json!({"timing": {"jwks_max_age_seconds": 1, "leeway_seconds": 0, "publish_lead_seconds": 2}}),
+    )
+    .await;
+    let monthly = json!({"monthly": {"day": 1, "at": "00:00"}});
+    assert_eq!(
+        put_schedule(&app, "r", monthly.clone()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    sqlx::query(
+        r#"UPDATE schedules SET rule = '{"monthly":{"day":40,"at":"00:00"}}' WHERE ring = 'r'"#,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    eventually(30, "readiness to name the failing tick", || async {
+        let ready = app.get("/readyz", None).await;
+        ready.status == StatusCode::SERVICE_UNAVAILABLE
+            && ready.body["errors"].as_array().unwrap().iter().any(|e| {
+                e["code"] == "task_failing"
+                    && e["message"].as_str().unwrap().contains("lifecycle tick")
+            })
+    })
+    .await;
+    // The tick still activates another ring's key.
+    let new = app.rotate("other").await.body["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(30, "the other ring's new key to activate", || async {
+        app.keys("other")
+            .await
+            .iter()
+            .any(|k| k["kid"] == new.as_str() && k["state"] == "active")
+    })
+    .await;
+
+    assert_eq!(
+        put_schedule(&app, "r", monthly).await.status,
+        StatusCode::OK
+    );
+    eventually(30, "readiness to recover", || async {
+        app.get("/readyz", None).await.status == StatusCode::OK
+    })
+    .await;
+}
+
 store_tests!(
     the_schedule_api_shows_sets_validates_and_pauses,
     a_ring_rotates_by_itself_without_a_verification_failure,
     a_backend_outage_delays_the_rotation_but_not_signing,
+    an_unreadable_stored_schedule_is_reported_and_the_tick_goes_on,
 );
 
 /// One replica runs as a separate `signet serve` process and is killed with SIGKILL at random
@@ -522,7 +580,7 @@ async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
     let file = survivor
         .rings
         .providers()
-        .get(signet::providers::BackendKind::File)
+        .get(signet::domain::BackendKind::File)
         .unwrap()
         .clone();
     let held: HashSet<String> = file

@@ -44,7 +44,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
     let provider = app
         .rings
         .providers()
-        .get(signet::providers::BackendKind::parse(backend.name()).unwrap())
+        .get(signet::domain::BackendKind::parse(backend.name()).unwrap())
         .unwrap()
         .clone();
     provider

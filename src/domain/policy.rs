@@ -301,7 +301,7 @@ impl Timing {
         }
         // Every replica reloads its view of the keys once a tick: a verifier's cached JWKS can
         // be that much older than the newest key.
-        let refresh = u32::try_from(crate::startup::TICK.as_secs()).unwrap_or(u32::MAX);
+        let refresh = u32::try_from(super::TICK.as_secs()).unwrap_or(u32::MAX);
         let needed = self.jwks_max_age_seconds + self.leeway_seconds + refresh;
         if self.publish_lead_seconds < needed {
             return Err(format!(

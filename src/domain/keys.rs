@@ -1,0 +1,78 @@
+//! Keys and their lifecycle (docs/design.md, Key lifecycle):
+//! `pending -> published -> active -> retiring -> retired -> destroyed`, and `revoked`.
+
+use signet_core::{Algorithm, KeySpec};
+
+use super::BackendKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Pending,
+    Published,
+    Active,
+    Retiring,
+    Retired,
+    Destroyed,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Published => "published",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Retired => "retired",
+            KeyState::Destroyed => "destroyed",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyState> {
+        [
+            KeyState::Pending,
+            KeyState::Published,
+            KeyState::Active,
+            KeyState::Retiring,
+            KeyState::Retired,
+            KeyState::Destroyed,
+            KeyState::Revoked,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Whether keys in this state appear in the JWKS.
+    pub fn is_published(self) -> bool {
+        matches!(
+            self,
+            KeyState::Published | KeyState::Active | KeyState::Retiring
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    pub id: String,
+    pub ring: String,
+    pub state: KeyState,
+    pub algorithm: Algorithm,
+    pub key_spec: KeySpec,
+    pub backend: BackendKind,
+    pub reference: Option<String>,
+    pub kid: Option<String>,
+    pub public_jwk: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub published_at: Option<i64>,
+    pub activate_after: Option<i64>,
+    pub activated_at: Option<i64>,
+    pub deactivated_at: Option<i64>,
+    pub retire_after: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub destroy_after: Option<i64>,
+    pub destroyed_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}

@@ -1,0 +1,26 @@
+//! The vocabulary of signet: rings and their policy and timing, keys and their states, schedule
+//! rules, clients and roles, backend kinds. Everything else depends on this module; it depends
+//! on nothing of signet's. Values enter through parsers that refuse what is invalid, so code
+//! that holds one of these types never needs to check it again.
+//!
+//! See docs/design.md for the layers and which may use which.
+
+mod backend;
+mod clients;
+mod keys;
+mod policy;
+mod rings;
+mod schedule;
+
+use std::time::Duration;
+
+pub use backend::BackendKind;
+pub use clients::{ClientRecord, Role};
+pub use keys::{KeyRecord, KeyState};
+pub use policy::{Policy, Timing, Violation};
+pub use rings::RingRecord;
+pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};
+
+/// How often each replica advances key lifecycles and refreshes its view of the store. The
+/// timing rules count on it: a verifier's cached JWKS can be this much older than the newest key.
+pub const TICK: Duration = Duration::from_secs(1);
