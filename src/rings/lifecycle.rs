@@ -80,7 +80,7 @@ pub(super) fn pending_key(ring: &RingRecord, now: i64) -> KeyRecord {
         state: KeyState::Pending,
         algorithm: ring.algorithm,
         key_spec: ring.key_spec,
-        backend: ring.backend.clone(),
+        backend: ring.backend,
         reference: None,
         kid: None,
         public_jwk: None,
