@@ -11,6 +11,7 @@ mod durability;
 mod interop;
 mod jwks;
 mod lifecycle;
+mod migrations;
 mod pkcs11;
 mod restart;
 mod schedule;

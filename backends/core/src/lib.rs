@@ -17,6 +17,9 @@
 
 use std::fmt;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

@@ -1,10 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
-use aws_lc_rs::signature::{
-    RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED,
-    ED25519, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256,
-};
 use secrecy::SecretString;
+use signet_core::testkit::{self, verify, Conformance};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -27,73 +24,22 @@ fn key_text(text: &str) -> KekSource {
 const KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const KEY_B: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-fn verify(public_key: &PublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-    match public_key {
-        PublicKey::Ec { x, y, .. } => {
-            let mut point = vec![4u8];
-            point.extend_from_slice(x);
-            point.extend_from_slice(y);
-            let algorithm = if alg == Algorithm::ES256 {
-                &ECDSA_P256_SHA256_FIXED
-            } else {
-                &ECDSA_P384_SHA384_FIXED
-            };
-            UnparsedPublicKey::new(algorithm, point)
-                .verify(message, signature)
-                .is_ok()
-        }
-        PublicKey::Rsa { n, e } => {
-            let padding = if alg == Algorithm::PS256 {
-                &RSA_PSS_2048_8192_SHA256
-            } else {
-                &RSA_PKCS1_2048_8192_SHA256
-            };
-            RsaPublicKeyComponents { n, e }
-                .verify(padding, message, signature)
-                .is_ok()
-        }
-        PublicKey::Ed25519 { x } => UnparsedPublicKey::new(&ED25519, x)
-            .verify(message, signature)
-            .is_ok(),
-    }
-}
-
+/// The file backend makes every kind of key and signs with every algorithm.
 #[tokio::test]
-async fn every_algorithm_signs_in_jws_form_and_verifies() {
+async fn the_file_backend_keeps_the_key_provider_contract() {
     let dir = tempfile::tempdir().unwrap();
     let provider = open(dir.path(), Some(key_text(KEY_A))).unwrap();
-    let cases = [
-        (KeySpec::EcP256, Algorithm::ES256, 64),
-        (KeySpec::EcP384, Algorithm::ES384, 96),
-        (KeySpec::Rsa2048, Algorithm::RS256, 256),
-        (KeySpec::Rsa2048, Algorithm::PS256, 256),
-        (KeySpec::Rsa3072, Algorithm::PS256, 384),
-        (KeySpec::Ed25519, Algorithm::EdDSA, 64),
-    ];
-    for (i, (spec, alg, len)) in cases.into_iter().enumerate() {
-        let id = KeyId(format!("k{i}"));
-        let key = provider.generate(&id, spec).await.unwrap();
-        let message = b"header.payload";
-        let signature = provider.sign(&key.reference, alg, message).await.unwrap();
-        assert_eq!(signature.len(), len, "{alg} signature length");
-        assert!(verify(&key.public_key, alg, message, &signature), "{alg}");
-        assert!(!verify(&key.public_key, alg, b"header.other", &signature));
+    let mut n = 0;
+    Conformance {
+        claims: &testkit::EVERY_PAIR,
+        unsupported: &[],
+        reference_prefix: "file:",
     }
-}
-
-#[tokio::test]
-async fn a_key_refuses_an_algorithm_of_another_family() {
-    let dir = tempfile::tempdir().unwrap();
-    let provider = open(dir.path(), Some(key_text(KEY_A))).unwrap();
-    let key = provider
-        .generate(&KeyId("p256".into()), KeySpec::EcP256)
-        .await
-        .unwrap();
-    let err = provider
-        .sign(&key.reference, Algorithm::RS256, b"m")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::Unsupported(_)), "{err}");
+    .run(&provider, || {
+        n += 1;
+        KeyId(format!("k{n}"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -221,26 +167,6 @@ async fn a_sealed_key_file_opens_only_under_its_own_id() {
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::Backend(_)), "{err}");
-}
-
-#[tokio::test]
-async fn destroy_removes_the_key_and_is_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let provider = open(dir.path(), Some(key_text(KEY_A))).unwrap();
-    let id = KeyId("gone".into());
-    let key = provider.generate(&id, KeySpec::EcP256).await.unwrap();
-    assert_eq!(
-        provider.locate(&id).await.unwrap(),
-        Some(key.reference.clone())
-    );
-    provider.destroy(&key.reference).await.unwrap();
-    provider.destroy(&key.reference).await.unwrap();
-    assert_eq!(provider.locate(&id).await.unwrap(), None);
-    let err = provider
-        .sign(&key.reference, Algorithm::ES256, b"m")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
 }
 
 #[tokio::test]

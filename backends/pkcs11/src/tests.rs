@@ -1,8 +1,8 @@
 //! Against a real SoftHSM2 token: `scripts/test` creates one and exports its settings.
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType};
 use secrecy::SecretString;
+use signet_core::testkit::{self, verify, Conformance};
 
 use super::*;
 
@@ -33,89 +33,24 @@ fn open_provider() -> Pkcs11Provider {
 }
 
 fn new_id() -> KeyId {
-    let mut bytes = [0u8; 9];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    KeyId(format!(
-        "unit-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    testkit::unique_id("unit")
 }
 
-fn verify(public: &PublicKey, alg: Algorithm, message: &[u8], sig: &[u8]) -> bool {
-    match (public, alg) {
-        (PublicKey::Ec { x, y, .. }, Algorithm::ES256 | Algorithm::ES384) => {
-            let point = [&[0x04][..], x, y].concat();
-            let algorithm = if alg == Algorithm::ES256 {
-                &signature::ECDSA_P256_SHA256_FIXED
-            } else {
-                &signature::ECDSA_P384_SHA384_FIXED
-            };
-            UnparsedPublicKey::new(algorithm, point)
-                .verify(message, sig)
-                .is_ok()
-        }
-        (PublicKey::Rsa { n, e }, Algorithm::RS256 | Algorithm::PS256) => {
-            let algorithm = if alg == Algorithm::RS256 {
-                &signature::RSA_PKCS1_2048_8192_SHA256
-            } else {
-                &signature::RSA_PSS_2048_8192_SHA256
-            };
-            RsaPublicKeyComponents { n, e }
-                .verify(algorithm, message, sig)
-                .is_ok()
-        }
-        (PublicKey::Ed25519 { x }, Algorithm::EdDSA) => {
-            UnparsedPublicKey::new(&signature::ED25519, x)
-                .verify(message, sig)
-                .is_ok()
-        }
-        _ => false,
-    }
-}
-
+/// SoftHSM2 makes every kind of key and signs with every algorithm; references name the token.
 #[tokio::test]
-async fn every_algorithm_signs_on_the_token_and_verifies_with_the_public_key_read_back() {
+async fn the_pkcs11_backend_keeps_the_key_provider_contract() {
     let _serial = serial().await;
     let provider = open_provider();
-    let cases = [
-        (KeySpec::EcP256, Algorithm::ES256, 64),
-        (KeySpec::EcP384, Algorithm::ES384, 96),
-        (KeySpec::Rsa2048, Algorithm::RS256, 256),
-        (KeySpec::Rsa3072, Algorithm::PS256, 384),
-        (KeySpec::Ed25519, Algorithm::EdDSA, 64),
-    ];
-    for (spec, alg, sig_len) in cases {
-        let id = new_id();
-        let generated = provider.generate(&id, spec).await.unwrap();
-        assert!(generated.reference.0.starts_with("pkcs11:token="));
-        assert_eq!(
-            provider.public_key(&generated.reference).await.unwrap(),
-            generated.public_key
-        );
-        let message = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0";
-        let sig = provider
-            .sign(&generated.reference, alg, message)
-            .await
-            .unwrap();
-        assert_eq!(sig.len(), sig_len, "{alg}");
-        assert!(verify(&generated.public_key, alg, message, &sig), "{alg}");
-        assert!(!verify(
-            &generated.public_key,
-            alg,
-            b"another message",
-            &sig
-        ));
-        let wrong = if alg == Algorithm::ES256 {
-            Algorithm::RS256
-        } else {
-            Algorithm::ES256
-        };
-        assert!(matches!(
-            provider.sign(&generated.reference, wrong, message).await,
-            Err(ProviderError::Unsupported(_))
-        ));
-        provider.destroy(&generated.reference).await.unwrap();
+    Conformance {
+        claims: &testkit::EVERY_PAIR,
+        unsupported: &[],
+        reference_prefix: &format!(
+            "pkcs11:token={};object=signet:",
+            percent_encode(&env("SIGNET_TEST_PKCS11_TOKEN"))
+        ),
     }
+    .run(&provider, new_id)
+    .await;
 }
 
 #[tokio::test]

@@ -1,0 +1,449 @@
+//! A conformance suite every [`KeyProvider`] is tested against, and the signature check it and
+//! the backends' own tests share.
+//!
+//! Compiled only with signet-core's `testkit` feature (it brings in aws-lc-rs to verify
+//! signatures); nothing in signet's service uses it. A backend crate takes signet-core with the
+//! feature as a dev-dependency:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! signet-core = { workspace = true, features = ["testkit"] }
+//! ```
+//!
+//! and runs the suite from one of its tests against a provider it opened, saying which keys and
+//! algorithms the provider claims:
+//!
+//! ```no_run
+//! use signet_core::testkit::{self, Conformance};
+//! use signet_core::KeyProvider;
+//!
+//! async fn conforms(provider: &dyn KeyProvider) {
+//!     Conformance {
+//!         claims: &testkit::EVERY_PAIR,
+//!         unsupported: &[],
+//!         reference_prefix: "file:",
+//!     }
+//!     .run(provider, || testkit::unique_id("conformance"))
+//!     .await;
+//! }
+//! ```
+//!
+//! [`Conformance::run`] checks what the [`KeyProvider`] contract promises of every backend (see
+//! its docs for the list) and panics, naming the backend, the algorithm and the step, at the first
+//! broken promise. What only one backend does (its reference syntax beyond a prefix, PKCS#11
+//! attributes, KMS aliases and deletion windows, the file store's key-encryption key) stays in
+//! that backend's own tests, which check signatures with [`verify`].
+
+use std::fmt;
+
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+
+use crate::{Algorithm, GeneratedKey, KeyId, KeyProvider, KeySpec, ProviderError, PublicKey};
+
+/// Every (key spec, algorithm) pair signet has: what a backend that makes every kind of key and
+/// signs with every algorithm claims.
+pub const EVERY_PAIR: [(KeySpec, Algorithm); 7] = [
+    (KeySpec::EcP256, Algorithm::ES256),
+    (KeySpec::EcP384, Algorithm::ES384),
+    (KeySpec::Rsa2048, Algorithm::RS256),
+    (KeySpec::Rsa2048, Algorithm::PS256),
+    (KeySpec::Rsa3072, Algorithm::RS256),
+    (KeySpec::Rsa3072, Algorithm::PS256),
+    (KeySpec::Ed25519, Algorithm::EdDSA),
+];
+
+/// Whether `signature` is a valid JWS signature (RFC 7518 §3, RFC 8037) of `message` by `public`
+/// with `alg`: ES256/ES384 as the fixed-length `r || s`, RS256 as RSASSA-PKCS1-v1_5 with SHA-256,
+/// PS256 as RSASSA-PSS with SHA-256 (MGF1 SHA-256, 32-byte salt), EdDSA as Ed25519. A key that
+/// cannot sign with `alg` (an EC key of the other curve, an RSA key for ES256) never verifies.
+pub fn verify(public: &PublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    match (public, alg) {
+        (PublicKey::Ec { spec, x, y }, Algorithm::ES256 | Algorithm::ES384) => {
+            let algorithm = match (alg, spec) {
+                (Algorithm::ES256, KeySpec::EcP256) => &signature::ECDSA_P256_SHA256_FIXED,
+                (Algorithm::ES384, KeySpec::EcP384) => &signature::ECDSA_P384_SHA384_FIXED,
+                _ => return false,
+            };
+            let point = [&[0x04][..], x, y].concat();
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (PublicKey::Rsa { n, e }, Algorithm::RS256 | Algorithm::PS256) => {
+            let algorithm = if alg == Algorithm::RS256 {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &signature::RSA_PSS_2048_8192_SHA256
+            };
+            RsaPublicKeyComponents { n, e }
+                .verify(algorithm, message, signature)
+                .is_ok()
+        }
+        (PublicKey::Ed25519 { x }, Algorithm::EdDSA) => {
+            UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(message, signature)
+                .is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// A key id no earlier run can have used: `prefix` and 18 random hex digits. For backends whose
+/// keys outlive a test run (a token, a KMS account).
+pub fn unique_id(prefix: &str) -> KeyId {
+    let mut bytes = [0u8; 9];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system's random generator works");
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    KeyId(format!("{prefix}-{suffix}"))
+}
+
+/// What a backend claims, for [`Conformance::run`] to hold it to.
+#[derive(Clone, Copy, Debug)]
+pub struct Conformance<'a> {
+    /// Every (key spec, algorithm) the backend makes keys of and signs with; each pair gets a
+    /// key of its own. [`EVERY_PAIR`] for a backend that has them all.
+    pub claims: &'a [(KeySpec, Algorithm)],
+    /// Key specs the backend refuses to make, if it has any (`&[]` if not).
+    pub unsupported: &'a [KeySpec],
+    /// What every reference the backend hands out starts with (`file:`, `pkcs11:token=`, ...).
+    pub reference_prefix: &'a str,
+}
+
+/// The JWS signing input the suite signs, and a message longer than 4096 bytes (the most AWS KMS
+/// takes whole: longer ones are signed as a digest), which a JWT with many claims can be.
+const SHORT_MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJjb25mb3JtYW5jZSJ9";
+const LONG_MESSAGE: [u8; 5000] = [b'a'; 5000];
+/// Signed by no key in the suite: no signature may verify for it.
+const OTHER_MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbm90aGVyIn0";
+
+impl Conformance<'_> {
+    /// Holds `provider` to the [`KeyProvider`] contract, with a fresh id from `new_id` for each
+    /// key it makes, and panics at the first promise broken. It checks that:
+    /// - each spec in `unsupported` is refused by `generate` with `Unsupported`, leaving nothing
+    ///   `locate` finds;
+    /// - for each claimed (spec, algorithm): `locate` finds nothing before `generate`;
+    ///   `generate` returns a reference with the claimed prefix and a public key of the spec
+    ///   asked for (curve and coordinate sizes, modulus size, Ed25519 length); after it, `locate`
+    ///   returns that reference and `inventory` lists the id; `public_key` returns the key
+    ///   `generate` did; signatures of a short and a long message have the algorithm's length
+    ///   and verify with that public key ([`verify`]), and not for another message; signing with
+    ///   every algorithm the key cannot do is refused with `Unsupported`;
+    /// - `destroy` succeeds, reports a deletion date in the future if it only schedules one,
+    ///   succeeds again with the same answer, and afterwards `locate` finds nothing, `inventory`
+    ///   lacks the id, and `public_key` and `sign` fail with `NotFound`.
+    ///
+    /// It destroys every key it made when all checks pass; a failed check can leave keys behind.
+    pub async fn run(&self, provider: &dyn KeyProvider, mut new_id: impl FnMut() -> KeyId) {
+        let backend = provider.name();
+        assert!(
+            !self.claims.is_empty(),
+            "{backend} backend: the conformance suite needs at least one claimed algorithm"
+        );
+
+        for &spec in self.unsupported {
+            let id = new_id();
+            match provider.generate(&id, spec).await {
+                Err(ProviderError::Unsupported(_)) => {}
+                Ok(key) => {
+                    // Best effort: do not leave a key of a test that failed anyway.
+                    let _ = provider.destroy(&key.reference).await;
+                    panic!(
+                        "{backend} backend, unsupported {} keys: generate made one instead of \
+                         refusing with Unsupported",
+                        spec.as_str()
+                    )
+                }
+                Err(other) => panic!(
+                    "{backend} backend, unsupported {} keys: generate must refuse with \
+                     Unsupported, got {other:?}",
+                    spec.as_str()
+                ),
+            }
+            let located = provider.locate(&id).await.unwrap_or_else(|e| {
+                panic!(
+                    "{backend} backend, unsupported {} keys: locate after the refusal: {e}",
+                    spec.as_str()
+                )
+            });
+            assert_eq!(
+                located,
+                None,
+                "{backend} backend, unsupported {} keys: the refused generate left a key behind",
+                spec.as_str()
+            );
+        }
+
+        let mut keys = Vec::with_capacity(self.claims.len());
+        for &(spec, alg) in self.claims {
+            let at = At { backend, spec, alg };
+            assert!(
+                alg.accepts(spec),
+                "{at}: a claim signet does not have (a {} key cannot sign {alg})",
+                spec.as_str()
+            );
+            let id = new_id();
+            let before = ok(provider.locate(&id).await, at, "locate before generate");
+            assert_eq!(before, None, "{at}: locate found a key before generate");
+            let key = ok(provider.generate(&id, spec).await, at, "generate");
+            assert!(
+                key.reference.0.starts_with(self.reference_prefix),
+                "{at}: generate returned the reference {:?}, which does not start with {:?}",
+                key.reference.0,
+                self.reference_prefix
+            );
+            check_shape(&key.public_key, at);
+            keys.push((at, id, key));
+        }
+
+        let inventory = ok(
+            provider.inventory().await,
+            keys[0].0,
+            "inventory after generate",
+        );
+        for (at, id, _) in &keys {
+            assert!(
+                inventory.contains(id),
+                "{at}: inventory after generate does not list {id}"
+            );
+        }
+
+        for (at, id, key) in &keys {
+            check_key(provider, *at, id, key).await;
+        }
+
+        for (at, id, key) in &keys {
+            check_destroy(provider, *at, id, key).await;
+        }
+
+        let inventory = ok(
+            provider.inventory().await,
+            keys[0].0,
+            "inventory after destroy",
+        );
+        for (at, id, _) in &keys {
+            assert!(
+                !inventory.contains(id),
+                "{at}: inventory after destroy still lists {id}"
+            );
+        }
+    }
+}
+
+/// Where in the suite a check failed: the backend, and the key and algorithm under test.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    backend: &'static str,
+    spec: KeySpec,
+    alg: Algorithm,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} backend, {} with a {} key",
+            self.backend,
+            self.alg,
+            self.spec.as_str()
+        )
+    }
+}
+
+fn ok<T>(result: Result<T, ProviderError>, at: At, step: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{at}: {step} failed: {e}"))
+}
+
+/// The public half is of the spec asked for, in the sizes a JWK of it has.
+fn check_shape(public: &PublicKey, at: At) {
+    let shaped = match (at.spec, public) {
+        (KeySpec::EcP256 | KeySpec::EcP384, PublicKey::Ec { spec, x, y }) => {
+            let size = if at.spec == KeySpec::EcP256 { 32 } else { 48 };
+            *spec == at.spec && x.len() == size && y.len() == size
+        }
+        (KeySpec::Rsa2048 | KeySpec::Rsa3072, PublicKey::Rsa { n, e }) => {
+            let size = if at.spec == KeySpec::Rsa2048 {
+                256
+            } else {
+                384
+            };
+            n.len() == size && n[0] != 0 && e.first().is_some_and(|&b| b != 0)
+        }
+        (KeySpec::Ed25519, PublicKey::Ed25519 { x }) => x.len() == 32,
+        _ => false,
+    };
+    assert!(
+        shaped,
+        "{at}: generate returned a public key that is not a {} key in JWK form: {public:?}",
+        at.spec.as_str()
+    );
+}
+
+/// The length of a JWS signature by a key of `spec`.
+fn signature_len(spec: KeySpec) -> usize {
+    match spec {
+        KeySpec::EcP256 | KeySpec::Ed25519 => 64,
+        KeySpec::EcP384 => 96,
+        KeySpec::Rsa2048 => 256,
+        KeySpec::Rsa3072 => 384,
+    }
+}
+
+/// What a key generated for `id` must do while it exists.
+async fn check_key(provider: &dyn KeyProvider, at: At, id: &KeyId, key: &GeneratedKey) {
+    let located = ok(provider.locate(id).await, at, "locate after generate");
+    assert_eq!(
+        located.as_ref(),
+        Some(&key.reference),
+        "{at}: locate after generate does not return the reference generate did"
+    );
+    let public = ok(
+        provider.public_key(&key.reference).await,
+        at,
+        "public_key after generate",
+    );
+    assert_eq!(
+        public, key.public_key,
+        "{at}: public_key returned another key than generate"
+    );
+
+    for (what, message) in [
+        ("a short message", SHORT_MESSAGE),
+        ("a 5000-byte message", &LONG_MESSAGE[..]),
+    ] {
+        let step = format!("sign {what}");
+        let signature = ok(
+            provider.sign(&key.reference, at.alg, message).await,
+            at,
+            &step,
+        );
+        assert_eq!(
+            signature.len(),
+            signature_len(at.spec),
+            "{at}: {step}: the signature has the wrong length for {}",
+            at.alg
+        );
+        assert!(
+            verify(&key.public_key, at.alg, message, &signature),
+            "{at}: {step}: the signature does not verify with the public key"
+        );
+        assert!(
+            !verify(&key.public_key, at.alg, OTHER_MESSAGE, &signature),
+            "{at}: {step}: the signature verifies for another message too"
+        );
+    }
+
+    for wrong in Algorithm::ALL.into_iter().filter(|a| !a.accepts(at.spec)) {
+        match provider.sign(&key.reference, wrong, SHORT_MESSAGE).await {
+            Err(ProviderError::Unsupported(_)) => {}
+            Ok(_) => panic!("{at}: sign with {wrong}, which the key cannot do, was not refused"),
+            Err(other) => panic!(
+                "{at}: sign with {wrong}, which the key cannot do, must fail with Unsupported, \
+                 got {other:?}"
+            ),
+        }
+    }
+}
+
+/// `destroy` removes the key for good, and may be repeated.
+async fn check_destroy(provider: &dyn KeyProvider, at: At, id: &KeyId, key: &GeneratedKey) {
+    let first = ok(provider.destroy(&key.reference).await, at, "destroy");
+    if let Some(date) = first {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_millis();
+        assert!(
+            i128::from(date) > now as i128,
+            "{at}: destroy scheduled the deletion at {date} ms, which is not in the future"
+        );
+    }
+    let second = ok(
+        provider.destroy(&key.reference).await,
+        at,
+        "destroy a second time (it must be idempotent)",
+    );
+    assert_eq!(
+        second, first,
+        "{at}: a second destroy answered otherwise than the first"
+    );
+
+    let located = ok(provider.locate(id).await, at, "locate after destroy");
+    assert_eq!(
+        located, None,
+        "{at}: locate still finds the key after destroy"
+    );
+    match provider.public_key(&key.reference).await {
+        Err(ProviderError::NotFound(_)) => {}
+        other => panic!("{at}: public_key after destroy must fail with NotFound, got {other:?}"),
+    }
+    match provider.sign(&key.reference, at.alg, SHORT_MESSAGE).await {
+        Err(ProviderError::NotFound(_)) => {}
+        other => panic!("{at}: sign after destroy must fail with NotFound, got {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    };
+
+    use super::*;
+
+    #[test]
+    fn every_pair_is_every_pair_signet_has() {
+        let specs = [
+            KeySpec::EcP256,
+            KeySpec::EcP384,
+            KeySpec::Rsa2048,
+            KeySpec::Rsa3072,
+            KeySpec::Ed25519,
+        ];
+        let all: Vec<_> = specs
+            .into_iter()
+            .flat_map(|s| Algorithm::ALL.into_iter().map(move |a| (s, a)))
+            .filter(|(s, a)| a.accepts(*s))
+            .collect();
+        assert_eq!(all, EVERY_PAIR);
+    }
+
+    #[test]
+    fn verify_accepts_only_the_signature_of_the_message_under_its_algorithm() {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let ec =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = ec.public_key().as_ref();
+        let ec_public = PublicKey::Ec {
+            spec: KeySpec::EcP256,
+            x: point[1..33].to_vec(),
+            y: point[33..].to_vec(),
+        };
+        let sig = ec.sign(&rng, b"m").unwrap();
+        assert!(verify(&ec_public, Algorithm::ES256, b"m", sig.as_ref()));
+        assert!(!verify(&ec_public, Algorithm::ES256, b"n", sig.as_ref()));
+        assert!(!verify(&ec_public, Algorithm::ES384, b"m", sig.as_ref()));
+        let mislabelled = PublicKey::Ec {
+            spec: KeySpec::EcP384,
+            x: point[1..33].to_vec(),
+            y: point[33..].to_vec(),
+        };
+        assert!(!verify(&mislabelled, Algorithm::ES256, b"m", sig.as_ref()));
+
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let ed_public = PublicKey::Ed25519 {
+            x: ed.public_key().as_ref().to_vec(),
+        };
+        let sig = ed.sign(b"m");
+        assert!(verify(&ed_public, Algorithm::EdDSA, b"m", sig.as_ref()));
+        assert!(!verify(&ed_public, Algorithm::EdDSA, b"n", sig.as_ref()));
+        assert!(!verify(&ed_public, Algorithm::ES256, b"m", sig.as_ref()));
+    }
+
+    #[test]
+    fn unique_ids_differ() {
+        assert_ne!(unique_id("a"), unique_id("a"));
+        assert!(unique_id("unit").0.starts_with("unit-"));
+    }
+}
