@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::clock::now_ms;
-use crate::domain::{ClientRecord, Role};
+use crate::domain::{AuditEvent, AuditRecord, ClientRecord, Role};
 use crate::random::random_id;
-use crate::store::{AuditRecord, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 const TOKEN_PREFIX: &str = "signet_";
 
@@ -223,14 +222,16 @@ pub async fn create_client(
         created_by: actor.to_owned(),
         revoked_at: None,
     };
-    let record = AuditRecord {
-        time: now,
-        action: "client_created",
-        principal: actor.to_owned(),
-        ring: None,
-        kid: None,
-        detail: json!({"client_id": client.id, "name": client.name, "role": client.role, "rings": client.rings}),
-    };
+    let record = AuditRecord::new(
+        now,
+        actor,
+        AuditEvent::ClientCreated {
+            client_id: client.id.clone(),
+            name: client.name.clone(),
+            role: client.role,
+            rings: client.rings.clone(),
+        },
+    );
     store
         .insert_client(&client, &record)
         .await
@@ -242,14 +243,13 @@ pub async fn create_client(
 }
 
 pub async fn revoke_client(store: &Store, actor: &str, id: &str) -> Result<(), ClientError> {
-    let record = AuditRecord {
-        time: now_ms(),
-        action: "client_revoked",
-        principal: actor.to_owned(),
-        ring: None,
-        kid: None,
-        detail: json!({"client_id": id}),
-    };
+    let record = AuditRecord::new(
+        now_ms(),
+        actor,
+        AuditEvent::ClientRevoked {
+            client_id: id.to_owned(),
+        },
+    );
     if store
         .revoke_client(id, now_ms(), &record)
         .await

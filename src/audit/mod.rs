@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::store::{AuditRecord, Store, StoreError};
+use crate::domain::AuditRecord;
+use crate::store::{Store, StoreError};
 use crate::tasks::{self, Health};
 
 /// The most records committed in one transaction.

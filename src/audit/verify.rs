@@ -9,11 +9,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::Action;
 use crate::jose;
 use crate::store::{Store, StoreError, StoredAuditRecord, GENESIS_HASH};
-
-/// The action of a checkpoint record.
-pub const CHECKPOINT: &str = "audit_checkpoint";
 
 /// Records read per round trip while walking.
 const PAGE: u32 = 2000;
@@ -94,7 +92,7 @@ pub async fn verify_chain(store: &Store, from: Option<i64>) -> Result<VerifyRepo
                 return fail(report, record.seq, reason);
             }
             prev = record.hash.clone().expect("a matching hash");
-            if record.action == CHECKPOINT {
+            if record.action == Action::AuditCheckpoint.as_str() {
                 checkpoints.push(record);
             }
             report.records += 1;

@@ -1,10 +1,11 @@
 //! The vocabulary of signet: rings and their policy and timing, keys and their states, schedule
-//! rules, clients and roles, backend kinds. Everything else depends on this module; it depends
+//! rules, clients and roles, backend kinds, audit events. Everything else depends on this module; it depends
 //! on nothing of signet's. Values enter through parsers that refuse what is invalid, so code
 //! that holds one of these types never needs to check it again.
 //!
 //! See docs/design.md for the layers and which may use which.
 
+mod audit;
 mod backend;
 mod clients;
 mod keys;
@@ -14,6 +15,7 @@ mod schedule;
 
 use std::time::Duration;
 
+pub use audit::{Action, AuditEvent, AuditRecord, RotationCause, SignatureFacts};
 pub use backend::BackendKind;
 pub use clients::{ClientRecord, Role};
 pub use keys::{KeyRecord, KeyState};

@@ -313,6 +313,11 @@ impl Timing {
         Ok(())
     }
 
+    /// How long a retired or revoked key is kept in its backend, in milliseconds.
+    pub fn retain_retired_ms(&self) -> i64 {
+        1000 * i64::try_from(self.retain_retired_seconds).unwrap_or(i64::MAX / 2000)
+    }
+
     /// How long after a key stops signing it must stay in the JWKS: until every token it signed
     /// has expired and every cached JWKS has been refreshed (DESIGN.md §4), in milliseconds.
     pub fn retiring_window_ms(&self, max_ttl_seconds: u32) -> i64 {

@@ -6,12 +6,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
-use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::clock::now_ms;
-use crate::store::AuditRecord;
+use crate::domain::{AuditEvent, AuditRecord};
 
 /// Middleware (`actix_web::middleware::from_fn`): answers only once the denial's record has
 /// committed, or failed to (which is logged; the denial stands either way).
@@ -43,17 +42,16 @@ pub async fn record_denials(
         .map_or_else(|| "anonymous".to_owned(), Principal::actor);
     let record = AuditRecord {
         time: now_ms(),
-        action: "request_denied",
         principal,
         ring: request.match_info().get("ring").map(str::to_owned),
         kid: request.match_info().get("kid").map(str::to_owned),
-        detail: json!({
-            "method": request.method().as_str(),
-            "path": request.path(),
-            "status": status.as_u16(),
-            "code": code,
-            "reason": reason,
-        }),
+        event: AuditEvent::RequestDenied {
+            method: request.method().as_str().to_owned(),
+            path: request.path().to_owned(),
+            status: status.as_u16(),
+            code: code.to_owned(),
+            reason,
+        },
     };
     if let Err(e) = state.rings.audit().record(record).await {
         tracing::error!(error = %e, "a denied request was not recorded");

@@ -9,9 +9,9 @@
 
 use serde_json::json;
 
-use super::{audit, provider_error, NewRing, RingError, RingService, SCHEDULER};
-use crate::audit::verify::CHECKPOINT;
+use super::{provider_error, NewRing, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
+use crate::domain::{Action, AuditEvent, AuditRecord};
 use crate::jose;
 
 /// The reserved ring whose keys sign audit checkpoints.
@@ -25,7 +25,7 @@ impl RingService {
     pub async fn checkpoint_audit_if_due(&self) -> Result<(), RingError> {
         let store = self.store();
         let head = store.audit_head().await?;
-        let since = match store.latest_audit_record(CHECKPOINT).await? {
+        let since = match store.latest_audit_record(Action::AuditCheckpoint).await? {
             Some(last) => Some((last.seq, last.time)),
             None => store
                 .audit_record(head.start_seq)
@@ -84,13 +84,16 @@ impl RingService {
             .map_err(provider_error(signer.provider.name()))?;
         let jws = format!("{signing_input}.{}", jose::b64url(&signature));
         self.audit
-            .record(audit(
+            .record(AuditRecord::of_ring(
                 now,
-                CHECKPOINT,
                 SCHEDULER,
                 AUDIT_RING,
                 Some(&signer.kid),
-                json!({"upto_seq": head.seq, "upto_hash": head.hash, "jws": jws}),
+                AuditEvent::AuditCheckpoint {
+                    upto_seq: head.seq,
+                    upto_hash: head.hash,
+                    jws,
+                },
             ))
             .await?;
         Ok(())

@@ -8,26 +8,30 @@
 //! is reconciled by [`RingService::advance`]: adopted if the backend has the key, dropped if not.
 
 mod checkpoint;
-mod lifecycle;
+mod create;
+mod keys;
+mod revocation;
+mod rotation;
 mod scheduling;
 mod signing;
+mod tick;
 mod view;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use serde_json::Value;
 use signet_core::ProviderError;
 
 pub use checkpoint::{AUDIT_RING, CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
-pub use lifecycle::{NewRing, Revocation};
+pub use create::NewRing;
+pub use revocation::Revocation;
 pub use signing::{RawSignature, SignRequest, SignedToken};
 pub use view::{Jwks, RingView, View};
 
 use crate::audit::AuditLog;
 use crate::domain::{BackendKind, RingRecord, Violation};
 use crate::providers::Providers;
-use crate::store::{AuditRecord, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tasks::Health;
 
 /// Who acts, as written in the audit log: `client:<name>`, `cli` or `scheduler`.
@@ -79,24 +83,6 @@ pub struct RingService {
     /// The installed view and the number of the reload that built it.
     view: RwLock<(u64, Arc<View>)>,
     reloads: AtomicU64,
-}
-
-fn audit(
-    now: i64,
-    action: &'static str,
-    actor: &Actor,
-    ring: &str,
-    kid: Option<&str>,
-    detail: Value,
-) -> AuditRecord {
-    AuditRecord {
-        time: now,
-        action,
-        principal: actor.to_owned(),
-        ring: Some(ring.to_owned()),
-        kid: kid.map(str::to_owned),
-        detail,
-    }
 }
 
 impl RingService {

@@ -1,12 +1,12 @@
 //! Scheduled rotation on the ring service: the schedule API's operations, and the scheduler
 //! step of the lifecycle tick that starts every rotation that is due.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::lifecycle::pending_key;
-use super::{audit, Actor, RingError, RingService, SCHEDULER};
+use super::rotation::Trigger;
+use super::{Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
-use crate::domain::{KeyRecord, KeyState, RingRecord, ScheduleRecord};
+use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord, ScheduleRecord};
 use crate::schedule::{self, plan, ScheduleUpdate};
 use crate::store::StoreError;
 
@@ -64,14 +64,17 @@ impl RingService {
             schedule.paused = paused;
         }
         let now = now_ms();
-        let changed = audit(
+        let changed = AuditRecord::of_ring(
             now,
-            "schedule_changed",
             actor,
             ring,
             None,
-            json!({"rule": schedule.rule, "paused": schedule.paused, "timing": timing,
-                   "max_token_ttl_seconds": policy.max_ttl_seconds}),
+            AuditEvent::ScheduleChanged {
+                rule: schedule.rule.clone(),
+                paused: schedule.paused,
+                timing: timing.clone(),
+                max_token_ttl_seconds: policy.max_ttl_seconds,
+            },
         );
         self.store
             .set_schedule(ring, &schedule, Some((&policy, &timing)), now, &changed)
@@ -92,12 +95,12 @@ impl RingService {
         let mut schedule = self.store.schedule(ring).await?;
         schedule.paused = paused;
         let now = now_ms();
-        let action = if paused {
-            "schedule_paused"
+        let event = if paused {
+            AuditEvent::SchedulePaused
         } else {
-            "schedule_resumed"
+            AuditEvent::ScheduleResumed
         };
-        let record = audit(now, action, actor, ring, None, json!({}));
+        let record = AuditRecord::of_ring(now, actor, ring, None, event);
         self.store
             .set_schedule(ring, &schedule, None, now, &record)
             .await?;
@@ -157,42 +160,32 @@ impl RingService {
     ) -> Result<(), RingError> {
         let active = keys.iter().find(|k| k.state == KeyState::Active);
         let now = now_ms();
-        let pending = pending_key(ring, now);
-        let record = audit(
-            now,
-            "rotation_scheduled",
-            SCHEDULER,
-            &ring.name,
-            None,
-            json!({"key_id": pending.id}),
-        );
-        if !self
-            .store
-            .claim_rotation(active.map(|k| k.id.as_str()), &pending, &record)
-            .await?
+        let trigger = Trigger::Schedule {
+            active_id: active.map(|k| k.id.as_str()),
+        };
+        let result = match self
+            .start_rotation(SCHEDULER, ring, trigger, active.is_none())
+            .await
         {
-            return Ok(()); // another replica (or an admin) started this rotation
-        }
-        let result = self
-            .generate(SCHEDULER, ring, &pending, active.is_none())
-            .await;
-        match &result {
-            Ok(key) => {
+            Ok(None) => return Ok(()), // another replica (or an admin) started this rotation
+            Ok(Some(key)) => {
                 tracing::info!(ring = %ring.name, kid = key.kid.as_deref().unwrap_or_default(), "scheduled rotation: new key published");
                 outcome.failures = 0;
                 outcome.retry_at = None;
                 outcome.last_rotation_at = Some(now);
+                Ok(())
             }
             Err(e) => {
                 outcome.failures = outcome.failures.saturating_add(1);
                 outcome.last_error = Some(e.to_string());
                 outcome.last_failure_at = Some(now);
                 outcome.retry_at = Some(now_ms() + plan::backoff_ms(outcome.failures));
+                Err(e)
             }
-        }
+        };
         self.store
             .record_schedule_outcome(&ring.name, &outcome, now_ms())
             .await?;
-        result.map(drop)
+        result
     }
 }

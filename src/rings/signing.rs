@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::{audit, provider_error, Actor, RingError, RingService, RingView};
+use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
-use crate::domain::Violation;
+use crate::domain::{AuditEvent, AuditRecord, SignatureFacts, Violation};
 use crate::jose;
 use crate::random::random_id;
 
@@ -35,17 +35,17 @@ pub struct RawSignature {
 }
 
 /// Audit detail of a signature: never claim values beyond `sub`, `jti`, `aud` and times.
-fn signature_detail(claims: &Map<String, Value>, payload: &[u8]) -> Value {
+fn signature_facts(claims: &Map<String, Value>, payload: &[u8]) -> SignatureFacts {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, payload);
-    json!({
-        "jti": claims.get("jti"),
-        "sub": claims.get("sub"),
-        "aud": claims.get("aud"),
-        "iat": claims.get("iat"),
-        "exp": claims.get("exp"),
-        "claims": claims.keys().collect::<Vec<_>>(),
-        "payload_sha256": jose::b64url(digest.as_ref()),
-    })
+    SignatureFacts {
+        jti: claims.get("jti").cloned(),
+        sub: claims.get("sub").cloned(),
+        aud: claims.get("aud").cloned(),
+        iat: claims.get("iat").cloned(),
+        exp: claims.get("exp").cloned(),
+        claim_names: claims.keys().cloned().collect(),
+        payload_sha256: jose::b64url(digest.as_ref()),
+    }
 }
 
 impl RingService {
@@ -69,7 +69,7 @@ impl RingService {
         &self,
         actor: &Actor,
         ring: &RingView,
-        action: &'static str,
+        event: fn(SignatureFacts) -> AuditEvent,
         signing_input: &str,
         claims: &Map<String, Value>,
         payload: &[u8],
@@ -94,15 +94,13 @@ impl RingService {
             )
             .await
             .map_err(provider_error(signer.provider.name()))?;
-        let detail = signature_detail(claims, payload);
         self.audit
-            .record(audit(
+            .record(AuditRecord::of_ring(
                 now_ms(),
-                action,
                 actor,
                 &record.name,
                 Some(&signer.kid),
-                detail,
+                event(signature_facts(claims, payload)),
             ))
             .await?;
         Ok(signature)
@@ -132,7 +130,14 @@ impl RingService {
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         let signing_input = format!("{}.{}", signer.header, jose::b64url(&payload));
         let signature = self
-            .sign_audited(actor, &ring, "sign", &signing_input, &claims, &payload)
+            .sign_audited(
+                actor,
+                &ring,
+                AuditEvent::Sign,
+                &signing_input,
+                &claims,
+                &payload,
+            )
             .await?;
         let expires_at = claims["exp"].as_i64().expect("exp set by the policy");
         Ok(SignedToken {
@@ -197,7 +202,14 @@ impl RingService {
             .check_raw_claims(&claims, now_ms() / 1000)
             .map_err(RingError::Policy)?;
         let signature = self
-            .sign_audited(actor, &ring, "sign_raw", signing_input, &claims, &payload)
+            .sign_audited(
+                actor,
+                &ring,
+                AuditEvent::SignRaw,
+                signing_input,
+                &claims,
+                &payload,
+            )
             .await?;
         Ok(RawSignature {
             signature: jose::b64url(&signature),

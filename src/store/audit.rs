@@ -9,21 +9,11 @@
 //! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
+use super::change::Change;
 use super::{Store, StoreError};
-
-/// One audit event. `detail` holds what the action needs beyond the common columns; it never
-/// holds secrets, tokens or claim values.
-#[derive(Clone, Debug)]
-pub struct AuditRecord {
-    pub time: i64,
-    pub action: &'static str,
-    pub principal: String,
-    pub ring: Option<String>,
-    pub kid: Option<String>,
-    pub detail: serde_json::Value,
-}
+use crate::domain::{Action, AuditRecord};
 
 /// An audit record as stored: its place in the chain, its exact detail text and its hash
 /// (`None` only for records written before the chain existed).
@@ -115,16 +105,12 @@ fn from_row(row: &AnyRow) -> Result<StoredAuditRecord, sqlx::Error> {
     })
 }
 
-pub(super) async fn insert(
-    conn: &mut AnyConnection,
-    record: &AuditRecord,
-) -> Result<(), StoreError> {
-    insert_many(conn, std::slice::from_ref(record)).await
-}
-
 /// Appends `records` to the chain inside the caller's transaction: takes the next `seq`s under
 /// the chain head's row lock, then inserts with multi-row INSERTs (one statement per chunk).
-async fn insert_many(conn: &mut AnyConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
+pub(super) async fn insert_many(
+    conn: &mut AnyConnection,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -140,11 +126,11 @@ async fn insert_many(conn: &mut AnyConnection, records: &[AuditRecord]) -> Resul
         let mut row = StoredAuditRecord {
             seq,
             time: record.time,
-            action: record.action.to_owned(),
+            action: record.event.action().as_str().to_owned(),
             principal: record.principal.clone(),
             ring: record.ring.clone(),
             kid: record.kid.clone(),
-            detail: record.detail.to_string(),
+            detail: record.event.detail().to_string(),
             hash: None,
         };
         let hash = row.expected_hash(&prev).ok_or_else(|| {
@@ -185,20 +171,6 @@ async fn insert_many(conn: &mut AnyConnection, records: &[AuditRecord]) -> Resul
     Ok(())
 }
 
-/// Ends a conditional change: commits `tx` together with `records` when the change `happened`,
-/// otherwise rolls it back (nothing changed, so nothing is recorded). Returns `happened`.
-pub(super) async fn commit_if(
-    mut tx: Transaction<'_, Any>,
-    happened: bool,
-    records: &[AuditRecord],
-) -> Result<bool, StoreError> {
-    if happened {
-        insert_many(&mut tx, records).await?;
-        tx.commit().await?;
-    }
-    Ok(happened)
-}
-
 /// Which records an auditor asks for. Every filter is optional; records come newest first unless
 /// `oldest_first`, `limit` at a time, after the `cursor` (a `seq`) of the previous page.
 #[derive(Clone, Debug, Default)]
@@ -221,10 +193,7 @@ pub struct AuditQuery {
 impl Store {
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
     pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        insert_many(&mut tx, records).await?;
-        tx.commit().await?;
-        Ok(())
+        Change::begin(&self.pool).await?.commit(records).await
     }
 
     /// One page of records matching `query`.
@@ -260,7 +229,12 @@ impl Store {
             }
         }
         if query.events_only {
-            conditions.push("action NOT IN ('sign', 'sign_raw', 'request_denied')".into());
+            conditions.push(format!(
+                "action NOT IN ('{}', '{}', '{}')",
+                Action::Sign.as_str(),
+                Action::SignRaw.as_str(),
+                Action::RequestDenied.as_str()
+            ));
         }
         let filter = if conditions.is_empty() {
             String::new()
@@ -322,12 +296,12 @@ impl Store {
     /// The newest record of `action`, if any.
     pub async fn latest_audit_record(
         &self,
-        action: &str,
+        action: Action,
     ) -> Result<Option<StoredAuditRecord>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT 1"
         ))
-        .bind(action)
+        .bind(action.as_str())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(from_row).transpose()?)

@@ -3,9 +3,9 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::audit::{self, AuditRecord};
+use super::change::Change;
 use super::{opt_i64, parsed, Store, StoreError};
-use crate::domain::{ClientRecord, Role};
+use crate::domain::{AuditRecord, ClientRecord, Role};
 
 const COLUMNS: &str = "id, name, role, rings, token_hash, created_at, created_by, revoked_at";
 
@@ -29,7 +29,7 @@ impl Store {
         client: &ClientRecord,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         sqlx::query(
             "INSERT INTO clients (id, name, role, rings, token_hash, created_at, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -43,8 +43,7 @@ impl Store {
         .bind(&client.created_by)
         .execute(&mut *tx)
         .await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await?;
+        tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
     }
 
@@ -85,7 +84,7 @@ impl Store {
         now: i64,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         let done =
             sqlx::query("UPDATE clients SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
@@ -94,6 +93,6 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
-        audit::commit_if(tx, done, std::slice::from_ref(record)).await
+        tx.commit_if(done, std::slice::from_ref(record)).await
     }
 }

@@ -10,9 +10,9 @@ use signet_core::{Algorithm, KeySpec};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::audit::{self, AuditRecord};
+use super::change::Change;
 use super::{opt_i64, parsed, Store, StoreError};
-use crate::domain::{BackendKind, KeyRecord, KeyState};
+use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState};
 
 const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
     created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
@@ -129,10 +129,9 @@ impl Store {
         key: &KeyRecord,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         insert_pending(&mut tx, key).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await?;
+        tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
     }
 
@@ -142,14 +141,14 @@ impl Store {
         id: &str,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         let done = sqlx::query("DELETE FROM keys WHERE id = $1 AND state = 'pending'")
             .bind(id)
             .execute(&mut *tx)
             .await?
             .rows_affected()
             == 1;
-        audit::commit_if(tx, done, std::slice::from_ref(record)).await
+        tx.commit_if(done, std::slice::from_ref(record)).await
     }
 
     /// Records the generated key and publishes or activates it. `false` if the key was no
@@ -163,7 +162,7 @@ impl Store {
         completion: Completion,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         let (state, activate_after, activated_at) = match completion {
             Completion::Publish { activate_after } => ("published", activate_after, None),
             Completion::Activate { retire_after } => {
@@ -188,7 +187,7 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        audit::commit_if(tx, done, records).await
+        tx.commit_if(done, records).await
     }
 
     /// Makes the published key `id` the ring's active key; the previous one starts retiring.
@@ -201,7 +200,7 @@ impl Store {
         retire_after: i64,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         deactivate_current(&mut tx, ring, now, retire_after).await?;
         let done = sqlx::query(
             "UPDATE keys SET state = 'active', activated_at = $1 WHERE id = $2 AND state = 'published'",
@@ -212,7 +211,7 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        audit::commit_if(tx, done, records).await
+        tx.commit_if(done, records).await
     }
 
     /// Makes `transition` for key `id` at `now`, optionally setting `destroy_after`. `false` if
@@ -231,7 +230,7 @@ impl Store {
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         let done = sqlx::query(&format!(
             "UPDATE keys SET state = $1, {} = $2, destroy_after = COALESCE($3, destroy_after) \
              WHERE id = $4 AND state IN ({from})",
@@ -245,7 +244,7 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        audit::commit_if(tx, done, std::slice::from_ref(record)).await
+        tx.commit_if(done, std::slice::from_ref(record)).await
     }
 
     /// A retiring key leaves the JWKS.
@@ -281,7 +280,7 @@ impl Store {
         successor: Option<&str>,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         let done = sqlx::query(
             "UPDATE keys SET state = 'revoked', revoked_at = $1, revoked_reason = $2, \
              destroy_after = $3, deactivated_at = CASE WHEN state = 'active' THEN $1 ELSE deactivated_at END \
@@ -312,7 +311,8 @@ impl Store {
                 return Ok(false);
             }
         }
-        audit::commit_if(tx, true, records).await
+        tx.commit(records).await?;
+        Ok(true)
     }
 
     pub async fn keys_of_ring(&self, ring: &str) -> Result<Vec<KeyRecord>, StoreError> {

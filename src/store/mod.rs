@@ -5,9 +5,11 @@
 //! understands, and types both share: TEXT, BIGINT millisecond timestamps, JSON as TEXT). The
 //! migrations differ only where the dialects do (`migrations/postgres`, `migrations/sqlite`).
 //!
-//! Every key state change commits in one transaction together with its audit record.
+//! Every state change commits in one transaction together with its audit records: see
+//! [`change`].
 
 mod audit;
+mod change;
 mod clients;
 mod keys;
 mod rings;
@@ -19,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use audit::{AuditQuery, AuditRecord, ChainHead, StoredAuditRecord, GENESIS_HASH};
+pub use audit::{AuditQuery, ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub use keys::{Completion, GeneratedRecord};
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

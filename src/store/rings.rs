@@ -4,10 +4,10 @@ use signet_core::{Algorithm, KeySpec};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::audit::{self, AuditRecord};
+use super::change::Change;
 use super::keys;
 use super::{parsed, Store, StoreError};
-use crate::domain::{BackendKind, KeyRecord, RingRecord};
+use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingRecord};
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
@@ -36,7 +36,7 @@ impl Store {
         first_key: &KeyRecord,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         sqlx::query(&format!(
             "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
@@ -51,8 +51,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         keys::insert_pending(&mut tx, first_key).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await?;
+        tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
     }
 
@@ -62,7 +61,7 @@ impl Store {
         name: &str,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         sqlx::query("DELETE FROM keys WHERE ring = $1 AND state = 'pending'")
             .bind(name)
             .execute(&mut *tx)
@@ -73,8 +72,7 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await?;
+        tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
     }
 

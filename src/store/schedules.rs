@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::audit::{self, AuditRecord};
+use super::change::Change;
 use super::{opt_i64, Dialect, Store, StoreError};
-use crate::domain::{KeyRecord, Policy, Rule, ScheduleRecord, Timing};
+use crate::domain::{AuditRecord, KeyRecord, Policy, Rule, ScheduleRecord, Timing};
 use crate::store::keys;
 
 fn from_row(row: &AnyRow) -> Result<(String, ScheduleRecord), sqlx::Error> {
@@ -74,7 +74,7 @@ impl Store {
         now: i64,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         if let Some((policy, timing)) = settings {
             sqlx::query(
                 "UPDATE rings SET policy = $1, timing = $2, updated_at = $3 WHERE name = $4",
@@ -96,8 +96,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await?;
+        tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
     }
 
@@ -136,7 +135,7 @@ impl Store {
         pending: &KeyRecord,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Change::begin(&self.pool).await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT name FROM rings WHERE name = $1 FOR UPDATE")
                 .bind(&pending.ring)
@@ -161,8 +160,7 @@ impl Store {
             return Ok(false);
         }
         keys::insert_pending(&mut tx, pending).await?;
-        audit::insert(&mut tx, record).await?;
-        tx.commit().await?;
+        tx.commit(std::slice::from_ref(record)).await?;
         Ok(true)
     }
 }

@@ -557,14 +557,13 @@ async fn the_auditor_role_reads_only_the_views_and_the_app_role_cannot_rewrite_t
         .await
         .expect("signet connects as a signet_app login");
     store
-        .append_audit_batch(&[signet::store::AuditRecord {
-            time: signet::clock::now_ms(),
-            action: "client_created",
-            principal: "cli".into(),
-            ring: None,
-            kid: None,
-            detail: json!({}),
-        }])
+        .append_audit_batch(&[signet::domain::AuditRecord::new(
+            signet::clock::now_ms(),
+            "cli",
+            signet::domain::AuditEvent::ClientRevoked {
+                client_id: "no-such-client".into(),
+            },
+        )])
         .await
         .expect("the app role appends");
     let mut writer = sqlx::PgConnection::connect(&url_for(&app_login))

@@ -1,0 +1,343 @@
+//! What the audit log records: one [`AuditEvent`] variant per action, with typed details.
+//!
+//! [`Action`] is the one place that names each action. The names are stable: the README's
+//! table, the store's filters and the Postgres auditor views depend on them.
+
+use serde_json::{json, Value};
+use signet_core::{Algorithm, KeySpec};
+
+use super::{BackendKind, Policy, Role, Rule, Timing};
+
+macro_rules! actions {
+    ($($variant:ident => $name:literal,)+) => {
+        /// The name of an audit event, as stored in `audit_log.action`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Action {
+            $($variant,)+
+        }
+
+        impl Action {
+            /// Every action, in the order they are declared.
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    Sign => "sign",
+    SignRaw => "sign_raw",
+    RingCreated => "ring_created",
+    RingCreationFailed => "ring_creation_failed",
+    RotationRequested => "rotation_requested",
+    RotationScheduled => "rotation_scheduled",
+    KeyPublished => "key_published",
+    KeyActivated => "key_activated",
+    KeyRetiring => "key_retiring",
+    KeyRetired => "key_retired",
+    KeyDestroyed => "key_destroyed",
+    KeyRevoked => "key_revoked",
+    KeyGenerationFailed => "key_generation_failed",
+    KeyGenerationAbandoned => "key_generation_abandoned",
+    ScheduleChanged => "schedule_changed",
+    SchedulePaused => "schedule_paused",
+    ScheduleResumed => "schedule_resumed",
+    ClientCreated => "client_created",
+    ClientRevoked => "client_revoked",
+    RequestDenied => "request_denied",
+    AuditCheckpoint => "audit_checkpoint",
+}
+
+/// What a signature record keeps of the token: never the token or claim values beyond these.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignatureFacts {
+    pub jti: Option<Value>,
+    pub sub: Option<Value>,
+    pub aud: Option<Value>,
+    pub iat: Option<Value>,
+    pub exp: Option<Value>,
+    /// The names of every claim.
+    pub claim_names: Vec<String>,
+    /// base64url SHA-256 of the signed payload.
+    pub payload_sha256: String,
+}
+
+/// Why a rotation was asked for by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotationCause {
+    /// `POST /v1/rings/{ring}/rotate` or `signet rotate`.
+    Request { immediate: bool },
+    /// The ring's active key was revoked and no key was waiting to take over.
+    Revocation,
+}
+
+/// One event of the audit log, with what it needs beyond the record's common columns (time,
+/// principal, ring, kid). Details never hold secrets, tokens or claim values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuditEvent {
+    Sign(SignatureFacts),
+    SignRaw(SignatureFacts),
+    RingCreated {
+        backend: BackendKind,
+        algorithm: Algorithm,
+        key_spec: KeySpec,
+        policy: Policy,
+        timing: Timing,
+    },
+    RingCreationFailed {
+        error: String,
+    },
+    RotationRequested {
+        key_id: String,
+        cause: RotationCause,
+    },
+    RotationScheduled {
+        key_id: String,
+    },
+    KeyPublished {
+        key_id: String,
+        reference: String,
+    },
+    KeyActivated {
+        key_id: String,
+        /// Given when the key is activated as it is recorded.
+        reference: Option<String>,
+        /// The kid of the revoked key this one replaces.
+        replaces_revoked: Option<String>,
+    },
+    KeyRetiring {
+        retire_after: i64,
+    },
+    KeyRetired {
+        destroy_after: i64,
+    },
+    KeyDestroyed {
+        key_id: String,
+        /// When the backend deletes the key, if it only scheduled the deletion.
+        deletion_scheduled_for: Option<i64>,
+    },
+    KeyRevoked {
+        reason: String,
+    },
+    KeyGenerationFailed {
+        error: String,
+    },
+    KeyGenerationAbandoned {
+        key_id: String,
+    },
+    ScheduleChanged {
+        rule: Rule,
+        paused: bool,
+        timing: Timing,
+        max_token_ttl_seconds: u32,
+    },
+    SchedulePaused,
+    ScheduleResumed,
+    ClientCreated {
+        client_id: String,
+        name: String,
+        role: Role,
+        rings: Vec<String>,
+    },
+    ClientRevoked {
+        client_id: String,
+    },
+    RequestDenied {
+        method: String,
+        path: String,
+        status: u16,
+        code: String,
+        reason: String,
+    },
+    AuditCheckpoint {
+        upto_seq: i64,
+        upto_hash: String,
+        jws: String,
+    },
+}
+
+impl AuditEvent {
+    pub fn action(&self) -> Action {
+        match self {
+            AuditEvent::Sign(_) => Action::Sign,
+            AuditEvent::SignRaw(_) => Action::SignRaw,
+            AuditEvent::RingCreated { .. } => Action::RingCreated,
+            AuditEvent::RingCreationFailed { .. } => Action::RingCreationFailed,
+            AuditEvent::RotationRequested { .. } => Action::RotationRequested,
+            AuditEvent::RotationScheduled { .. } => Action::RotationScheduled,
+            AuditEvent::KeyPublished { .. } => Action::KeyPublished,
+            AuditEvent::KeyActivated { .. } => Action::KeyActivated,
+            AuditEvent::KeyRetiring { .. } => Action::KeyRetiring,
+            AuditEvent::KeyRetired { .. } => Action::KeyRetired,
+            AuditEvent::KeyDestroyed { .. } => Action::KeyDestroyed,
+            AuditEvent::KeyRevoked { .. } => Action::KeyRevoked,
+            AuditEvent::KeyGenerationFailed { .. } => Action::KeyGenerationFailed,
+            AuditEvent::KeyGenerationAbandoned { .. } => Action::KeyGenerationAbandoned,
+            AuditEvent::ScheduleChanged { .. } => Action::ScheduleChanged,
+            AuditEvent::SchedulePaused => Action::SchedulePaused,
+            AuditEvent::ScheduleResumed => Action::ScheduleResumed,
+            AuditEvent::ClientCreated { .. } => Action::ClientCreated,
+            AuditEvent::ClientRevoked { .. } => Action::ClientRevoked,
+            AuditEvent::RequestDenied { .. } => Action::RequestDenied,
+            AuditEvent::AuditCheckpoint { .. } => Action::AuditCheckpoint,
+        }
+    }
+
+    /// The record's `detail` column, as JSON.
+    pub fn detail(&self) -> Value {
+        match self {
+            AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts) => json!({
+                "jti": facts.jti,
+                "sub": facts.sub,
+                "aud": facts.aud,
+                "iat": facts.iat,
+                "exp": facts.exp,
+                "claims": facts.claim_names,
+                "payload_sha256": facts.payload_sha256,
+            }),
+            AuditEvent::RingCreated {
+                backend,
+                algorithm,
+                key_spec,
+                policy,
+                timing,
+            } => json!({"backend": backend, "algorithm": algorithm, "key_spec": key_spec,
+                        "policy": policy, "timing": timing}),
+            AuditEvent::RingCreationFailed { error }
+            | AuditEvent::KeyGenerationFailed { error } => {
+                json!({"error": error})
+            }
+            AuditEvent::RotationRequested { key_id, cause } => match cause {
+                RotationCause::Request { immediate } => {
+                    json!({"key_id": key_id, "immediate": immediate})
+                }
+                RotationCause::Revocation => json!({"key_id": key_id, "for": "revocation"}),
+            },
+            AuditEvent::RotationScheduled { key_id }
+            | AuditEvent::KeyGenerationAbandoned { key_id } => json!({"key_id": key_id}),
+            AuditEvent::KeyPublished { key_id, reference } => {
+                json!({"key_id": key_id, "reference": reference})
+            }
+            AuditEvent::KeyActivated {
+                key_id,
+                reference,
+                replaces_revoked,
+            } => {
+                let mut detail = json!({"key_id": key_id});
+                if let Some(reference) = reference {
+                    detail["reference"] = json!(reference);
+                }
+                if let Some(kid) = replaces_revoked {
+                    detail["replaces_revoked"] = json!(kid);
+                }
+                detail
+            }
+            AuditEvent::KeyRetiring { retire_after } => json!({"retire_after": retire_after}),
+            AuditEvent::KeyRetired { destroy_after } => json!({"destroy_after": destroy_after}),
+            AuditEvent::KeyDestroyed {
+                key_id,
+                deletion_scheduled_for,
+            } => json!({"key_id": key_id, "deletion_scheduled_for": deletion_scheduled_for}),
+            AuditEvent::KeyRevoked { reason } => json!({"reason": reason}),
+            AuditEvent::ScheduleChanged {
+                rule,
+                paused,
+                timing,
+                max_token_ttl_seconds,
+            } => json!({"rule": rule, "paused": paused, "timing": timing,
+                        "max_token_ttl_seconds": max_token_ttl_seconds}),
+            AuditEvent::SchedulePaused | AuditEvent::ScheduleResumed => json!({}),
+            AuditEvent::ClientCreated {
+                client_id,
+                name,
+                role,
+                rings,
+            } => json!({"client_id": client_id, "name": name, "role": role, "rings": rings}),
+            AuditEvent::ClientRevoked { client_id } => json!({"client_id": client_id}),
+            AuditEvent::RequestDenied {
+                method,
+                path,
+                status,
+                code,
+                reason,
+            } => json!({"method": method, "path": path, "status": status, "code": code,
+                        "reason": reason}),
+            AuditEvent::AuditCheckpoint {
+                upto_seq,
+                upto_hash,
+                jws,
+            } => json!({"upto_seq": upto_seq, "upto_hash": upto_hash, "jws": jws}),
+        }
+    }
+}
+
+/// One audit record to append: the event, who caused it, and the ring and key it concerns.
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    /// Unix milliseconds.
+    pub time: i64,
+    /// `client:<name>`, `cli`, `scheduler`, `bootstrap` or `anonymous`.
+    pub principal: String,
+    pub ring: Option<String>,
+    pub kid: Option<String>,
+    pub event: AuditEvent,
+}
+
+impl AuditRecord {
+    /// An event with no ring or key.
+    pub fn new(time: i64, principal: &str, event: AuditEvent) -> AuditRecord {
+        AuditRecord {
+            time,
+            principal: principal.to_owned(),
+            ring: None,
+            kid: None,
+            event,
+        }
+    }
+
+    /// An event about `ring`, and about its key `kid` when given.
+    pub fn of_ring(
+        time: i64,
+        principal: &str,
+        ring: &str,
+        kid: Option<&str>,
+        event: AuditEvent,
+    ) -> AuditRecord {
+        AuditRecord {
+            ring: Some(ring.to_owned()),
+            kid: kid.map(str::to_owned),
+            ..AuditRecord::new(time, principal, event)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's table of action names is what auditors rely on: every action is in it.
+    #[test]
+    fn every_action_is_in_the_readmes_table() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("Action names (stable):")
+            .nth(1)
+            .and_then(|rest| {
+                rest.split("\n\n")
+                    .find(|block| block.contains("| action |"))
+            })
+            .expect("the README has a table after \"Action names (stable):\"");
+        for action in Action::ALL {
+            assert!(
+                table.contains(&format!("`{}`", action.as_str())),
+                "action {:?} is missing from the README's table",
+                action.as_str()
+            );
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Bringing a key in: the backend generates it for an intent record, the record is completed
+//! (published ahead of activation, or active at once), and a published key is activated when
+//! its time comes. A key is created in three steps so that a crash at any point is recoverable
+//! (see `tick.rs`, reconciliation).
+
+use signet_core::{KeyId, KeyRef, PublicKey};
+
+use super::{provider_error, Actor, RingError, RingService};
+use crate::clock::now_ms;
+use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord};
+use crate::jose;
+use crate::random::random_id;
+use crate::store::{Completion, GeneratedRecord};
+
+/// The intent record of a key about to be generated for `ring`.
+pub(super) fn pending_key(ring: &RingRecord, now: i64) -> KeyRecord {
+    KeyRecord {
+        id: random_id(18),
+        ring: ring.name.clone(),
+        state: KeyState::Pending,
+        algorithm: ring.algorithm,
+        key_spec: ring.key_spec,
+        backend: ring.backend,
+        reference: None,
+        kid: None,
+        public_jwk: None,
+        created_at: now,
+        published_at: None,
+        activate_after: None,
+        activated_at: None,
+        deactivated_at: None,
+        retire_after: None,
+        retired_at: None,
+        destroy_after: None,
+        destroyed_at: None,
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
+impl RingService {
+    /// Generates the backend key for a pending record and completes it: active at once
+    /// (`activate`) or published ahead of activation. A provider failure drops the intent record.
+    pub(super) async fn generate(
+        &self,
+        actor: &Actor,
+        ring: &RingRecord,
+        pending: &KeyRecord,
+        activate: bool,
+    ) -> Result<KeyRecord, RingError> {
+        let provider = self.provider_for(ring.backend)?;
+        let generated = match provider
+            .generate(&KeyId(pending.id.clone()), ring.key_spec)
+            .await
+        {
+            Ok(generated) => generated,
+            Err(error) => {
+                let record = AuditRecord::of_ring(
+                    now_ms(),
+                    actor,
+                    &ring.name,
+                    None,
+                    AuditEvent::KeyGenerationFailed {
+                        error: error.to_string(),
+                    },
+                );
+                if let Err(e) = self.store.delete_pending_key(&pending.id, &record).await {
+                    tracing::warn!(error = %e, key = %pending.id, "pending key left for reconciliation");
+                }
+                return Err(provider_error(provider.name())(error));
+            }
+        };
+        self.complete(
+            actor,
+            ring,
+            pending,
+            generated.reference,
+            &generated.public_key,
+            activate,
+        )
+        .await
+    }
+
+    /// Records a generated (or found) backend key for a pending record.
+    pub(super) async fn complete(
+        &self,
+        actor: &Actor,
+        ring: &RingRecord,
+        pending: &KeyRecord,
+        reference: KeyRef,
+        public_key: &PublicKey,
+        activate: bool,
+    ) -> Result<KeyRecord, RingError> {
+        let jwk = jose::public_jwk(public_key, ring.algorithm);
+        let kid = jose::thumbprint(public_key);
+        let now = now_ms();
+        let record =
+            |kid: Option<&str>, event| AuditRecord::of_ring(now, actor, &ring.name, kid, event);
+        let mut records = vec![record(
+            Some(&kid),
+            AuditEvent::KeyPublished {
+                key_id: pending.id.clone(),
+                reference: reference.0.clone(),
+            },
+        )];
+        let completion = if activate {
+            let retire_after = now + ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds);
+            records.push(record(
+                Some(&kid),
+                AuditEvent::KeyActivated {
+                    key_id: pending.id.clone(),
+                    reference: Some(reference.0.clone()),
+                    replaces_revoked: None,
+                },
+            ));
+            if let Some(previous) = self.active_kid(&ring.name).await? {
+                records.push(record(
+                    Some(&previous),
+                    AuditEvent::KeyRetiring { retire_after },
+                ));
+            }
+            Completion::Activate { retire_after }
+        } else {
+            let activate_after = now + 1000 * i64::from(ring.timing.publish_lead_seconds);
+            Completion::Publish { activate_after }
+        };
+        let generated = GeneratedRecord {
+            reference: &reference.0,
+            kid: &kid,
+            public_jwk: &jwk,
+        };
+        if !self
+            .store
+            .complete_key(
+                &ring.name,
+                &pending.id,
+                generated,
+                now,
+                completion,
+                &records,
+            )
+            .await?
+        {
+            return Err(RingError::Conflict {
+                code: "key_state_changed",
+                message: format!("key {} was completed by another process", pending.id),
+            });
+        }
+        self.refresh().await;
+        self.annotate(ring, &pending.id, &reference.0, activate)
+            .await;
+        self.store
+            .key_by_kid(&kid)
+            .await?
+            .ok_or(RingError::KeyNotFound(kid))
+    }
+
+    pub(super) async fn active_kid(&self, ring: &str) -> Result<Option<String>, RingError> {
+        Ok(self
+            .store
+            .keys_of_ring(ring)
+            .await?
+            .into_iter()
+            .find(|k| k.state == KeyState::Active)
+            .and_then(|k| k.kid))
+    }
+
+    /// Makes a published key the active one now; the ring's active key starts retiring.
+    /// `false` if another replica got there first.
+    pub(super) async fn activate(
+        &self,
+        actor: &Actor,
+        ring: &RingRecord,
+        key: &KeyRecord,
+        keys: &[KeyRecord],
+    ) -> Result<bool, RingError> {
+        let now = now_ms();
+        let retire_after = now + ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds);
+        let mut records = vec![AuditRecord::of_ring(
+            now,
+            actor,
+            &ring.name,
+            key.kid.as_deref(),
+            AuditEvent::KeyActivated {
+                key_id: key.id.clone(),
+                reference: None,
+                replaces_revoked: None,
+            },
+        )];
+        if let Some(previous) = keys.iter().find(|k| k.state == KeyState::Active) {
+            records.push(AuditRecord::of_ring(
+                now,
+                actor,
+                &ring.name,
+                previous.kid.as_deref(),
+                AuditEvent::KeyRetiring { retire_after },
+            ));
+        }
+        let done = self
+            .store
+            .activate_key(&ring.name, &key.id, now, retire_after, &records)
+            .await?;
+        self.refresh().await;
+        if done {
+            if let Some(reference) = &key.reference {
+                self.annotate(ring, &key.id, reference, true).await;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Names a key in its backend for people (a KMS alias); a failure is only logged.
+    pub(super) async fn annotate(
+        &self,
+        ring: &RingRecord,
+        id: &str,
+        reference: &str,
+        active: bool,
+    ) {
+        let Ok(provider) = self.provider_for(ring.backend) else {
+            return;
+        };
+        let (id, reference) = (KeyId(id.to_owned()), KeyRef(reference.to_owned()));
+        if let Err(e) = provider.annotate(&id, &reference, &ring.name, active).await {
+            tracing::warn!(error = %e, ring = %ring.name, key = %id, "could not name the key in its backend");
+        }
+    }
+}
