@@ -58,16 +58,17 @@ const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
 /// A bound on the cache, whatever tokens are presented.
 const CLIENT_CACHE_MAX: usize = 10_000;
 
-/// Authenticates bearer tokens against the store, remembering valid ones briefly so the signing
-/// path does not query the store for every request. Invalid tokens are never cached.
-pub struct Authenticator {
+/// API clients: authenticating their bearer tokens, creating, listing and revoking them. Valid
+/// tokens are remembered briefly so the signing path does not query the store for every request;
+/// invalid tokens are never cached.
+pub struct ClientService {
     store: Store,
     cache: RwLock<HashMap<String, (Instant, Principal)>>,
 }
 
-impl Authenticator {
-    pub fn new(store: Store) -> Authenticator {
-        Authenticator {
+impl ClientService {
+    pub fn new(store: Store) -> ClientService {
+        ClientService {
             store,
             cache: RwLock::new(HashMap::new()),
         }
@@ -109,8 +110,67 @@ impl Authenticator {
     }
 
     /// Drops every cached client (after a revocation on this replica).
-    pub fn forget_all(&self) {
+    fn forget_all(&self) {
         self.cache.write().expect("client cache poisoned").clear();
+    }
+
+    pub async fn list(&self) -> Result<Vec<ClientRecord>, ClientError> {
+        self.store.clients().await.map_err(ClientError::Store)
+    }
+
+    pub async fn create(
+        &self,
+        actor: &str,
+        request: NewClient,
+    ) -> Result<CreatedClient, ClientError> {
+        create_client(&self.store, actor, request).await
+    }
+
+    /// Revokes the client `id`: refused at once on this replica, within
+    /// [`CLIENT_CACHE_TTL`] on the others.
+    pub async fn revoke(&self, actor: &str, id: &str) -> Result<(), ClientError> {
+        let record = AuditRecord::new(
+            now_ms(),
+            actor,
+            AuditEvent::ClientRevoked {
+                client_id: id.to_owned(),
+            },
+        );
+        let revoked = self
+            .store
+            .revoke_client(id, now_ms(), &record)
+            .await
+            .map_err(ClientError::Store)?;
+        self.forget_all();
+        if revoked {
+            Ok(())
+        } else {
+            Err(ClientError::NotFound(id.to_owned()))
+        }
+    }
+
+    /// On a store with no clients at all, creates the first admin (`bootstrap-admin`). `None`
+    /// if the store already has clients (or another replica bootstrapped it first).
+    pub async fn bootstrap_admin(&self) -> Result<Option<CreatedClient>, ClientError> {
+        if self
+            .store
+            .count_clients()
+            .await
+            .map_err(ClientError::Store)?
+            > 0
+        {
+            return Ok(None);
+        }
+        let request = NewClient {
+            name: "bootstrap-admin".into(),
+            role: Role::Admin,
+            rings: vec![],
+        };
+        match self.create("bootstrap", request).await {
+            Ok(created) => Ok(Some(created)),
+            Err(ClientError::Exists(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -173,7 +233,7 @@ pub enum ClientError {
     Store(StoreError),
 }
 
-pub async fn create_client(
+async fn create_client(
     store: &Store,
     actor: &str,
     request: NewClient,
@@ -240,41 +300,4 @@ pub async fn create_client(
             e => ClientError::Store(e),
         })?;
     Ok(CreatedClient { client, token })
-}
-
-pub async fn revoke_client(store: &Store, actor: &str, id: &str) -> Result<(), ClientError> {
-    let record = AuditRecord::new(
-        now_ms(),
-        actor,
-        AuditEvent::ClientRevoked {
-            client_id: id.to_owned(),
-        },
-    );
-    if store
-        .revoke_client(id, now_ms(), &record)
-        .await
-        .map_err(ClientError::Store)?
-    {
-        Ok(())
-    } else {
-        Err(ClientError::NotFound(id.to_owned()))
-    }
-}
-
-/// On a store with no clients at all, creates the first admin (`bootstrap-admin`). `None` if
-/// the store already has clients (or another replica bootstrapped it first).
-pub async fn bootstrap_admin(store: &Store) -> Result<Option<CreatedClient>, ClientError> {
-    if store.count_clients().await.map_err(ClientError::Store)? > 0 {
-        return Ok(None);
-    }
-    let request = NewClient {
-        name: "bootstrap-admin".into(),
-        role: Role::Admin,
-        rings: vec![],
-    };
-    match create_client(store, "bootstrap", request).await {
-        Ok(created) => Ok(Some(created)),
-        Err(ClientError::Exists(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
 }

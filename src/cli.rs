@@ -4,16 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use signet_core::Algorithm;
 
-use crate::auth::{self, NewClient};
+use crate::api::{ClientInfo, CreatedClientInfo, KeyInfo, KeyList, RingInfo};
+use crate::audit::verify::verify_database;
+use crate::auth::NewClient;
 use crate::config::{Overrides, Settings};
 use crate::domain::{BackendKind, DayOfMonth, Monthly, Policy, Role, TimeOfDay, Timing};
-use crate::http::{key_json, ring_json};
-use crate::rings::{NewRing, RingService};
+use crate::rings::NewRing;
 use crate::schedule::ScheduleUpdate;
-use crate::startup::{ensure_data_dir, open_service, Application};
+use crate::services::Services;
+use crate::startup::{ensure_data_dir, open_services, Application};
 
 #[derive(Parser)]
 #[command(
@@ -176,7 +179,7 @@ struct RingCreate {
     jwks_max_age: Option<u32>,
 }
 
-fn print(value: &Value) {
+fn print(value: &impl Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON prints")
@@ -205,9 +208,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Verify { from }) => {
             let settings = Settings::load(overrides)?;
-            let store = crate::store::Store::connect(&settings.database_url).await?;
-            let report = crate::audit::verify::verify_chain(&store, from).await?;
-            print(&serde_json::to_value(&report)?);
+            let report = verify_database(&settings.database_url, from).await?;
+            print(&report);
             if let Some(problem) = report.problem {
                 anyhow::bail!(
                     "the audit log does not verify at record {}: {}",
@@ -217,32 +219,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Service(command) => {
-            let service = open_service(Settings::load(overrides)?).await?;
-            let result = run_on_service(&service, command).await;
+            let services = open_services(Settings::load(overrides)?).await?;
+            let result = run_on_services(&services, command).await;
             // Even after a failure: no backend may be left open at exit.
-            service.close().await;
+            services.close().await;
             result?;
         }
     }
     Ok(())
 }
 
-/// The commands that act through the service (the server need not be running).
-async fn run_on_service(service: &RingService, command: ServiceCommand) -> anyhow::Result<()> {
+/// The commands that act through the services (the server need not be running).
+async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow::Result<()> {
     let actor = "cli";
+    let rings = &services.rings;
     match command {
         ServiceCommand::Client(ClientCommand::Create { name, role, rings }) => {
             let role: Role = serde_json::from_value(json!(role))?;
-            let created =
-                auth::create_client(service.store(), actor, NewClient { name, role, rings })
-                    .await?;
-            print(&json!({
-                "id": created.client.id,
-                "name": created.client.name,
-                "role": created.client.role,
-                "rings": created.client.rings,
-                "token": created.token.expose_secret(),
-            }));
+            let created = services
+                .clients
+                .create(actor, NewClient { name, role, rings })
+                .await?;
+            print(&CreatedClientInfo {
+                client: ClientInfo::from(&created.client),
+                token: created.token.expose_secret().to_owned(),
+            });
         }
         ServiceCommand::Ring(RingCommand::Create(args)) => {
             let defaults = Timing::default();
@@ -269,27 +270,24 @@ async fn run_on_service(service: &RingService, command: ServiceCommand) -> anyho
                     ..defaults
                 },
             };
-            let (ring, key) = service.create_ring(actor, request).await?;
-            print(&ring_json(&ring, key.kid.as_deref()));
+            let (ring, key) = rings.create_ring(actor, request).await?;
+            print(&RingInfo::new(&ring, key.kid.as_deref()));
         }
         ServiceCommand::Rotate { ring, immediate } => {
-            print(&key_json(&service.rotate(actor, &ring, immediate).await?));
+            print(&KeyInfo::from(
+                &rings.rotate(actor, &ring, immediate).await?,
+            ));
         }
         ServiceCommand::Keys { ring } => {
-            if service.store().ring(&ring).await?.is_none() {
-                anyhow::bail!("no ring named {ring:?}");
-            }
-            let keys = service.store().keys_of_ring(&ring).await?;
-            print(&json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }));
+            let (_, keys) = rings.ring(&ring).await?;
+            print(&KeyList::new(&keys));
         }
         ServiceCommand::Schedule(command) => {
             print(&match command {
-                ScheduleCommand::Show { ring } => service.schedule(&ring).await?,
-                ScheduleCommand::Pause { ring } => {
-                    service.pause_schedule(actor, &ring, true).await?
-                }
+                ScheduleCommand::Show { ring } => rings.schedule(&ring).await?,
+                ScheduleCommand::Pause { ring } => rings.pause_schedule(actor, &ring, true).await?,
                 ScheduleCommand::Resume { ring } => {
-                    service.pause_schedule(actor, &ring, false).await?
+                    rings.pause_schedule(actor, &ring, false).await?
                 }
                 ScheduleCommand::Set(args) => {
                     let update = ScheduleUpdate {
@@ -301,7 +299,7 @@ async fn run_on_service(service: &RingService, command: ServiceCommand) -> anyho
                         retain_retired_seconds: args.retain_retired,
                         ..ScheduleUpdate::default()
                     };
-                    service.set_schedule(actor, &args.ring, update).await?
+                    rings.set_schedule(actor, &args.ring, update).await?
                 }
             });
         }

@@ -1,6 +1,7 @@
 //! signet: a key management service that signs JWTs with keys that never leave their backend.
-//! See DESIGN.md (beside the repository) for the architecture and the key lifecycle.
+//! See docs/design.md for the architecture, the layers and the key lifecycle.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod providers;
 pub mod random;
 pub mod rings;
 pub mod schedule;
+pub mod services;
 pub mod startup;
 pub mod store;
 pub mod tasks;

@@ -11,12 +11,14 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::AuditLog;
-use crate::auth;
+use crate::audit::AuditService;
+use crate::auth::ClientService;
 use crate::config::Settings;
 use crate::domain::{BackendKind, TICK};
-use crate::http::{self, AppState};
+use crate::http;
 use crate::providers::Providers;
 use crate::rings::{RingService, LIFECYCLE};
+use crate::services::Services;
 use crate::store::Store;
 use crate::tasks::{self, Health};
 
@@ -34,8 +36,9 @@ pub fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
         })
 }
 
-/// Opens the store and the key backends: everything but the HTTP server (the CLI uses this too).
-pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>> {
+/// Opens the store and the key backends and starts the audit writer: everything but the HTTP
+/// server (the CLI uses this too).
+pub async fn open_services(settings: Settings) -> anyhow::Result<Services> {
     ensure_data_dir(&settings)?;
     let store = Store::connect(&settings.database_url)
         .await
@@ -62,16 +65,18 @@ pub async fn open_service(settings: Settings) -> anyhow::Result<Arc<RingService>
         providers = providers.with(BackendKind::AwsKms, Arc::new(kms));
     }
     let health = Arc::new(Health::default());
-    let audit = AuditLog::start(store.clone(), health.clone());
-    Ok(Arc::new(
-        RingService::new(store, providers, audit, health).await?,
-    ))
+    let log = AuditLog::start(store.clone(), health.clone());
+    Ok(Services {
+        clients: ClientService::new(store.clone()),
+        audit: AuditService::new(store.clone(), log.clone()),
+        rings: Arc::new(RingService::new(store, providers, log, health).await?),
+    })
 }
 
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
-    rings: Arc<RingService>,
+    services: web::Data<Services>,
 }
 
 impl Application {
@@ -80,14 +85,11 @@ impl Application {
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let data_dir = settings.data_dir.clone();
-        let rings = open_service(settings).await?;
-        if let Some(created) = auth::bootstrap_admin(rings.store()).await? {
+        let services = web::Data::new(open_services(settings).await?);
+        if let Some(created) = services.clients.bootstrap_admin().await? {
             announce_bootstrap_token(&data_dir, &created.token)?;
         }
-        let state = web::Data::new(AppState {
-            authenticator: auth::Authenticator::new(rings.store().clone()),
-            rings: rings.clone(),
-        });
+        let state = services.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -99,7 +101,7 @@ impl Application {
         Ok(Application {
             port,
             server,
-            rings,
+            services,
         })
     }
 
@@ -108,7 +110,7 @@ impl Application {
     }
 
     pub fn rings(&self) -> Arc<RingService> {
-        self.rings.clone()
+        self.services.rings.clone()
     }
 
     /// Stops the server from elsewhere (graceful with `stop(true)`).
@@ -120,7 +122,7 @@ impl Application {
     /// lifecycles every [`TICK`] meanwhile; then closes the service, so that no backend call is
     /// in flight and every backend is released when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let rings = self.rings.clone();
+        let rings = self.services.rings.clone();
         let ticker = tasks::supervise(LIFECYCLE, rings.health().clone(), move || {
             let rings = rings.clone();
             async move {
@@ -137,7 +139,7 @@ impl Application {
         ticker.abort();
         // A tick cut short may still have a backend call in flight: `close` waits for it.
         let _ = ticker.await;
-        self.rings.close().await;
+        self.services.close().await;
         result
     }
 }

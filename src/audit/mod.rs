@@ -4,7 +4,10 @@
 //! and denied requests go the same way. Each batch is appended to the hash chain under the chain
 //! head's lock (`crate::store`); [`verify`] walks the chain.
 
+mod service;
 pub mod verify;
+
+pub use service::{AuditPage, AuditService, KeyHistory, RingHistory};
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@
 //! hashes is caught by the checkpoints: each one carries the hash of the chain at some `seq`,
 //! signed by a key of the audit ring, whose public keys anyone may hold from its JWKS.
 
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,6 +35,18 @@ pub struct VerifyReport {
     /// Records below this `seq` were written before the chain existed and are not covered.
     pub chain_start_seq: i64,
     pub problem: Option<Problem>,
+}
+
+/// Connects to the store at `url` and checks its chain (`signet audit verify`): needs no key
+/// backend and writes nothing.
+pub async fn verify_database(
+    url: &SecretString,
+    from: Option<i64>,
+) -> Result<VerifyReport, StoreError> {
+    let store = Store::connect(url).await?;
+    let report = verify_chain(&store, from).await;
+    store.close().await;
+    report
 }
 
 /// Checks the chain from `from` (default: its start) to the head, then every checkpoint met on

@@ -316,6 +316,25 @@ impl AuditRecord {
     }
 }
 
+/// Which records an auditor asks for. Every filter is optional; records come newest first unless
+/// `oldest_first`, `limit` at a time, after the `cursor` (a `seq`) of the previous page.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub ring: Option<String>,
+    pub kid: Option<String>,
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to: Option<i64>,
+    /// Leave out signatures and denied requests (what a key's or ring's history shows).
+    pub events_only: bool,
+    pub oldest_first: bool,
+    pub cursor: Option<i64>,
+    pub limit: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ mod schedule;
 
 use std::time::Duration;
 
-pub use audit::{Action, AuditEvent, AuditRecord, RotationCause, SignatureFacts};
+pub use audit::{Action, AuditEvent, AuditQuery, AuditRecord, RotationCause, SignatureFacts};
 pub use backend::BackendKind;
 pub use clients::{ClientRecord, Role};
 pub use keys::{KeyRecord, KeyState};

@@ -3,14 +3,10 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use super::{ApiError, AppState, Authenticated};
-use crate::audit::verify::verify_chain;
-use crate::clock::rfc3339;
+use super::{ApiError, Authenticated, Services};
+use crate::domain::AuditQuery;
 use crate::domain::Role;
-use crate::rings::RingError;
-use crate::store::{AuditQuery, StoredAuditRecord};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -51,16 +47,13 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    /// A history page: lifecycle events only, oldest first unless asked otherwise.
-    fn history(&self) -> Result<AuditQuery, ApiError> {
-        Ok(AuditQuery {
-            events_only: true,
-            ..page(
-                self.limit,
-                self.cursor.as_deref(),
-                Some(self.order.unwrap_or(Order::Asc)),
-            )?
-        })
+    /// A history page: oldest first unless asked otherwise.
+    fn query(&self) -> Result<AuditQuery, ApiError> {
+        page(
+            self.limit,
+            self.cursor.as_deref(),
+            Some(self.order.unwrap_or(Order::Asc)),
+        )
     }
 }
 
@@ -100,50 +93,9 @@ fn page(
     })
 }
 
-pub fn record_json(record: &StoredAuditRecord) -> Value {
-    json!({
-        "seq": record.seq,
-        "time": rfc3339(record.time),
-        "action": record.action,
-        "ring": record.ring,
-        "kid": record.kid,
-        "principal": record.principal,
-        "detail": serde_json::from_str::<Value>(&record.detail).unwrap_or(Value::Null),
-        "hash": record.hash,
-    })
-}
-
-/// One page: `limit` records and the cursor of the next page (`null` on the last).
-async fn respond(
-    state: &AppState,
-    query: AuditQuery,
-    extra: Value,
-) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit;
-    let records = state
-        .rings
-        .store()
-        .audit_records(&AuditQuery {
-            limit: limit + 1,
-            ..query
-        })
-        .await?;
-    let more = records.len() > limit as usize;
-    let records = &records[..records.len().min(limit as usize)];
-    let next_cursor = more.then(|| records.last().map(|r| r.seq.to_string()));
-    let mut body = json!({
-        "records": records.iter().map(record_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor.flatten(),
-    });
-    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-        body.extend(extra);
-    }
-    Ok(HttpResponse::Ok().json(body))
-}
-
 /// `GET /v1/audit`.
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -158,52 +110,32 @@ pub async fn list(
         action: params.action,
         ..page(params.limit, params.cursor.as_deref(), params.order)?
     };
-    respond(&state, query, json!({})).await
+    Ok(HttpResponse::Ok().json(state.audit.page(query).await?))
 }
 
 /// `GET /v1/keys/{kid}/history`: the key's lifecycle events (its signatures are in
 /// `/v1/audit?kid=...&action=sign`).
 pub async fn key_history(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    let key = state
-        .rings
-        .store()
-        .key_by_kid(&path)
-        .await?
-        .ok_or_else(|| RingError::KeyNotFound(path.to_string()))?;
-    let query = AuditQuery {
-        kid: key.kid.clone(),
-        ..params.history()?
-    };
-    respond(
-        &state,
-        query,
-        json!({"kid": key.kid, "ring": key.ring, "state": key.state}),
-    )
-    .await
+    let history = state.audit.key_history(&path, params.query()?).await?;
+    Ok(HttpResponse::Ok().json(history))
 }
 
 /// `GET /v1/rings/{ring}/history`: the ring's creation, rotations and key events.
 pub async fn ring_history(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    if state.rings.store().ring(&path).await?.is_none() {
-        return Err(RingError::RingNotFound(path.to_string()).into());
-    }
-    let query = AuditQuery {
-        ring: Some(path.to_string()),
-        ..params.history()?
-    };
-    respond(&state, query, json!({"ring": path.as_str()})).await
+    let history = state.audit.ring_history(&path, params.query()?).await?;
+    Ok(HttpResponse::Ok().json(history))
 }
 
 #[derive(Deserialize)]
@@ -215,11 +147,11 @@ pub struct VerifyParams {
 /// `GET /v1/audit/verify[?from=SEQ]`: 200 with `"ok": true`, or `"ok": false` and the first bad
 /// record and why.
 pub async fn verify(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     params: web::Query<VerifyParams>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    let report = verify_chain(state.rings.store(), params.from).await?;
+    let report = state.audit.verify(params.from).await?;
     Ok(HttpResponse::Ok().json(report))
 }

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
-use super::{ApiError, AppState};
+use super::{ApiError, Services};
 use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::domain::{AuditEvent, AuditRecord};
@@ -27,7 +27,7 @@ pub async fn record_denials(
         return Ok(response);
     }
     let request = response.request();
-    let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
+    let Some(state) = request.app_data::<web::Data<Services>>().cloned() else {
         return Ok(response);
     };
     let (code, reason) = response
@@ -53,8 +53,6 @@ pub async fn record_denials(
             reason,
         },
     };
-    if let Err(e) = state.rings.audit().record(record).await {
-        tracing::error!(error = %e, "a denied request was not recorded");
-    }
+    state.audit.record_denial(record).await;
     Ok(response)
 }

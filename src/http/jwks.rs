@@ -15,7 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{ApiError, Services};
 use crate::jose;
 use crate::rings::{Jwks, RingError};
 
@@ -46,13 +46,13 @@ fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
     }
 }
 
-pub async fn all(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn all(req: HttpRequest, state: web::Data<Services>) -> HttpResponse {
     serve(&req, &state.rings.view().all)
 }
 
 pub async fn ring(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = state.rings.view();
@@ -72,7 +72,7 @@ pub struct VerifyRequest {
 }
 
 pub async fn verify(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = |e: jose::VerifyError| {

@@ -1,5 +1,5 @@
-//! The HTTP API (actix-web). Handlers parse, authenticate, call the ring service and map errors;
-//! they hold no other logic.
+//! The HTTP API (actix-web). Handlers parse, authenticate, call the services
+//! ([`crate::services`]) and render what they return ([`crate::api`]); they hold no other logic.
 
 mod audit;
 mod clients;
@@ -11,7 +11,6 @@ mod schedules;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
@@ -22,18 +21,12 @@ use serde_json::json;
 
 pub use denied::record_denials;
 pub use error::ApiError;
-pub use rings::{key_json, ring_json};
 
 use crate::auth::{self, Principal};
-use crate::rings::RingService;
+use crate::services::Services;
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub struct AppState {
-    pub rings: Arc<RingService>,
-    pub authenticator: auth::Authenticator,
-}
 
 /// The authenticated client of a request (`Authorization: Bearer <token>`).
 pub struct Authenticated(pub Principal);
@@ -52,12 +45,12 @@ impl FromRequest for Authenticated {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(|t| SecretString::from(t.trim().to_owned()));
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = req.app_data::<web::Data<Services>>().cloned();
         let req = req.clone();
         Box::pin(async move {
-            let state = state.expect("AppState is registered");
+            let state = state.expect("the services are registered");
             let token = token.ok_or(auth::AuthError::Missing)?;
-            match state.authenticator.authenticate(&token).await {
+            match state.clients.authenticate(&token).await {
                 Ok(principal) => {
                     // For the record of a request this client is then denied.
                     req.extensions_mut().insert(principal.clone());
@@ -123,32 +116,28 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when the store answers and every configured backend can be reached. A backend is probed
 /// by looking up a key id that never exists: reachable backends answer "no such key".
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+async fn readyz(state: web::Data<Services>) -> HttpResponse {
+    let readiness = state.rings.readiness().await;
     let mut problems = Vec::new();
-    if let Err(e) = state.rings.store().ping().await {
-        tracing::warn!(error = %e, "not ready: store");
+    if !readiness.database {
         problems.push(
             json!({"code": "database_unavailable", "message": "the database is unavailable"}),
         );
     }
     let mut backends = serde_json::Map::new();
-    for (kind, provider) in state.rings.providers().iter() {
-        let probe = provider
-            .locate(&signet_core::KeyId("readiness-probe".into()))
-            .await;
+    for (kind, ok) in &readiness.backends {
         backends.insert(
             kind.as_str().into(),
-            json!(if probe.is_ok() { "ok" } else { "unavailable" }),
+            json!(if *ok { "ok" } else { "unavailable" }),
         );
-        if let Err(e) = probe {
-            tracing::warn!(backend = kind.as_str(), error = %e, "not ready: backend");
+        if !ok {
             problems.push(json!({"code": "backend_unavailable", "message": format!("the {kind} backend is unavailable")}));
         }
     }
-    for task in state.rings.health().failing() {
+    for task in &readiness.failing_tasks {
         problems.push(json!({"code": "task_failing", "message": format!("the background task {task:?} is failing; see the server log")}));
     }
-    if problems.is_empty() {
+    if readiness.is_ready() {
         HttpResponse::Ok().json(json!({"status": "ready", "backends": backends}))
     } else {
         HttpResponse::ServiceUnavailable()

@@ -2,12 +2,12 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{ApiError, AppState, Authenticated};
+use super::{ApiError, Authenticated, Services};
 use crate::domain::Role;
 use crate::schedule::ScheduleUpdate;
 
 pub async fn show(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -16,7 +16,7 @@ pub async fn show(
 }
 
 pub async fn set(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
     body: web::Json<ScheduleUpdate>,
@@ -30,7 +30,7 @@ pub async fn set(
 }
 
 pub async fn pause(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     who: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -38,7 +38,7 @@ pub async fn pause(
 }
 
 pub async fn resume(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     who: Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -46,7 +46,7 @@ pub async fn resume(
 }
 
 async fn set_paused(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     Authenticated(who): Authenticated,
     ring: &str,
     paused: bool,

@@ -23,7 +23,7 @@ pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
 impl RingService {
     /// Appends a checkpoint when enough records or time have passed since the last one.
     pub async fn checkpoint_audit_if_due(&self) -> Result<(), RingError> {
-        let store = self.store();
+        let store = &self.store;
         let head = store.audit_head().await?;
         let since = match store.latest_audit_record(Action::AuditCheckpoint).await? {
             Some(last) => Some((last.seq, last.time)),
@@ -64,7 +64,7 @@ impl RingService {
         }
         let ring = self.signing_ring(AUDIT_RING)?;
         let signer = ring.signer.as_ref().expect("a signing ring has a signer");
-        let head = self.store().audit_head().await?;
+        let head = self.store.audit_head().await?;
         let now = now_ms();
         let payload =
             json!({"iss": "signet-audit", "seq": head.seq, "hash": head.hash, "iat": now / 1000});

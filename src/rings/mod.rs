@@ -10,6 +10,7 @@
 mod checkpoint;
 mod create;
 mod keys;
+mod readiness;
 mod revocation;
 mod rotation;
 mod scheduling;
@@ -24,12 +25,13 @@ use signet_core::ProviderError;
 
 pub use checkpoint::{AUDIT_RING, CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
 pub use create::NewRing;
+pub use readiness::Readiness;
 pub use revocation::Revocation;
 pub use signing::{RawSignature, SignRequest, SignedToken};
 pub use view::{Jwks, RingView, View};
 
 use crate::audit::AuditLog;
-use crate::domain::{BackendKind, RingRecord, Violation};
+use crate::domain::{BackendKind, KeyRecord, RingRecord, Violation};
 use crate::providers::Providers;
 use crate::store::{Store, StoreError};
 use crate::tasks::Health;
@@ -105,24 +107,34 @@ impl RingService {
         Ok(service)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The background tasks' health (the tick's, the audit writer's).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
-    /// The audit writer, for records that are not about rings (denied requests).
-    pub fn audit(&self) -> &AuditLog {
-        &self.audit
+    /// Every ring, with the kid of its signing key (as this replica's view has it).
+    pub async fn rings(&self) -> Result<Vec<(RingRecord, Option<String>)>, RingError> {
+        let view = self.view();
+        Ok(self
+            .store
+            .rings()
+            .await?
+            .into_iter()
+            .map(|ring| {
+                let active = view
+                    .rings
+                    .get(&ring.name)
+                    .and_then(|v| v.signer.as_ref())
+                    .map(|s| s.kid.clone());
+                (ring, active)
+            })
+            .collect())
     }
 
-    pub fn providers(&self) -> &Providers {
-        &self.providers
-    }
-
-    /// Closes the key backends (waiting for their calls in flight) and the store. Call it once,
-    /// after the last request and tick: every backend call after it fails.
-    pub async fn close(&self) {
-        self.providers.close().await;
-        self.store.close().await;
+    /// The ring `name` and every key it has had.
+    pub async fn ring(&self, name: &str) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
+        let ring = self.ring_record(name).await?;
+        Ok((ring, self.store.keys_of_ring(name).await?))
     }
 
     /// One lifecycle tick ([`RingService::advance`]), its outcome reported as the health of the
@@ -137,9 +149,11 @@ impl RingService {
         }
     }
 
-    /// The background tasks' health (the tick's, the audit writer's).
-    pub fn health(&self) -> &Arc<Health> {
-        &self.health
+    /// Closes the key backends (waiting for their calls in flight) and the store. Call it once,
+    /// after the last request and tick: every backend call after it fails.
+    pub async fn close(&self) {
+        self.providers.close().await;
+        self.store.close().await;
     }
 
     /// The current view (cheap: an `Arc` clone).

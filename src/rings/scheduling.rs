@@ -1,18 +1,16 @@
 //! Scheduled rotation on the ring service: the schedule API's operations, and the scheduler
 //! step of the lifecycle tick that starts every rotation that is due.
 
-use serde_json::Value;
-
 use super::rotation::Trigger;
 use super::{Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
 use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord, ScheduleRecord};
-use crate::schedule::{self, plan, ScheduleUpdate};
+use crate::schedule::{self, plan, ScheduleUpdate, ScheduleView};
 use crate::store::StoreError;
 
 impl RingService {
     /// The ring's schedule, the scheduler's last outcome and the plan from now.
-    pub async fn schedule(&self, ring: &str) -> Result<Value, RingError> {
+    pub async fn schedule(&self, ring: &str) -> Result<ScheduleView, RingError> {
         let record = self.ring_record(ring).await?;
         let schedule = self.store.schedule(ring).await?;
         let keys = self.store.keys_of_ring(ring).await?;
@@ -26,7 +24,7 @@ impl RingService {
         actor: &Actor,
         ring: &str,
         update: ScheduleUpdate,
-    ) -> Result<Value, RingError> {
+    ) -> Result<ScheduleView, RingError> {
         let record = self.ring_record(ring).await?;
         let rule = update.rule().map_err(RingError::Invalid)?;
         let mut timing = record.timing.clone();
@@ -90,7 +88,7 @@ impl RingService {
         actor: &Actor,
         ring: &str,
         paused: bool,
-    ) -> Result<Value, RingError> {
+    ) -> Result<ScheduleView, RingError> {
         self.ring_record(ring).await?;
         let mut schedule = self.store.schedule(ring).await?;
         schedule.paused = paused;

@@ -3,8 +3,7 @@
 
 pub mod plan;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::domain::{KeyRecord, KeyState, Monthly, RingRecord, Rule, ScheduleRecord};
@@ -33,14 +32,52 @@ impl ScheduleUpdate {
     }
 }
 
-/// A time in the plan, RFC 3339.
-fn time(ms: i64) -> Value {
-    json!(rfc3339(ms))
+/// What `GET /v1/rings/{ring}/schedule` answers: the rule, the timing, the scheduler's last
+/// outcome, and the plan from now. Times are RFC 3339.
+#[derive(Debug, Serialize)]
+pub struct ScheduleView {
+    pub ring: String,
+    /// `"monthly": {"day", "at"}` or `"every_seconds": n`.
+    #[serde(flatten)]
+    pub rule: Rule,
+    pub paused: bool,
+    pub jwks_max_age_seconds: u32,
+    pub publish_lead_seconds: u32,
+    pub max_token_ttl_seconds: u32,
+    pub leeway_seconds: u32,
+    pub retain_retired_seconds: u64,
+    pub last_rotation_at: Option<String>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub last_failure_at: Option<String>,
+    pub retry_at: Option<String>,
+    pub plan: Plan,
 }
 
-/// What `GET /v1/rings/{ring}/schedule` answers: the rule, the timing, the scheduler's last
-/// outcome, and the plan from `now`.
-pub fn view(ring: &RingRecord, schedule: &ScheduleRecord, keys: &[KeyRecord], now: i64) -> Value {
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub next_publish_at: Option<String>,
+    pub next_activation_at: Option<String>,
+    /// What happens next to each key on its way in or out.
+    pub keys: Vec<PlannedStep>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedStep {
+    pub kid: Option<String>,
+    pub state: KeyState,
+    /// `activates`, `retires` or `is_destroyed`.
+    pub event: &'static str,
+    pub at: String,
+}
+
+/// The schedule of `ring` as seen at `now`.
+pub fn view(
+    ring: &RingRecord,
+    schedule: &ScheduleRecord,
+    keys: &[KeyRecord],
+    now: i64,
+) -> ScheduleView {
     let state = ring_state(schedule, keys);
     let next = plan::next_rotation(&schedule.rule, ring.timing.publish_lead_seconds, state, now);
     let mut steps = Vec::new();
@@ -52,7 +89,12 @@ pub fn view(ring: &RingRecord, schedule: &ScheduleRecord, keys: &[KeyRecord], no
             _ => continue,
         };
         if let Some(at) = at {
-            steps.push(json!({"kid": key.kid, "state": key.state.as_str(), "event": event, "at": time(at)}));
+            steps.push(PlannedStep {
+                kid: key.kid.clone(),
+                state: key.state,
+                event,
+                at: rfc3339(at),
+            });
         }
     }
     // The upcoming key activates at its own time; the rotation after it follows the rule.
@@ -70,30 +112,29 @@ pub fn view(ring: &RingRecord, schedule: &ScheduleRecord, keys: &[KeyRecord], no
         }
         _ => (None, None),
     };
-    let mut body = json!({
-        "ring": ring.name,
-        "paused": schedule.paused,
-        "jwks_max_age_seconds": ring.timing.jwks_max_age_seconds,
-        "publish_lead_seconds": ring.timing.publish_lead_seconds,
-        "max_token_ttl_seconds": ring.policy.max_ttl_seconds,
-        "leeway_seconds": ring.timing.leeway_seconds,
-        "retain_retired_seconds": ring.timing.retain_retired_seconds,
-        "last_rotation_at": schedule.last_rotation_at.map(time),
-        "failures": schedule.failures,
-        "last_error": schedule.last_error,
-        "last_failure_at": schedule.last_failure_at.map(time),
-        "retry_at": schedule.retry_at.filter(|_| schedule.failures > 0).map(time),
-        "plan": {
-            "next_publish_at": next_publish.map(time),
-            "next_activation_at": next_activation.map(time),
-            "keys": steps,
+    ScheduleView {
+        ring: ring.name.clone(),
+        rule: schedule.rule.clone(),
+        paused: schedule.paused,
+        jwks_max_age_seconds: ring.timing.jwks_max_age_seconds,
+        publish_lead_seconds: ring.timing.publish_lead_seconds,
+        max_token_ttl_seconds: ring.policy.max_ttl_seconds,
+        leeway_seconds: ring.timing.leeway_seconds,
+        retain_retired_seconds: ring.timing.retain_retired_seconds,
+        last_rotation_at: schedule.last_rotation_at.map(rfc3339),
+        failures: schedule.failures,
+        last_error: schedule.last_error.clone(),
+        last_failure_at: schedule.last_failure_at.map(rfc3339),
+        retry_at: schedule
+            .retry_at
+            .filter(|_| schedule.failures > 0)
+            .map(rfc3339),
+        plan: Plan {
+            next_publish_at: next_publish.map(rfc3339),
+            next_activation_at: next_activation.map(rfc3339),
+            keys: steps,
         },
-    });
-    let rule = serde_json::to_value(&schedule.rule).expect("a rule serialises");
-    if let (Value::Object(body), Value::Object(rule)) = (&mut body, rule) {
-        body.extend(rule);
     }
-    body
 }
 
 /// The planner's view of a ring: its active key, whether a key is on its way in, the backoff.

@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::change::Change;
 use super::{Store, StoreError};
-use crate::domain::{Action, AuditRecord};
+use crate::domain::{Action, AuditQuery, AuditRecord};
 
 /// An audit record as stored: its place in the chain, its exact detail text and its hash
 /// (`None` only for records written before the chain existed).
@@ -169,25 +169,6 @@ pub(super) async fn insert_many(
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-/// Which records an auditor asks for. Every filter is optional; records come newest first unless
-/// `oldest_first`, `limit` at a time, after the `cursor` (a `seq`) of the previous page.
-#[derive(Clone, Debug, Default)]
-pub struct AuditQuery {
-    pub ring: Option<String>,
-    pub kid: Option<String>,
-    pub principal: Option<String>,
-    pub action: Option<String>,
-    /// Unix milliseconds, inclusive.
-    pub from: Option<i64>,
-    /// Unix milliseconds, exclusive.
-    pub to: Option<i64>,
-    /// Leave out signatures and denied requests (what a key's or ring's history shows).
-    pub events_only: bool,
-    pub oldest_first: bool,
-    pub cursor: Option<i64>,
-    pub limit: u32,
 }
 
 impl Store {

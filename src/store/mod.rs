@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use audit::{AuditQuery, ChainHead, StoredAuditRecord, GENESIS_HASH};
+pub use audit::{ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub use keys::{Completion, GeneratedRecord};
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -271,8 +271,7 @@ async fn client_tokens_are_shown_once_and_stored_only_as_hashes(db: Db) {
         .iter()
         .all(|c| c.get("token").is_none()));
     let hashes: Vec<String> = app
-        .rings
-        .store()
+        .store
         .clients()
         .await
         .unwrap()

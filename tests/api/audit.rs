@@ -361,7 +361,7 @@ async fn verify_names_an_edited_a_deleted_and_a_reordered_record(db: Db) {
 /// consistent chain, but not the signed checkpoint.
 async fn a_rewritten_chain_is_caught_by_its_signed_checkpoint(db: Db) {
     let (app, target) = log_with_a_checkpoint(db).await;
-    let store = app.rings.store();
+    let store = &app.store;
     let mut conn = attacker(&app, db).await;
     let mut prev = store
         .audit_record(target - 1)

@@ -10,9 +10,11 @@ use serde_json::{json, Value};
 use signet::config::Settings;
 use signet::rings::RingService;
 use signet::startup::Application;
-use signet_aws_kms::AwsKmsConfig;
-use signet_file::KekSource;
-use signet_pkcs11::Pkcs11Config;
+use signet::store::Store;
+use signet_aws_kms::{AwsKmsConfig, AwsKmsProvider};
+use signet_core::KeyProvider;
+use signet_file::{FileConfig, FileProvider, KekSource};
+use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 use tempfile::TempDir;
 
 /// The store a test runs against.
@@ -226,6 +228,8 @@ pub struct TestApp {
     pub data_dir: Arc<TempDir>,
     pub db: Arc<TestDb>,
     pub rings: Arc<RingService>,
+    /// The test's own connection to the server's store, to look at what it recorded.
+    pub store: Store,
     http: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
     /// The task serving until stopped; `None` once stopped.
@@ -293,6 +297,9 @@ impl TestApp {
             .expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let rings = app.rings();
+        let store = Store::connect(&SecretString::from(db.url.clone()))
+            .await
+            .expect("the test connects to the server's store");
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
         let admin_token = std::fs::read_to_string(data_dir.path().join("admin-token"))
@@ -305,6 +312,7 @@ impl TestApp {
             data_dir,
             db,
             rings,
+            store,
             http: reqwest::Client::new(),
             handle,
             server: Some(server),
@@ -314,7 +322,34 @@ impl TestApp {
     /// Stops the server and waits until it has closed its backends and store.
     pub async fn stop(mut self) -> (Arc<TempDir>, Arc<TestDb>) {
         self.shut_down().await;
+        self.store.close().await;
         (self.data_dir.clone(), self.db.clone())
+    }
+
+    /// A provider of `backend` of its own on the keys this server uses (its file-backend
+    /// directory, the test token, LocalStack): the backend as a fresh reader sees it, apart
+    /// from the server and its caches.
+    pub async fn open_backend(&self, backend: Backend) -> Arc<dyn KeyProvider> {
+        match backend {
+            Backend::File => {
+                let config = FileConfig {
+                    dir: self.data_dir.path().join("file-backend"),
+                    kek: Some(
+                        KekSource::key_from_text(&SecretString::from(TEST_KEK.to_owned())).unwrap(),
+                    ),
+                };
+                Arc::new(FileProvider::open(config).expect("the file backend opens"))
+            }
+            Backend::Pkcs11 => {
+                let config = pkcs11_config().expect("the test token is configured");
+                Arc::new(Pkcs11Provider::open(config).expect("the test token opens"))
+            }
+            Backend::AwsKms => Arc::new(
+                AwsKmsProvider::open(&kms_config(kms_endpoint()))
+                    .await
+                    .expect("LocalStack answers"),
+            ),
+        }
     }
 
     async fn shut_down(&mut self) {

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use signet::domain::BackendKind;
 use signet_core::{KeyRef, ProviderError};
 
 use crate::backend_tests;
@@ -113,8 +112,7 @@ async fn a_rotation_publishes_first_then_activates_then_retires(db: Db, backend:
     );
 
     let actions: Vec<String> = app
-        .rings
-        .store()
+        .store
         .audit_actions()
         .await
         .unwrap()
@@ -268,26 +266,24 @@ async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db, backe
             .to_owned();
         KeyRef(reference)
     };
-    let provider = app
-        .rings
-        .providers()
-        .get(BackendKind::parse(backend.name()).unwrap())
-        .unwrap()
-        .clone();
-    assert!(provider.public_key(&reference).await.is_ok());
+    assert!(app
+        .open_backend(backend)
+        .await
+        .public_key(&reference)
+        .await
+        .is_ok());
     eventually(60, "the old key to be destroyed", || async {
         state_of(&app.keys("r").await, &old) == "destroyed"
     })
     .await;
     assert!(
         matches!(
-            provider.public_key(&reference).await,
+            app.open_backend(backend).await.public_key(&reference).await,
             Err(ProviderError::NotFound(_))
         ),
         "the backend key is gone"
     );
-    let actions: Vec<(String, String, Option<String>)> =
-        app.rings.store().audit_actions().await.unwrap();
+    let actions: Vec<(String, String, Option<String>)> = app.store.audit_actions().await.unwrap();
     let destroyed: Vec<_> = actions
         .iter()
         .filter(|(a, _, kid)| a == "key_destroyed" && kid.as_deref() == Some(&old))

@@ -57,11 +57,11 @@ async fn the_bootstrap_token_is_private_and_made_once(db: Db) {
         0o600
     );
     assert!(app.admin_token.starts_with("signet_"));
-    let clients = app.rings.store().clients().await.unwrap();
+    let clients = app.store.clients().await.unwrap();
     assert_eq!(clients.len(), 1);
     assert_eq!(clients[0].role, signet::domain::Role::Admin);
     let app = app.restart().await;
-    assert_eq!(app.rings.store().clients().await.unwrap().len(), 1);
+    assert_eq!(app.store.clients().await.unwrap().len(), 1);
 }
 
 async fn a_wrong_key_encryption_key_stops_the_start_with_a_clear_message(db: Db) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{decode_parts, eventually, serve_process, Db, TestApp};
+use crate::helpers::{decode_parts, eventually, serve_process, Backend, Db, TestApp};
 use crate::store_tests;
 
 /// Rotations every 10 s: keys published 3 s ahead, JWKS cached for 1 s, tokens of at most 2 s.
@@ -163,8 +163,7 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         StatusCode::FORBIDDEN
     );
 
-    let actions: Vec<(String, String, Option<String>)> =
-        app.rings.store().audit_actions().await.unwrap();
+    let actions: Vec<(String, String, Option<String>)> = app.store.audit_actions().await.unwrap();
     let schedule_actions: Vec<&str> = actions
         .iter()
         .filter(|(a, _, _)| a.starts_with("schedule_"))
@@ -258,8 +257,7 @@ async fn a_ring_rotates_by_itself_without_a_verification_failure(db: Db) {
     let schedule = schedule_of(&app).await;
     assert!(schedule["last_rotation_at"].is_string());
     assert_eq!(schedule["failures"], 0);
-    let actions: Vec<(String, String, Option<String>)> =
-        app.rings.store().audit_actions().await.unwrap();
+    let actions: Vec<(String, String, Option<String>)> = app.store.audit_actions().await.unwrap();
     let scheduled = actions
         .iter()
         .filter(|(a, who, _)| a == "rotation_scheduled" && who == "scheduler")
@@ -335,9 +333,9 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     let (keys, actions) = loop {
-        let before = replicas[0].rings.store().audit_actions().await.unwrap();
+        let before = replicas[0].store.audit_actions().await.unwrap();
         let keys = replicas[0].keys("r").await;
-        let actions = replicas[0].rings.store().audit_actions().await.unwrap();
+        let actions = replicas[0].store.audit_actions().await.unwrap();
         if keys.iter().all(|k| k["state"] != "pending")
             && ["rotation_scheduled", "key_published"]
                 .iter()
@@ -577,12 +575,7 @@ async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
     assert_eq!(active_keys().await, 1);
     let keys = survivor.keys("r").await;
     let active = keys.iter().find(|k| k["state"] == "active").unwrap();
-    let file = survivor
-        .rings
-        .providers()
-        .get(signet::domain::BackendKind::File)
-        .unwrap()
-        .clone();
+    let file = survivor.open_backend(Backend::File).await;
     let held: HashSet<String> = file
         .inventory()
         .await

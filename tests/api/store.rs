@@ -41,12 +41,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
     let crashed_before = format!("crashed-before-generate-{suffix}");
     // The backend key before its record: the server's own tick may reconcile at any moment, and
     // must never find the record without the key it is meant to find.
-    let provider = app
-        .rings
-        .providers()
-        .get(signet::domain::BackendKind::parse(backend.name()).unwrap())
-        .unwrap()
-        .clone();
+    let provider = app.open_backend(backend).await;
     provider
         .generate(&KeyId(crashed_after.clone()), KeySpec::EcP256)
         .await
@@ -79,8 +74,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
     let dropped = app.keys("without-key").await;
     assert!(dropped.iter().all(|k| k["id"] != crashed_before.as_str()));
     let actions: Vec<String> = app
-        .rings
-        .store()
+        .store
         .audit_actions()
         .await
         .unwrap()
@@ -127,8 +121,7 @@ async fn replicas_on_one_postgres_agree_and_activate_once() {
     })
     .await;
     let activations = first
-        .rings
-        .store()
+        .store
         .audit_actions()
         .await
         .unwrap()

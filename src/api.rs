@@ -1,0 +1,201 @@
+//! The JSON bodies signet answers with, over HTTP and on the CLI: typed, so a field cannot go
+//! missing or change its type in one place and not another. Times are RFC 3339 (UTC).
+
+use serde::Serialize;
+use serde_json::Value;
+use signet_core::{Algorithm, KeySpec};
+
+use crate::clock::rfc3339;
+use crate::domain::{
+    BackendKind, ClientRecord, KeyRecord, KeyState, Policy, RingRecord, Role, Timing,
+};
+use crate::store::StoredAuditRecord;
+
+/// A ring, as `POST /v1/rings`, `GET /v1/rings[/{ring}]` and `signet ring create` show it.
+#[derive(Serialize)]
+pub struct RingInfo {
+    pub name: String,
+    pub backend: BackendKind,
+    pub algorithm: Algorithm,
+    pub key_spec: KeySpec,
+    pub policy: Policy,
+    pub timing: Timing,
+    pub active_kid: Option<String>,
+    pub jwks_uri: String,
+    pub created_at: String,
+}
+
+impl RingInfo {
+    pub fn new(ring: &RingRecord, active_kid: Option<&str>) -> RingInfo {
+        RingInfo {
+            name: ring.name.clone(),
+            backend: ring.backend,
+            algorithm: ring.algorithm,
+            key_spec: ring.key_spec,
+            policy: ring.policy.clone(),
+            timing: ring.timing.clone(),
+            active_kid: active_kid.map(str::to_owned),
+            jwks_uri: format!("/v1/rings/{}/jwks.json", ring.name),
+            created_at: rfc3339(ring.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RingList {
+    pub rings: Vec<RingInfo>,
+}
+
+/// A key and its lifecycle times.
+#[derive(Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub kid: Option<String>,
+    pub ring: String,
+    pub state: KeyState,
+    pub algorithm: Algorithm,
+    pub key_spec: KeySpec,
+    pub backend: BackendKind,
+    pub reference: Option<String>,
+    pub created_at: String,
+    pub published_at: Option<String>,
+    pub activate_after: Option<String>,
+    pub activated_at: Option<String>,
+    pub deactivated_at: Option<String>,
+    pub retire_after: Option<String>,
+    pub retired_at: Option<String>,
+    pub destroy_after: Option<String>,
+    pub destroyed_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+impl From<&KeyRecord> for KeyInfo {
+    fn from(key: &KeyRecord) -> KeyInfo {
+        let time = |t: Option<i64>| t.map(rfc3339);
+        KeyInfo {
+            id: key.id.clone(),
+            kid: key.kid.clone(),
+            ring: key.ring.clone(),
+            state: key.state,
+            algorithm: key.algorithm,
+            key_spec: key.key_spec,
+            backend: key.backend,
+            reference: key.reference.clone(),
+            created_at: rfc3339(key.created_at),
+            published_at: time(key.published_at),
+            activate_after: time(key.activate_after),
+            activated_at: time(key.activated_at),
+            deactivated_at: time(key.deactivated_at),
+            retire_after: time(key.retire_after),
+            retired_at: time(key.retired_at),
+            destroy_after: time(key.destroy_after),
+            destroyed_at: time(key.destroyed_at),
+            revoked_at: time(key.revoked_at),
+            revoked_reason: key.revoked_reason.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+impl KeyList {
+    pub fn new(keys: &[KeyRecord]) -> KeyList {
+        KeyList {
+            keys: keys.iter().map(KeyInfo::from).collect(),
+        }
+    }
+}
+
+/// `POST /v1/keys/{kid}/revoke`: the revoked key, and the key that took over signing.
+#[derive(Serialize)]
+pub struct RevokedKey {
+    #[serde(flatten)]
+    pub key: KeyInfo,
+    pub successor_kid: Option<String>,
+}
+
+/// `POST /v1/rings/{ring}/sign`.
+#[derive(Serialize)]
+pub struct SignedTokenInfo {
+    pub token: String,
+    pub kid: String,
+    pub expires_at: String,
+}
+
+/// `POST /v1/rings/{ring}/sign-raw`.
+#[derive(Serialize)]
+pub struct RawSignatureInfo {
+    pub signature: String,
+    pub kid: String,
+}
+
+/// An API client (never its token, except once in [`CreatedClientInfo`]).
+#[derive(Serialize)]
+pub struct ClientInfo {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub rings: Vec<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<&ClientRecord> for ClientInfo {
+    fn from(client: &ClientRecord) -> ClientInfo {
+        ClientInfo {
+            id: client.id.clone(),
+            name: client.name.clone(),
+            role: client.role,
+            rings: client.rings.clone(),
+            created_at: rfc3339(client.created_at),
+            created_by: client.created_by.clone(),
+            revoked_at: client.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ClientList {
+    pub clients: Vec<ClientInfo>,
+}
+
+/// A client just created, with its token: the only time the token is shown.
+#[derive(Serialize)]
+pub struct CreatedClientInfo {
+    #[serde(flatten)]
+    pub client: ClientInfo,
+    pub token: String,
+}
+
+/// One audit record as stored, its detail parsed.
+#[derive(Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub time: String,
+    pub action: String,
+    pub ring: Option<String>,
+    pub kid: Option<String>,
+    pub principal: String,
+    pub detail: Value,
+    pub hash: Option<String>,
+}
+
+impl From<&StoredAuditRecord> for AuditEntry {
+    fn from(record: &StoredAuditRecord) -> AuditEntry {
+        AuditEntry {
+            seq: record.seq,
+            time: rfc3339(record.time),
+            action: record.action.clone(),
+            ring: record.ring.clone(),
+            kid: record.kid.clone(),
+            principal: record.principal.clone(),
+            detail: serde_json::from_str(&record.detail).unwrap_or(Value::Null),
+            hash: record.hash.clone(),
+        }
+    }
+}

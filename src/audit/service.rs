@@ -1,0 +1,123 @@
+//! What auditors ask of the audit log, and the one way records that are not about rings enter
+//! it (denied requests): the only door to the log for the HTTP layer and the CLI.
+
+use serde::Serialize;
+
+use super::verify::{verify_chain, VerifyReport};
+use super::AuditLog;
+use crate::api::AuditEntry;
+use crate::domain::{AuditQuery, AuditRecord, KeyState};
+use crate::rings::RingError;
+use crate::store::{Store, StoreError};
+
+pub struct AuditService {
+    store: Store,
+    log: AuditLog,
+}
+
+/// One page of records, and the cursor of the next page (`None` on the last).
+#[derive(Serialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/keys/{kid}/history`.
+#[derive(Serialize)]
+pub struct KeyHistory {
+    pub kid: Option<String>,
+    pub ring: String,
+    pub state: KeyState,
+    #[serde(flatten)]
+    pub page: AuditPage,
+}
+
+/// `GET /v1/rings/{ring}/history`.
+#[derive(Serialize)]
+pub struct RingHistory {
+    pub ring: String,
+    #[serde(flatten)]
+    pub page: AuditPage,
+}
+
+impl AuditService {
+    pub fn new(store: Store, log: AuditLog) -> AuditService {
+        AuditService { store, log }
+    }
+
+    /// The records `query` asks for, `query.limit` at a time.
+    pub async fn page(&self, query: AuditQuery) -> Result<AuditPage, StoreError> {
+        let limit = query.limit as usize;
+        // One more than asked for tells whether there is a next page.
+        let records = self
+            .store
+            .audit_records(&AuditQuery {
+                limit: query.limit + 1,
+                ..query
+            })
+            .await?;
+        let more = records.len() > limit;
+        let records = &records[..records.len().min(limit)];
+        Ok(AuditPage {
+            next_cursor: records.last().filter(|_| more).map(|r| r.seq.to_string()),
+            records: records.iter().map(AuditEntry::from).collect(),
+        })
+    }
+
+    /// The lifecycle events of the key `kid` (its signatures are in the log under `sign`).
+    pub async fn key_history(&self, kid: &str, page: AuditQuery) -> Result<KeyHistory, RingError> {
+        let key = self
+            .store
+            .key_by_kid(kid)
+            .await?
+            .ok_or_else(|| RingError::KeyNotFound(kid.to_owned()))?;
+        let page = self
+            .page(AuditQuery {
+                kid: key.kid.clone(),
+                events_only: true,
+                ..page
+            })
+            .await?;
+        Ok(KeyHistory {
+            kid: key.kid,
+            ring: key.ring,
+            state: key.state,
+            page,
+        })
+    }
+
+    /// The creation, rotations and key events of the ring `ring`.
+    pub async fn ring_history(
+        &self,
+        ring: &str,
+        page: AuditQuery,
+    ) -> Result<RingHistory, RingError> {
+        if self.store.ring(ring).await?.is_none() {
+            return Err(RingError::RingNotFound(ring.to_owned()));
+        }
+        let page = self
+            .page(AuditQuery {
+                ring: Some(ring.to_owned()),
+                events_only: true,
+                ..page
+            })
+            .await?;
+        Ok(RingHistory {
+            ring: ring.to_owned(),
+            page,
+        })
+    }
+
+    /// Walks the chain from `from` (default: its start): see [`verify_chain`].
+    pub async fn verify(&self, from: Option<i64>) -> Result<VerifyReport, StoreError> {
+        verify_chain(&self.store, from).await
+    }
+
+    /// Records a request that was refused (401, 403, 422). A failure is logged, not returned:
+    /// the refusal stands either way.
+    pub async fn record_denial(&self, record: AuditRecord) {
+        if let Err(e) = self.log.record(record).await {
+            tracing::error!(error = %e, "a denied request was not recorded");
+        }
+    }
+}

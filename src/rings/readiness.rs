@@ -1,0 +1,47 @@
+//! Whether this replica can serve: the store answers, every configured backend answers, and no
+//! background task is failing (`GET /readyz`).
+
+use signet_core::KeyId;
+
+use super::RingService;
+use crate::domain::BackendKind;
+
+pub struct Readiness {
+    pub database: bool,
+    /// Every configured backend, and whether it answered.
+    pub backends: Vec<(BackendKind, bool)>,
+    /// The names of the background tasks failing now.
+    pub failing_tasks: Vec<&'static str>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.database && self.backends.iter().all(|(_, ok)| *ok) && self.failing_tasks.is_empty()
+    }
+}
+
+impl RingService {
+    /// Probes the store and each backend (a `locate` of a key that does not exist).
+    pub async fn readiness(&self) -> Readiness {
+        let database = match self.store.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready: store");
+                false
+            }
+        };
+        let mut backends = Vec::new();
+        for (kind, provider) in self.providers.iter() {
+            let probe = provider.locate(&KeyId("readiness-probe".into())).await;
+            if let Err(e) = &probe {
+                tracing::warn!(backend = provider.name(), error = %e, "not ready: backend");
+            }
+            backends.push((kind, probe.is_ok()));
+        }
+        Readiness {
+            database,
+            backends,
+            failing_tasks: self.health.failing(),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The services, the only doors to the store, the key backends and the audit log: the HTTP
+//! handlers and the CLI call these and render what they return (docs/design.md, Layers).
+
+use std::sync::Arc;
+
+use crate::audit::AuditService;
+use crate::auth::ClientService;
+use crate::rings::RingService;
+
+pub struct Services {
+    /// Rings and keys: creation, signing, rotation, revocation, schedules, the lifecycle tick.
+    pub rings: Arc<RingService>,
+    /// API clients and the authentication of their tokens.
+    pub clients: ClientService,
+    /// The audit log for auditors, and the records of denied requests.
+    pub audit: AuditService,
+}
+
+impl Services {
+    /// Closes the backends and the store: after the last request and tick, before exit.
+    pub async fn close(&self) {
+        self.rings.close().await;
+    }
+}
