@@ -10,8 +10,11 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::audit::AuditLog;
-use crate::audit::AuditService;
+use signet_aws_kms::StartError;
+use signet_file::KekError;
+use signet_pkcs11::OpenError;
+
+use crate::audit::{AuditLog, AuditService};
 use crate::auth::ClientService;
 use crate::config::Settings;
 use crate::domain::{BackendKind, TICK};
@@ -49,19 +52,42 @@ pub async fn open_services(settings: Settings) -> anyhow::Result<Services> {
     };
     let file = tokio::task::spawn_blocking(move || signet_file::FileProvider::open(file_config))
         .await?
-        .context("opening the file key backend")?;
+        .map_err(|e| {
+            let setting = match e {
+                KekError::MissingKey(_) => "; set SIGNET_FILE_KEK or SIGNET_FILE_KEK_FILE",
+                KekError::MissingPassphrase(_) => {
+                    "; set SIGNET_FILE_PASSPHRASE or SIGNET_FILE_PASSPHRASE_FILE"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("opening the file key backend: {e}{setting}")
+        })?;
     let mut providers = Providers::default().with(BackendKind::File, Arc::new(file));
     if let Some(config) = settings.pkcs11 {
         let token =
             tokio::task::spawn_blocking(move || signet_pkcs11::Pkcs11Provider::open(config))
                 .await?
-                .context("opening the PKCS#11 token")?;
+                .map_err(|e| {
+                    let setting = match e {
+                        OpenError::Module { .. } => "SIGNET_PKCS11_MODULE",
+                        OpenError::NoToken { .. } => "SIGNET_PKCS11_TOKEN_LABEL",
+                        OpenError::Pin { .. } => "SIGNET_PKCS11_PIN",
+                        OpenError::Call { .. } => "opening the PKCS#11 token",
+                    };
+                    anyhow::anyhow!("{setting}: {e}")
+                })?;
         providers = providers.with(BackendKind::Pkcs11, Arc::new(token));
     }
     if let Some(config) = &settings.aws_kms {
         let kms = signet_aws_kms::AwsKmsProvider::open(config)
             .await
-            .context("opening the aws-kms key backend")?;
+            .map_err(|e| {
+                let setting = match e {
+                    StartError::NoRegion => "; set AWS_REGION, or region in [aws_kms]",
+                    _ => "",
+                };
+                anyhow::anyhow!("opening the aws-kms key backend: {e}{setting}")
+            })?;
         providers = providers.with(BackendKind::AwsKms, Arc::new(kms));
     }
     let health = Arc::new(Health::default());

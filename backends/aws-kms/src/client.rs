@@ -16,7 +16,7 @@ use crate::AwsKmsConfig;
 /// Why the backend could not start; the message says which setting to look at.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("aws-kms: no AWS region configured: set AWS_REGION (or a profile's region), or [aws_kms] region / SIGNET_AWS_KMS_REGION")]
+    #[error("aws-kms: no AWS region configured, and the standard AWS chain (environment, profile) names none")]
     NoRegion,
     #[error("aws-kms: no usable AWS credentials (environment, profile, SSO, container or instance role): {0}")]
     NoCredentials(String),

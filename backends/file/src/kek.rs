@@ -57,9 +57,9 @@ impl KekSource {
 pub enum KekError {
     #[error("the file backend's key-encryption key must be 32 bytes, written as 64 hex digits or as base64")]
     InvalidKey,
-    #[error("the file key store at {0} holds keys sealed under a key-encryption key that is not configured: supply it (SIGNET_FILE_KEK or SIGNET_FILE_KEK_FILE) or restore {0}/master.key")]
+    #[error("the file key store at {0} holds keys sealed under a key-encryption key that is not configured: supply it, or restore {0}/master.key")]
     MissingKey(PathBuf),
-    #[error("the file key store at {0} was created with a passphrase: supply it as SIGNET_FILE_PASSPHRASE")]
+    #[error("the file key store at {0} was created with a passphrase, and none is configured")]
     MissingPassphrase(PathBuf),
     #[error("the file key store at {0} was created with a {1}, but a {2} is configured")]
     KindMismatch(PathBuf, &'static str, &'static str),
@@ -217,7 +217,7 @@ fn master_key(dir: &Path) -> Result<Zeroizing<[u8; 32]>, KekError> {
     tracing::warn!(
         path = %path.display(),
         "generated a key-encryption key for the file backend next to the keys it protects; \
-         in production supply one with SIGNET_FILE_KEK, SIGNET_FILE_KEK_FILE or SIGNET_FILE_PASSPHRASE"
+         in production configure a key-encryption key or a passphrase of your own"
     );
     Ok(key)
 }

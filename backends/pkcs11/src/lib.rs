@@ -47,20 +47,18 @@ pub struct Pkcs11Config {
     pub pool_size: Option<usize>,
 }
 
-/// Why the backend could not start; each names the setting to fix.
+/// Why the backend could not start; the variant says which setting to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("SIGNET_PKCS11_MODULE: cannot load the PKCS#11 module {path}: {reason}")]
+    #[error("cannot load the PKCS#11 module {path}: {reason}")]
     Module { path: PathBuf, reason: String },
-    #[error(
-        "SIGNET_PKCS11_TOKEN_LABEL: no token labelled {label:?} in {module} (tokens present: {present})"
-    )]
+    #[error("no token labelled {label:?} in {module} (tokens present: {present})")]
     NoToken {
         label: String,
         module: PathBuf,
         present: String,
     },
-    #[error("SIGNET_PKCS11_PIN: token {label:?} refused the user PIN ({reason})")]
+    #[error("token {label:?} refused the user PIN ({reason})")]
     Pin { label: String, reason: String },
     #[error("PKCS#11 module {module}: {reason}")]
     Call { module: PathBuf, reason: String },

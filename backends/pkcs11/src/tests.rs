@@ -239,9 +239,8 @@ fn start_up_faults_name_the_setting_to_fix() {
         .err()
         .unwrap();
     assert!(
-        missing
-            .to_string()
-            .starts_with("SIGNET_PKCS11_MODULE: cannot load"),
+        matches!(missing, OpenError::Module { .. })
+            && missing.to_string().starts_with("cannot load"),
         "{missing}"
     );
     let module = env("SIGNET_TEST_PKCS11_MODULE");
@@ -250,7 +249,8 @@ fn start_up_faults_name_the_setting_to_fix() {
         .unwrap();
     let message = no_token.to_string();
     assert!(
-        message.starts_with("SIGNET_PKCS11_TOKEN_LABEL: no token labelled \"no-such-token\""),
+        matches!(no_token, OpenError::NoToken { .. })
+            && message.starts_with("no token labelled \"no-such-token\""),
         "{message}"
     );
     assert!(
