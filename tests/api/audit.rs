@@ -597,9 +597,7 @@ async fn the_cli_verifies_the_chain_and_fails_on_a_tampered_record() {
     let app = TestApp::spawn(Db::Sqlite).await;
     app.create_ring("r", json!({})).await;
     let verify_cli = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["audit", "verify", "--database-url", &app.db.url])
-            .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
+        crate::helpers::signet_process(&["audit", "verify", "--database-url", &app.db.url], &[])
             .output()
             .expect("signet runs")
     };

@@ -14,9 +14,10 @@ use signet::domain::BackendKind;
 use signet_aws_kms::{AwsKmsConfig, AwsKmsProvider};
 use signet_core::KeyId;
 
-use crate::helpers::{eventually, kms_config, kms_endpoint, Backend, Db, TestApp, TestDb};
+use crate::helpers::{
+    eventually, kms_config, kms_endpoint, refused_start, Backend, Db, TestApp, TestDb,
+};
 use crate::interop::{verify_all, Verifier};
-use crate::pkcs11::refused_start;
 
 async fn kms() -> AwsKmsProvider {
     AwsKmsProvider::open(&kms_config(kms_endpoint()))

@@ -1,21 +1,20 @@
 //! The `signet` binary's administrative commands, run as a real process.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::helpers::TEST_KEK;
+use crate::helpers::{signet_process, TEST_KEK};
 
 /// Runs `signet --data-dir DIR ARGS` with `kek` as the file backend's key-encryption key.
 fn run(data_dir: &std::path::Path, args: &[&str], kek: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_signet"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("SIGNET_FILE_KEK", kek)
-        .env_remove("SIGNET_DATABASE_URL")
-        .output()
-        .expect("signet runs")
+    let data_dir = data_dir.to_str().unwrap();
+    signet_process(
+        &[&["--data-dir", data_dir], args].concat(),
+        &[("SIGNET_FILE_KEK", kek)],
+    )
+    .output()
+    .expect("signet runs")
 }
 
 /// Runs a command that must fail; returns its stderr.

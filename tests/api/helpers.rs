@@ -513,6 +513,18 @@ pub fn decode_parts(token: &str) -> (Value, Value) {
     (part(), part())
 }
 
+/// The `signet` binary as a process of its own: `args`, the test key-encryption key, no
+/// database URL from the environment, then `env`.
+pub fn signet_process(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_signet"));
+    command
+        .args(args)
+        .env("SIGNET_FILE_KEK", TEST_KEK)
+        .env_remove("SIGNET_DATABASE_URL")
+        .envs(env.iter().copied());
+    command
+}
+
 /// `signet serve` as a process of its own (for tests that kill or signal it), on a free port,
 /// with `data_dir`, `database_url` and `env`; returns it and its base URL once it answers
 /// `/healthz` (by then the bootstrap admin token, if it made one, is in `data_dir/admin-token`).
@@ -526,24 +538,57 @@ pub async fn serve_process(
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--database-url", database_url])
-        .env("SIGNET_FILE_KEK", TEST_KEK)
-        .env("SIGNET_LOG", "error")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("signet starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let listen = format!("127.0.0.1:{port}");
+    let data_dir = data_dir.to_str().expect("a UTF-8 temporary directory");
+    let child = signet_process(
+        &[
+            "--data-dir",
+            data_dir,
+            "serve",
+            "--listen",
+            &listen,
+            "--database-url",
+            database_url,
+        ],
+        &[&[("SIGNET_LOG", "error")], env].concat(),
+    )
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .expect("signet starts");
+    let base = format!("http://{listen}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while reqwest::get(format!("{base}/healthz")).await.is_err() {
         assert!(std::time::Instant::now() < deadline, "signet did not start");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     (child, base)
+}
+
+/// Runs `signet serve` with `env` on a fresh data directory and expects it to refuse to start;
+/// returns its stderr.
+pub fn refused_start(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut child = signet_process(
+        &["--data-dir", data_dir, "serve", "--listen", "127.0.0.1:0"],
+        env,
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Only stops a hang: a refused start takes a second or two.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("signet started with {env:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8(output.stderr).unwrap()
 }
 
 /// Waits (polling) until `check` holds, for at most `seconds`.

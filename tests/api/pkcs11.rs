@@ -4,7 +4,7 @@
 //! too, through `backend_tests!` in lifecycle.rs and interop.rs.
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use signet::domain::BackendKind;
 use signet_core::{KeyId, KeyProvider, KeySpec};
 use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 
-use crate::helpers::{pkcs11_env, serve_process, Backend, Db, TestApp, TestDb};
+use crate::helpers::{pkcs11_env, refused_start, serve_process, Backend, Db, TestApp, TestDb};
 
 fn token_provider() -> Pkcs11Provider {
     Pkcs11Provider::open(Pkcs11Config {
@@ -251,36 +251,6 @@ async fn keys_on_the_token_that_no_record_names_are_reported() {
         "reported, not deleted"
     );
     token.destroy(&generated.reference).await.unwrap();
-}
-
-/// Runs `signet serve` with `env` and expects it to refuse to start; returns its stderr.
-pub fn refused_start(env: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("SIGNET_FILE_KEK", crate::helpers::TEST_KEK)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("signet started with {env:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    String::from_utf8(output.stderr).unwrap()
 }
 
 #[test]
