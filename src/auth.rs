@@ -1,4 +1,4 @@
-//! API clients and their bearer tokens (DESIGN.md §7).
+//! API clients and their bearer tokens (docs/design.md, Access).
 //!
 //! A token is `signet_` followed by 32 random bytes in base64url. It is shown once, when created;
 //! the store keeps only its SHA-256 (a fast hash is enough: the token has 256 bits of entropy).

@@ -1,5 +1,5 @@
 //! A ring's signing policy and lifecycle timing, and the checks that bind every signature to them
-//! (DESIGN.md §5): the service never signs what the ring's policy does not allow.
+//! (docs/design.md): the service never signs what the ring's policy does not allow.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -35,7 +35,7 @@ fn default_max_token_bytes() -> u32 {
     4096
 }
 
-/// Lifecycle timing (DESIGN.md §4), all in seconds.
+/// Lifecycle timing (docs/design.md, Timing invariants), all in seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timing {
@@ -291,7 +291,7 @@ impl Policy {
 }
 
 impl Timing {
-    /// Checks the invariants of DESIGN.md §4 that timing alone decides.
+    /// Checks the invariants of docs/design.md (Timing invariants) that timing alone decides.
     pub fn validate(&self) -> Result<(), String> {
         if self.jwks_max_age_seconds > 86_400 {
             return Err("timing.jwks_max_age_seconds must be at most 86400".into());
@@ -319,7 +319,7 @@ impl Timing {
     }
 
     /// How long after a key stops signing it must stay in the JWKS: until every token it signed
-    /// has expired and every cached JWKS has been refreshed (DESIGN.md §4), in milliseconds.
+    /// has expired and every cached JWKS has been refreshed (docs/design.md), in milliseconds.
     pub fn retiring_window_ms(&self, max_ttl_seconds: u32) -> i64 {
         1000 * (i64::from(max_ttl_seconds)
             + i64::from(self.leeway_seconds)

@@ -1,4 +1,4 @@
-//! The one error shape of the API (DESIGN.md §9): `{"error": {"code", "message"}}` with the status
+//! The one error shape of the API (docs/design.md, API conventions): `{"error": {"code", "message"}}` with the status
 //! chosen by the error's variant, never by its text. Codes are stable; messages are for people.
 
 use actix_web::http::{header, StatusCode};

@@ -1,4 +1,4 @@
-//! Signed checkpoints of the audit chain (DESIGN.md §6): every [`CHECKPOINT_EVERY_RECORDS`]
+//! Signed checkpoints of the audit chain (docs/design.md, Audit): every [`CHECKPOINT_EVERY_RECORDS`]
 //! records or [`CHECKPOINT_EVERY_MS`], whichever comes first, the head of the chain (`seq` and
 //! hash) is signed with the active key of the reserved ring [`AUDIT_RING`] and appended to the
 //! chain itself. Rewriting the whole log with fresh hashes then needs that key's signature, which

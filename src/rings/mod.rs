@@ -1,5 +1,5 @@
 //! Key rings: creating them, signing with their active key under their policy, rotating and
-//! revoking keys, and advancing each key through its lifecycle (DESIGN.md §4–5).
+//! revoking keys, and advancing each key through its lifecycle (docs/design.md, Key lifecycle).
 //!
 //! Data flows one way: HTTP handlers and the CLI call this service; it calls the store, the key
 //! providers and the audit log. A key is created in three steps so that a crash at any point is

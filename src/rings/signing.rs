@@ -1,4 +1,4 @@
-//! Signing under a ring's policy (DESIGN.md §5): tokens the server builds, and issuer-built
+//! Signing under a ring's policy (docs/design.md, Key lifecycle): tokens the server builds, and issuer-built
 //! signing inputs. Every signature is returned only after its audit record has committed.
 
 use std::sync::Arc;

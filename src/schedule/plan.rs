@@ -316,7 +316,7 @@ mod tests {
     }
 
     /// Two years of monthly rotations on every day of the month, with the service down at
-    /// random: each planned step keeps DESIGN.md §4's invariants.
+    /// random: each planned step keeps the timing invariants of docs/design.md.
     #[test]
     fn every_planned_step_keeps_the_lifecycle_invariants() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;

@@ -1,4 +1,4 @@
-//! Keys and their lifecycle (DESIGN.md §4):
+//! Keys and their lifecycle (docs/design.md, Key lifecycle):
 //! `pending -> published -> active -> retiring -> retired -> destroyed`, and `revoked`.
 //!
 //! Each transition is a conditional UPDATE (`... WHERE state = <expected>`) in a transaction with

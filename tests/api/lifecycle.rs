@@ -1,4 +1,4 @@
-//! Rotation, revocation and the timing windows of DESIGN.md §4, in real time with short windows.
+//! Rotation, revocation and the timing windows of docs/design.md, in real time with short windows.
 
 use std::collections::HashMap;
 
