@@ -46,9 +46,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 const MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIiwidHlwIjoiSldUIn0.eyJhdWQiOiJhcGkiLCJleHAiOjE3OTU0MTMyNTgsImlhdCI6MTc5NTQxMjk1OCwiaXNzIjoiaHR0cHM6Ly9iZW5jaC5leGFtcGxlIiwianRpIjoiOHE5TE1vMnZtQWtTT2RJMnU4ZExfQSIsInN1YiI6InUxIn0";
 
 fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 fn required(name: &str) -> String {
@@ -305,6 +303,8 @@ where
     }
     let elapsed = start.elapsed();
     latencies.sort();
+    // A quantile's index: within 0..len, so the cast neither truncates nor loses a sign.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Rates {
         rate: latencies.len() as f64 / elapsed.as_secs_f64(),

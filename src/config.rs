@@ -435,6 +435,15 @@ mod tests {
     fn docker_compose_names_the_settings_signet_reads() {
         use clap::CommandFactory;
 
+        fn flag_variables(command: &clap::Command, names: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                names.extend(arg.get_env().map(|e| e.to_string_lossy().into_owned()));
+            }
+            for sub in command.get_subcommands() {
+                flag_variables(sub, names);
+            }
+        }
+
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml");
         let compose: serde_json::Value =
             serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -447,14 +456,6 @@ mod tests {
             .collect();
 
         // What signet reads: its flags' variables, what `resolve` asks for, and the AWS chain's.
-        fn flag_variables(command: &clap::Command, names: &mut Vec<String>) {
-            for arg in command.get_arguments() {
-                names.extend(arg.get_env().map(|e| e.to_string_lossy().into_owned()));
-            }
-            for sub in command.get_subcommands() {
-                flag_variables(sub, names);
-            }
-        }
         let mut read = Vec::new();
         flag_variables(&crate::cli::Cli::command(), &mut read);
         let asked = std::cell::RefCell::new(Vec::new());

@@ -72,14 +72,11 @@ pub async fn verify_chain(store: &Store, from: Option<i64>) -> Result<VerifyRepo
     };
     let mut prev = if start == head.start_seq {
         GENESIS_HASH.to_owned()
+    } else if let Some(hash) = store.audit_record(start - 1).await?.and_then(|r| r.hash) {
+        hash
     } else {
-        match store.audit_record(start - 1).await?.and_then(|r| r.hash) {
-            Some(hash) => hash,
-            None => {
-                let reason = "the record before the starting point is missing".into();
-                return fail(report, start - 1, reason);
-            }
-        }
+        let reason = "the record before the starting point is missing".into();
+        return fail(report, start - 1, reason);
     };
     let mut checkpoints = Vec::new();
     let mut expected = start;

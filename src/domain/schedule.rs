@@ -127,14 +127,13 @@ impl Rule {
             Rule::Monthly(_) if lead >= 28 * 86_400 => Err(format!(
                 "publish_lead_seconds ({lead}) must be less than the shortest monthly period (2419200 s, 28 days)"
             )),
-            Rule::Monthly(_) => Ok(()),
             Rule::EverySeconds(period) if *period < MIN_PERIOD_SECONDS => Err(format!(
                 "every_seconds ({period}) must be at least {MIN_PERIOD_SECONDS}"
             )),
             Rule::EverySeconds(period) if *period <= lead => Err(format!(
                 "every_seconds ({period}) must exceed publish_lead_seconds ({lead}): the next key must be published after the current one activates"
             )),
-            Rule::EverySeconds(_) => Ok(()),
+            Rule::Monthly(_) | Rule::EverySeconds(_) => Ok(()),
         }
     }
 

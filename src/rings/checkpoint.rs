@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{provider_error, NewRing, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
-use crate::domain::{Action, AuditEvent, AuditRecord};
+use crate::domain::{Action, AuditEvent, AuditRecord, BackendKind, Timing};
 use crate::jose;
 
 /// The reserved ring whose keys sign audit checkpoints.
@@ -50,12 +50,12 @@ impl RingService {
         if !self.view().rings.contains_key(AUDIT_RING) {
             let request = NewRing {
                 name: AUDIT_RING.into(),
-                backend: Default::default(),
+                backend: BackendKind::default(),
                 algorithm: signet_core::Algorithm::ES256,
                 rsa_bits: None,
                 policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
                     .expect("a valid policy"),
-                timing: Default::default(),
+                timing: Timing::default(),
             };
             match self.create_named_ring(SCHEDULER, request).await {
                 Ok(_) | Err(RingError::RingExists(_)) => self.reload().await?,

@@ -113,32 +113,29 @@ impl RingService {
     async fn reconcile(&self, ring: &RingRecord, key: &KeyRecord) -> Result<(), RingError> {
         let provider = self.provider_for(ring.backend)?;
         let error = provider_error(provider.name());
-        match provider
+        if let Some(reference) = provider
             .locate(&KeyId(key.id.clone()))
             .await
             .map_err(&error)?
         {
-            Some(reference) => {
-                let public_key = provider.public_key(&reference).await.map_err(&error)?;
-                let has_active = self.active_kid(&ring.name).await?.is_some();
-                tracing::info!(ring = %ring.name, key = %key.id, "adopting a key generated before a crash");
-                // A ring without a signing key (its creation was interrupted) gets it at once;
-                // otherwise the key is published and activates after the usual lead.
-                self.complete(SCHEDULER, ring, key, reference, &public_key, !has_active)
-                    .await?;
-            }
-            None => {
-                let record = AuditRecord::of_ring(
-                    now_ms(),
-                    SCHEDULER,
-                    &ring.name,
-                    None,
-                    AuditEvent::KeyGenerationAbandoned {
-                        key_id: key.id.clone(),
-                    },
-                );
-                self.store.delete_pending_key(&key.id, &record).await?;
-            }
+            let public_key = provider.public_key(&reference).await.map_err(&error)?;
+            let has_active = self.active_kid(&ring.name).await?.is_some();
+            tracing::info!(ring = %ring.name, key = %key.id, "adopting a key generated before a crash");
+            // A ring without a signing key (its creation was interrupted) gets it at once;
+            // otherwise the key is published and activates after the usual lead.
+            self.complete(SCHEDULER, ring, key, reference, &public_key, !has_active)
+                .await?;
+        } else {
+            let record = AuditRecord::of_ring(
+                now_ms(),
+                SCHEDULER,
+                &ring.name,
+                None,
+                AuditEvent::KeyGenerationAbandoned {
+                    key_id: key.id.clone(),
+                },
+            );
+            self.store.delete_pending_key(&key.id, &record).await?;
         }
         Ok(())
     }

@@ -8,6 +8,8 @@
 //! record's `hash` is `SHA-256(previous hash || canonical record)` (see [`StoredAuditRecord::expected_hash`]); the
 //! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 
+use std::fmt::Write;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -74,7 +76,10 @@ impl StoredAuditRecord {
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {

@@ -93,7 +93,7 @@ async fn every_admin_action_and_state_change_is_recorded_once_with_its_principal
     let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
     assert_eq!(
         seqs,
-        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        (1..=i64::try_from(seqs.len()).unwrap()).collect::<Vec<_>>(),
         "gap-free"
     );
 

@@ -213,7 +213,7 @@ impl Drop for TestDb {
                         )
                         .await;
                     }
-                })
+                });
             })
             .join();
         }
@@ -243,7 +243,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if self.server.is_some() {
             tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(self.shut_down())
+                tokio::runtime::Handle::current().block_on(self.shut_down());
             });
         }
     }

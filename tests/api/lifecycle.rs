@@ -21,8 +21,7 @@ fn short_timing() -> Value {
 fn state_of<'a>(keys: &'a [Value], kid: &str) -> &'a str {
     keys.iter()
         .find(|k| k["kid"] == kid)
-        .map(|k| k["state"].as_str().unwrap())
-        .unwrap_or("absent")
+        .map_or("absent", |k| k["state"].as_str().unwrap())
 }
 
 async fn a_rotation_publishes_first_then_activates_then_retires(db: Db, backend: Backend) {

@@ -171,32 +171,31 @@ async fn the_server_on_the_token_exits_cleanly_on_sigterm_after_signing() {
         let (mut server, base) = serve_process(dir.path(), &db.url, &env).await;
         // A client of its own, dropped before the signal: no keep-alive connection holds the stop.
         let http = reqwest::Client::new();
-        let issuer = match &issuer {
-            Some(token) => token,
-            None => {
-                let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
-                let admin = admin.trim();
-                let created = http
-                    .post(format!("{base}/v1/rings"))
-                    .bearer_auth(admin)
-                    .json(&json!({"name": "r", "backend": "pkcs11",
-                        "policy": {"issuer": "https://issuer.test", "audiences": ["api"]}}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(created.status(), StatusCode::CREATED);
-                let client: Value = http
-                    .post(format!("{base}/v1/clients"))
-                    .bearer_auth(admin)
-                    .json(&json!({"name": "svc", "role": "issuer", "rings": ["r"]}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                issuer.insert(client["token"].as_str().unwrap().to_owned())
-            }
+        let issuer = if let Some(token) = &issuer {
+            token
+        } else {
+            let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+            let admin = admin.trim();
+            let created = http
+                .post(format!("{base}/v1/rings"))
+                .bearer_auth(admin)
+                .json(&json!({"name": "r", "backend": "pkcs11",
+                    "policy": {"issuer": "https://issuer.test", "audiences": ["api"]}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), StatusCode::CREATED);
+            let client: Value = http
+                .post(format!("{base}/v1/clients"))
+                .bearer_auth(admin)
+                .json(&json!({"name": "svc", "role": "issuer", "rings": ["r"]}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            issuer.insert(client["token"].as_str().unwrap().to_owned())
         };
         let signed = http
             .post(format!("{base}/v1/rings/r/sign"))

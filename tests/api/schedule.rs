@@ -521,7 +521,7 @@ async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
         .unwrap()
     };
     let http = reqwest::Client::new();
-    let mut seed = std::process::id() as u64 | 1;
+    let mut seed = u64::from(std::process::id()) | 1;
     let mut random = move |below: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;

@@ -76,9 +76,8 @@ pub(crate) fn ecdsa_to_fixed(der: &[u8], field_len: usize) -> Option<Vec<u8>> {
 pub(crate) fn public_key(spki: &[u8], spec: KeySpec) -> Option<PublicKey> {
     let body = only(spki, SEQUENCE)?;
     let (_algorithm, rest) = element(body, SEQUENCE)?;
-    let key = match only(rest, BIT_STRING)? {
-        [0, key @ ..] => key,
-        _ => return None,
+    let [0, key @ ..] = only(rest, BIT_STRING)? else {
+        return None;
     };
     match spec {
         KeySpec::EcP256 | KeySpec::EcP384 => {
@@ -115,11 +114,11 @@ mod tests {
 
     /// `SEQUENCE { INTEGER r, INTEGER s }` from the integers' DER contents.
     fn signature(r: &[u8], s: &[u8]) -> Vec<u8> {
-        let mut body = vec![INTEGER, r.len() as u8];
+        let mut body = vec![INTEGER, u8::try_from(r.len()).unwrap()];
         body.extend_from_slice(r);
-        body.extend_from_slice(&[INTEGER, s.len() as u8]);
+        body.extend_from_slice(&[INTEGER, u8::try_from(s.len()).unwrap()]);
         body.extend_from_slice(s);
-        let mut der = vec![SEQUENCE, body.len() as u8];
+        let mut der = vec![SEQUENCE, u8::try_from(body.len()).unwrap()];
         der.extend(body);
         der
     }
@@ -176,7 +175,7 @@ mod tests {
         body.extend(&r);
         body.extend([INTEGER, 65]);
         body.extend(&s);
-        let mut der = vec![SEQUENCE, 0x81, body.len() as u8];
+        let mut der = vec![SEQUENCE, 0x81, u8::try_from(body.len()).unwrap()];
         der.extend(body);
         let fixed = ecdsa_to_fixed(&der, 66).unwrap();
         assert_eq!(&fixed[..3], &[0, 0, 0xf0]);

@@ -25,10 +25,11 @@ where
             let err = service.err();
             let message = detail(err.message());
             match err.code().unwrap_or_default() {
-                "NotFoundException" => ProviderError::NotFound(message),
                 // A key pending deletion (or otherwise unusable) can no longer sign: for signet
                 // it is gone, like a destroyed key.
-                "KMSInvalidStateException" => ProviderError::NotFound(message),
+                "NotFoundException" | "KMSInvalidStateException" => {
+                    ProviderError::NotFound(message)
+                }
                 "ThrottlingException"
                 | "LimitExceededException"
                 | "KMSInternalException"

@@ -174,14 +174,14 @@ pub(crate) async fn schedule_deletion(
         .send()
         .await;
     let date = match scheduled {
-        Ok(answer) => answer.deletion_date().cloned(),
+        Ok(answer) => answer.deletion_date().copied(),
         Err(e) => match from_sdk("ScheduleKeyDeletion", e) {
             // Already pending deletion (a retry after a crash): report the date KMS keeps.
             ProviderError::NotFound(_) => match kms.describe_key().key_id(arn).send().await {
                 Ok(described) => described
                     .key_metadata()
                     .and_then(|m| m.deletion_date())
-                    .cloned(),
+                    .copied(),
                 Err(e) => match from_sdk("DescribeKey", e) {
                     ProviderError::NotFound(_) => return Ok(None),
                     other => return Err(other),

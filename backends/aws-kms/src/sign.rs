@@ -140,7 +140,7 @@ pub(crate) async fn sign(
         .map_err(|e| from_sdk("Sign", e))?;
     let raw = answer
         .signature()
-        .map(|b| b.as_ref())
+        .map(std::convert::AsRef::as_ref)
         .ok_or_else(|| ProviderError::Backend("aws-kms Sign: no signature in the answer".into()))?;
     let jws = match key.spec {
         KeySpec::EcP256 => der::ecdsa_to_fixed(raw, 32),

@@ -84,7 +84,8 @@ async fn destroy_schedules_deletion_after_the_window_and_is_idempotent() {
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64;
+        .as_millis();
+    let before = i64::try_from(before).unwrap();
     let date = kms.destroy(&key.reference).await.unwrap().unwrap();
     let days = (date - before) as f64 / 86_400_000.0;
     assert!((6.9..=7.1).contains(&days), "deletion in {days} days");

@@ -35,6 +35,7 @@
 //! that backend's own tests, which check signatures with [`verify`].
 
 use std::fmt;
+use std::fmt::Write;
 
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 
@@ -93,7 +94,10 @@ pub fn verify(public: &PublicKey, alg: Algorithm, message: &[u8], signature: &[u
 pub fn unique_id(prefix: &str) -> KeyId {
     let mut bytes = [0u8; 9];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system's random generator works");
-    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let suffix = bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    });
     KeyId(format!("{prefix}-{suffix}"))
 }
 
@@ -353,7 +357,7 @@ async fn check_destroy(provider: &dyn KeyProvider, at: At, id: &KeyId, key: &Gen
             .expect("the clock is after 1970")
             .as_millis();
         assert!(
-            i128::from(date) > now as i128,
+            i128::from(date) > i128::try_from(now).unwrap_or(i128::MAX),
             "{at}: destroy scheduled the deletion at {date} ms, which is not in the future"
         );
     }
@@ -431,14 +435,29 @@ mod tests {
         };
         assert!(!verify(&mislabelled, Algorithm::ES256, b"m", sig.as_ref()));
 
-        let ed = Ed25519KeyPair::generate().unwrap();
-        let ed_public = PublicKey::Ed25519 {
-            x: ed.public_key().as_ref().to_vec(),
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let ed25519_public = PublicKey::Ed25519 {
+            x: pair.public_key().as_ref().to_vec(),
         };
-        let sig = ed.sign(b"m");
-        assert!(verify(&ed_public, Algorithm::EdDSA, b"m", sig.as_ref()));
-        assert!(!verify(&ed_public, Algorithm::EdDSA, b"n", sig.as_ref()));
-        assert!(!verify(&ed_public, Algorithm::ES256, b"m", sig.as_ref()));
+        let sig = pair.sign(b"m");
+        assert!(verify(
+            &ed25519_public,
+            Algorithm::EdDSA,
+            b"m",
+            sig.as_ref()
+        ));
+        assert!(!verify(
+            &ed25519_public,
+            Algorithm::EdDSA,
+            b"n",
+            sig.as_ref()
+        ));
+        assert!(!verify(
+            &ed25519_public,
+            Algorithm::ES256,
+            b"m",
+            sig.as_ref()
+        ));
     }
 
     #[test]

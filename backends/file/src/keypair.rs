@@ -117,7 +117,7 @@ impl LoadedKey {
                 let coordinate_len = (point.len() - 1) / 2;
                 PublicKey::Ec {
                     spec: *spec,
-                    x: point[1..1 + coordinate_len].to_vec(),
+                    x: point[1..=coordinate_len].to_vec(),
                     y: point[1 + coordinate_len..].to_vec(),
                 }
             }

@@ -2,6 +2,7 @@
 //! associated data (so a file renamed to another id, or relabelled, fails to open), written
 //! atomically (temp file, fsync, rename, fsync of the directory) with mode 0600.
 
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -199,10 +200,10 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().expect("a file name").to_string_lossy(),
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        suffix.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
     ));
     let result = (|| {
         let mut file = OpenOptions::new()

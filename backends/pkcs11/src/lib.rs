@@ -20,6 +20,7 @@ mod pool;
 mod tests;
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -107,9 +108,9 @@ impl Pkcs11Provider {
                 present.join(", ")
             },
         })?;
-        let size = config
-            .pool_size
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let size = config.pool_size.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        });
         let pool = Pool::open(module, slot, config.pin, size).map_err(|e| match e {
             Error::Pkcs11(
                 RvError::PinIncorrect
@@ -290,7 +291,7 @@ fn percent_encode(text: &str) -> String {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out

@@ -50,7 +50,7 @@ impl Module {
                 None => {
                     loaded = FINALIZED
                         .wait(loaded)
-                        .unwrap_or_else(PoisonError::into_inner)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
             }
         }
