@@ -7,26 +7,26 @@ use signet_core::{Algorithm, KeySpec};
 
 use crate::clock::rfc3339;
 use crate::domain::{
-    BackendKind, ClientRecord, KeyRecord, KeyState, Policy, RingRecord, Role, Timing,
+    BackendKind, ClientRecord, KeyRecord, KeyState, Kid, Policy, RingName, RingRecord, Role, Timing,
 };
 use crate::store::StoredAuditRecord;
 
 /// A ring, as `POST /v1/rings`, `GET /v1/rings[/{ring}]` and `signet ring create` show it.
 #[derive(Serialize)]
 pub struct RingInfo {
-    pub name: String,
+    pub name: RingName,
     pub backend: BackendKind,
     pub algorithm: Algorithm,
     pub key_spec: KeySpec,
     pub policy: Policy,
     pub timing: Timing,
-    pub active_kid: Option<String>,
+    pub active_kid: Option<Kid>,
     pub jwks_uri: String,
     pub created_at: String,
 }
 
 impl RingInfo {
-    pub fn new(ring: &RingRecord, active_kid: Option<&str>) -> RingInfo {
+    pub fn new(ring: &RingRecord, active_kid: Option<&Kid>) -> RingInfo {
         RingInfo {
             name: ring.name.clone(),
             backend: ring.backend,
@@ -34,7 +34,7 @@ impl RingInfo {
             key_spec: ring.key_spec,
             policy: ring.policy.clone(),
             timing: ring.timing.clone(),
-            active_kid: active_kid.map(str::to_owned),
+            active_kid: active_kid.cloned(),
             jwks_uri: format!("/v1/rings/{}/jwks.json", ring.name),
             created_at: rfc3339(ring.created_at),
         }
@@ -50,8 +50,8 @@ pub struct RingList {
 #[derive(Serialize)]
 pub struct KeyInfo {
     pub id: String,
-    pub kid: Option<String>,
-    pub ring: String,
+    pub kid: Option<Kid>,
+    pub ring: RingName,
     pub state: KeyState,
     pub algorithm: Algorithm,
     pub key_spec: KeySpec,
@@ -122,7 +122,7 @@ pub struct RevokedKey {
 #[derive(Serialize)]
 pub struct SignedTokenInfo {
     pub token: String,
-    pub kid: String,
+    pub kid: Kid,
     pub expires_at: String,
 }
 
@@ -130,7 +130,7 @@ pub struct SignedTokenInfo {
 #[derive(Serialize)]
 pub struct RawSignatureInfo {
     pub signature: String,
-    pub kid: String,
+    pub kid: Kid,
 }
 
 /// An API client (never its token, except once in [`CreatedClientInfo`]).

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, ClientRecord, Role};
+use crate::domain::{AuditEvent, AuditRecord, ClientRecord, Role, AUDIT_RING};
 use crate::random::random_id;
 use crate::store::{Store, StoreError};
 
@@ -256,7 +256,7 @@ async fn create_client(
         _ => {}
     }
     for ring in &request.rings {
-        if ring == crate::rings::AUDIT_RING {
+        if ring == AUDIT_RING {
             return Err(ClientError::Invalid(format!(
                 "ring {ring:?} signs only audit checkpoints"
             )));

@@ -12,7 +12,7 @@ use crate::api::{ClientInfo, CreatedClientInfo, KeyInfo, KeyList, RingInfo};
 use crate::audit::verify::verify_database;
 use crate::auth::NewClient;
 use crate::config::{Overrides, Settings};
-use crate::domain::{BackendKind, DayOfMonth, Monthly, Policy, Role, TimeOfDay, Timing};
+use crate::domain::{BackendKind, DayOfMonth, Monthly, Policy, RingName, Role, TimeOfDay, Timing};
 use crate::rings::NewRing;
 use crate::schedule::ScheduleUpdate;
 use crate::services::Services;
@@ -71,14 +71,14 @@ enum ServiceCommand {
     Ring(RingCommand),
     /// Starts a rotation of a ring's signing key.
     Rotate {
-        ring: String,
+        ring: RingName,
         /// Activate the new key at once (verifiers with a cached JWKS will reject its tokens
         /// until their cache expires).
         #[arg(long)]
         immediate: bool,
     },
     /// Lists a ring's keys and their states.
-    Keys { ring: String },
+    Keys { ring: RingName },
     /// Shows or changes a ring's rotation schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -97,18 +97,18 @@ enum AuditCommand {
 #[derive(Subcommand)]
 enum ScheduleCommand {
     /// Prints the schedule, the scheduler's last outcome and the plan.
-    Show { ring: String },
+    Show { ring: RingName },
     /// Replaces the rule (monthly or every N seconds) and changes the timing given.
     Set(ScheduleSet),
     /// Stops scheduled rotations (keys on their way in still activate).
-    Pause { ring: String },
+    Pause { ring: RingName },
     /// Starts scheduled rotations again; a missed one happens at once.
-    Resume { ring: String },
+    Resume { ring: RingName },
 }
 
 #[derive(Args)]
 struct ScheduleSet {
-    ring: String,
+    ring: RingName,
     /// Rotate monthly on this day (29-31: the last day in shorter months).
     #[arg(
         long,
@@ -271,7 +271,7 @@ async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow
                 },
             };
             let (ring, key) = rings.create_ring(actor, request).await?;
-            print(&RingInfo::new(&ring, key.kid.as_deref()));
+            print(&RingInfo::new(&ring, key.kid.as_ref()));
         }
         ServiceCommand::Rotate { ring, immediate } => {
             print(&KeyInfo::from(

@@ -9,6 +9,8 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use signet_core::{Algorithm, KeySpec, PublicKey};
 
+use crate::domain::Kid;
+
 pub fn b64url(bytes: &[u8]) -> String {
     B64URL.encode(bytes)
 }
@@ -48,7 +50,7 @@ fn required_members(key: &PublicKey) -> Vec<(&'static str, String)> {
 }
 
 /// The RFC 7638 JWK thumbprint (SHA-256, base64url): signet's `kid` on every backend.
-pub fn thumbprint(key: &PublicKey) -> String {
+pub fn thumbprint(key: &PublicKey) -> Kid {
     // Member names and values here never need JSON escaping (fixed names, base64url values).
     let canonical = format!(
         "{{{}}}",
@@ -58,7 +60,9 @@ pub fn thumbprint(key: &PublicKey) -> String {
             .collect::<Vec<_>>()
             .join(",")
     );
-    b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
+    Kid::from_thumbprint(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref(),
+    )
 }
 
 /// The public JWK as published: the key's members plus `kid`, `alg` and `use`. Never any private
@@ -68,7 +72,7 @@ pub fn public_jwk(key: &PublicKey, alg: Algorithm) -> Value {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Value::String(v)))
         .collect();
-    jwk.insert("kid".into(), thumbprint(key).into());
+    jwk.insert("kid".into(), String::from(thumbprint(key)).into());
     jwk.insert("alg".into(), alg.as_str().into());
     jwk.insert("use".into(), "sig".into());
     Value::Object(jwk)
@@ -225,7 +229,7 @@ mod tests {
         for private in ["d", "p", "q", "dp", "dq", "qi"] {
             assert!(!members.contains(&private));
         }
-        assert_eq!(jwk["kid"], thumbprint(&key));
+        assert_eq!(jwk["kid"], thumbprint(&key).as_str());
         assert_eq!(jwk["use"], "sig");
         assert_eq!(jwk["crv"], "P-256");
     }

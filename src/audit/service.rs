@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::verify::{verify_chain, VerifyReport};
 use super::AuditLog;
 use crate::api::AuditEntry;
-use crate::domain::{AuditQuery, AuditRecord, KeyState};
+use crate::domain::{AuditQuery, AuditRecord, KeyState, Kid, RingName};
 use crate::rings::RingError;
 use crate::store::{Store, StoreError};
 
@@ -25,8 +25,8 @@ pub struct AuditPage {
 /// `GET /v1/keys/{kid}/history`.
 #[derive(Serialize)]
 pub struct KeyHistory {
-    pub kid: Option<String>,
-    pub ring: String,
+    pub kid: Option<Kid>,
+    pub ring: RingName,
     pub state: KeyState,
     #[serde(flatten)]
     pub page: AuditPage,
@@ -35,7 +35,7 @@ pub struct KeyHistory {
 /// `GET /v1/rings/{ring}/history`.
 #[derive(Serialize)]
 pub struct RingHistory {
-    pub ring: String,
+    pub ring: RingName,
     #[serde(flatten)]
     pub page: AuditPage,
 }
@@ -65,15 +65,15 @@ impl AuditService {
     }
 
     /// The lifecycle events of the key `kid` (its signatures are in the log under `sign`).
-    pub async fn key_history(&self, kid: &str, page: AuditQuery) -> Result<KeyHistory, RingError> {
+    pub async fn key_history(&self, kid: &Kid, page: AuditQuery) -> Result<KeyHistory, RingError> {
         let key = self
             .store
             .key_by_kid(kid)
             .await?
-            .ok_or_else(|| RingError::KeyNotFound(kid.to_owned()))?;
+            .ok_or_else(|| RingError::KeyNotFound(kid.to_string()))?;
         let page = self
             .page(AuditQuery {
-                kid: key.kid.clone(),
+                kid: key.kid.as_ref().map(ToString::to_string),
                 events_only: true,
                 ..page
             })
@@ -89,21 +89,21 @@ impl AuditService {
     /// The creation, rotations and key events of the ring `ring`.
     pub async fn ring_history(
         &self,
-        ring: &str,
+        ring: &RingName,
         page: AuditQuery,
     ) -> Result<RingHistory, RingError> {
         if self.store.ring(ring).await?.is_none() {
-            return Err(RingError::RingNotFound(ring.to_owned()));
+            return Err(RingError::RingNotFound(ring.to_string()));
         }
         let page = self
             .page(AuditQuery {
-                ring: Some(ring.to_owned()),
+                ring: Some(ring.to_string()),
                 events_only: true,
                 ..page
             })
             .await?;
         Ok(RingHistory {
-            ring: ring.to_owned(),
+            ring: ring.clone(),
             page,
         })
     }

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use signet_core::{Algorithm, KeySpec};
 
-use super::{BackendKind, Policy, Role, Rule, Timing};
+use super::{BackendKind, Kid, Policy, RingName, Role, Rule, Timing};
 
 macro_rules! actions {
     ($($variant:ident => $name:literal,)+) => {
@@ -283,8 +283,8 @@ pub struct AuditRecord {
     pub time: i64,
     /// `client:<name>`, `cli`, `scheduler`, `bootstrap` or `anonymous`.
     pub principal: String,
-    pub ring: Option<String>,
-    pub kid: Option<String>,
+    pub ring: Option<RingName>,
+    pub kid: Option<Kid>,
     pub event: AuditEvent,
 }
 
@@ -304,13 +304,13 @@ impl AuditRecord {
     pub fn of_ring(
         time: i64,
         principal: &str,
-        ring: &str,
-        kid: Option<&str>,
+        ring: &RingName,
+        kid: Option<&Kid>,
         event: AuditEvent,
     ) -> AuditRecord {
         AuditRecord {
-            ring: Some(ring.to_owned()),
-            kid: kid.map(str::to_owned),
+            ring: Some(ring.clone()),
+            kid: kid.cloned(),
             ..AuditRecord::new(time, principal, event)
         }
     }

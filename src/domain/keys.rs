@@ -3,7 +3,7 @@
 
 use signet_core::{Algorithm, KeySpec};
 
-use super::BackendKind;
+use super::{BackendKind, Kid, RingName};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,13 +56,13 @@ impl KeyState {
 #[derive(Clone, Debug)]
 pub struct KeyRecord {
     pub id: String,
-    pub ring: String,
+    pub ring: RingName,
     pub state: KeyState,
     pub algorithm: Algorithm,
     pub key_spec: KeySpec,
     pub backend: BackendKind,
     pub reference: Option<String>,
-    pub kid: Option<String>,
+    pub kid: Option<Kid>,
     pub public_jwk: Option<serde_json::Value>,
     pub created_at: i64,
     pub published_at: Option<i64>,

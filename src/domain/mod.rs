@@ -9,6 +9,7 @@ mod audit;
 mod backend;
 mod clients;
 mod keys;
+mod names;
 mod policy;
 mod rings;
 mod schedule;
@@ -19,6 +20,7 @@ pub use audit::{Action, AuditEvent, AuditQuery, AuditRecord, RotationCause, Sign
 pub use backend::BackendKind;
 pub use clients::{ClientRecord, Role};
 pub use keys::{KeyRecord, KeyState};
+pub use names::{Kid, RingName, AUDIT_RING};
 pub use policy::{Policy, Timing, Violation};
 pub use rings::RingRecord;
 pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};

@@ -2,11 +2,11 @@
 
 use signet_core::{Algorithm, KeySpec};
 
-use super::{BackendKind, Policy, Timing};
+use super::{BackendKind, Policy, RingName, Timing};
 
 #[derive(Clone, Debug)]
 pub struct RingRecord {
-    pub name: String,
+    pub name: RingName,
     pub backend: BackendKind,
     pub algorithm: Algorithm,
     pub key_spec: KeySpec,

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{ApiError, Authenticated, Services};
+use super::{kid_in_path, ring_in_path, ApiError, Authenticated, Services};
 use crate::domain::AuditQuery;
 use crate::domain::Role;
 
@@ -122,7 +122,10 @@ pub async fn key_history(
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    let history = state.audit.key_history(&path, params.query()?).await?;
+    let history = state
+        .audit
+        .key_history(&kid_in_path(&path)?, params.query()?)
+        .await?;
     Ok(HttpResponse::Ok().json(history))
 }
 
@@ -134,7 +137,10 @@ pub async fn ring_history(
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    let history = state.audit.ring_history(&path, params.query()?).await?;
+    let history = state
+        .audit
+        .ring_history(&ring_in_path(&path)?, params.query()?)
+        .await?;
     Ok(HttpResponse::Ok().json(history))
 }
 

@@ -10,7 +10,7 @@ use actix_web::{web, HttpMessage};
 use super::{ApiError, Services};
 use crate::auth::Principal;
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord};
+use crate::domain::{AuditEvent, AuditRecord, Kid, RingName};
 
 /// Middleware (`actix_web::middleware::from_fn`): answers only once the denial's record has
 /// committed, or failed to (which is logged; the denial stands either way).
@@ -43,8 +43,15 @@ pub async fn record_denials(
     let record = AuditRecord {
         time: now_ms(),
         principal,
-        ring: request.match_info().get("ring").map(str::to_owned),
-        kid: request.match_info().get("kid").map(str::to_owned),
+        // Only names that can be a ring's or a key's: a path is the caller's to make up.
+        ring: request
+            .match_info()
+            .get("ring")
+            .and_then(|ring| RingName::parse(ring).ok()),
+        kid: request
+            .match_info()
+            .get("kid")
+            .and_then(|kid| Kid::parse(kid).ok()),
         event: AuditEvent::RequestDenied {
             method: request.method().as_str().to_owned(),
             path: request.path().to_owned(),

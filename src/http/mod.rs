@@ -23,6 +23,8 @@ pub use denied::record_denials;
 pub use error::ApiError;
 
 use crate::auth::{self, Principal};
+use crate::domain::{Kid, RingName};
+use crate::rings::RingError;
 use crate::services::Services;
 
 /// The largest request body accepted, in bytes.
@@ -63,6 +65,16 @@ impl FromRequest for Authenticated {
             }
         })
     }
+}
+
+/// The ring a path names: a name outside the grammar names no ring.
+pub fn ring_in_path(name: &str) -> Result<RingName, ApiError> {
+    RingName::parse(name).map_err(|_| RingError::RingNotFound(name.to_owned()).into())
+}
+
+/// The key a path names by its kid: a value that is no thumbprint names no key.
+pub fn kid_in_path(kid: &str) -> Result<Kid, ApiError> {
+    Kid::parse(kid).map_err(|_| RingError::KeyNotFound(kid.to_owned()).into())
 }
 
 /// Parses an optional JSON body (empty means the type's default), refusing unknown fields.

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{optional_body, ApiError, Authenticated, Services};
+use super::{kid_in_path, optional_body, ring_in_path, ApiError, Authenticated, Services};
 use crate::api::{
     KeyInfo, KeyList, RawSignatureInfo, RevokedKey, RingInfo, RingList, SignedTokenInfo,
 };
@@ -21,7 +21,7 @@ pub async fn create(
         .rings
         .create_ring(&who.actor(), body.into_inner())
         .await?;
-    Ok(HttpResponse::Created().json(RingInfo::new(&ring, key.kid.as_deref())))
+    Ok(HttpResponse::Created().json(RingInfo::new(&ring, key.kid.as_ref())))
 }
 
 pub async fn list(
@@ -33,7 +33,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(RingList {
         rings: rings
             .iter()
-            .map(|(ring, active)| RingInfo::new(ring, active.as_deref()))
+            .map(|(ring, active)| RingInfo::new(ring, active.as_ref()))
             .collect(),
     }))
 }
@@ -44,9 +44,9 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    let (ring, keys) = state.rings.ring(&path).await?;
+    let (ring, keys) = state.rings.ring(&ring_in_path(&path)?).await?;
     let active = keys.iter().find(|k| k.state == KeyState::Active);
-    Ok(HttpResponse::Ok().json(RingInfo::new(&ring, active.and_then(|k| k.kid.as_deref()))))
+    Ok(HttpResponse::Ok().json(RingInfo::new(&ring, active.and_then(|k| k.kid.as_ref()))))
 }
 
 pub async fn keys(
@@ -55,7 +55,7 @@ pub async fn keys(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    let (_, keys) = state.rings.ring(&path).await?;
+    let (_, keys) = state.rings.ring(&ring_in_path(&path)?).await?;
     Ok(HttpResponse::Ok().json(KeyList::new(&keys)))
 }
 
@@ -68,7 +68,7 @@ pub async fn sign(
     who.require_issuer_of(&path)?;
     let signed = state
         .rings
-        .sign(&who.actor(), &path, body.into_inner())
+        .sign(&who.actor(), &ring_in_path(&path)?, body.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(SignedTokenInfo {
         token: signed.token,
@@ -92,7 +92,7 @@ pub async fn sign_raw(
     who.require_issuer_of(&path)?;
     let signed = state
         .rings
-        .sign_raw(&who.actor(), &path, &body.signing_input)
+        .sign_raw(&who.actor(), &ring_in_path(&path)?, &body.signing_input)
         .await?;
     Ok(HttpResponse::Ok().json(RawSignatureInfo {
         signature: signed.signature,
@@ -117,7 +117,7 @@ pub async fn rotate(
     let request: RotateRequest = optional_body(&body)?;
     let key = state
         .rings
-        .rotate(&who.actor(), &path, request.immediate)
+        .rotate(&who.actor(), &ring_in_path(&path)?, request.immediate)
         .await?;
     Ok(HttpResponse::Accepted().json(KeyInfo::from(&key)))
 }
@@ -142,7 +142,10 @@ pub async fn revoke(
             "reason is limited to 1024 characters",
         ));
     }
-    let revocation = state.rings.revoke(&who.actor(), &path, &reason).await?;
+    let revocation = state
+        .rings
+        .revoke(&who.actor(), &kid_in_path(&path)?, &reason)
+        .await?;
     Ok(HttpResponse::Ok().json(RevokedKey {
         key: KeyInfo::from(&revocation.key),
         successor_kid: revocation.successor_kid,

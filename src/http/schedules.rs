@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{ApiError, Authenticated, Services};
+use super::{ring_in_path, ApiError, Authenticated, Services};
 use crate::domain::Role;
 use crate::schedule::ScheduleUpdate;
 
@@ -12,7 +12,7 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
-    Ok(HttpResponse::Ok().json(state.rings.schedule(&path).await?))
+    Ok(HttpResponse::Ok().json(state.rings.schedule(&ring_in_path(&path)?).await?))
 }
 
 pub async fn set(
@@ -24,7 +24,7 @@ pub async fn set(
     who.require(&[Role::Admin])?;
     let schedule = state
         .rings
-        .set_schedule(&who.actor(), &path, body.into_inner())
+        .set_schedule(&who.actor(), &ring_in_path(&path)?, body.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(schedule))
 }
@@ -54,7 +54,7 @@ async fn set_paused(
     who.require(&[Role::Admin])?;
     let schedule = state
         .rings
-        .pause_schedule(&who.actor(), ring, paused)
+        .pause_schedule(&who.actor(), &ring_in_path(ring)?, paused)
         .await?;
     Ok(HttpResponse::Ok().json(schedule))
 }

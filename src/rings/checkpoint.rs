@@ -11,11 +11,8 @@ use serde_json::json;
 
 use super::{provider_error, NewRing, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
-use crate::domain::{Action, AuditEvent, AuditRecord, BackendKind, Timing};
+use crate::domain::{Action, AuditEvent, AuditRecord, BackendKind, RingName, Timing, AUDIT_RING};
 use crate::jose;
-
-/// The reserved ring whose keys sign audit checkpoints.
-pub const AUDIT_RING: &str = "_audit";
 
 pub const CHECKPOINT_EVERY_RECORDS: i64 = 10_000;
 pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
@@ -57,7 +54,10 @@ impl RingService {
                     .expect("a valid policy"),
                 timing: Timing::default(),
             };
-            match self.create_named_ring(SCHEDULER, request).await {
+            match self
+                .create_named_ring(SCHEDULER, RingName::audit(), request)
+                .await
+            {
                 Ok(_) | Err(RingError::RingExists(_)) => self.reload().await?,
                 Err(e) => return Err(e),
             }
@@ -87,7 +87,7 @@ impl RingService {
             .record(AuditRecord::of_ring(
                 now,
                 SCHEDULER,
-                AUDIT_RING,
+                &ring.record.name,
                 Some(&signer.kid),
                 AuditEvent::AuditCheckpoint {
                     upto_seq: head.seq,

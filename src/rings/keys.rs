@@ -7,7 +7,7 @@ use signet_core::{KeyId, KeyRef, PublicKey};
 
 use super::{provider_error, Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord};
+use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord};
 use crate::jose;
 use crate::random::random_id;
 use crate::store::{Completion, GeneratedRecord};
@@ -95,7 +95,7 @@ impl RingService {
         let kid = jose::thumbprint(public_key);
         let now = now_ms();
         let record =
-            |kid: Option<&str>, event| AuditRecord::of_ring(now, actor, &ring.name, kid, event);
+            |kid: Option<&Kid>, event| AuditRecord::of_ring(now, actor, &ring.name, kid, event);
         let mut records = vec![record(
             Some(&kid),
             AuditEvent::KeyPublished {
@@ -152,10 +152,10 @@ impl RingService {
         self.store
             .key_by_kid(&kid)
             .await?
-            .ok_or(RingError::KeyNotFound(kid))
+            .ok_or_else(|| RingError::KeyNotFound(kid.to_string()))
     }
 
-    pub(super) async fn active_kid(&self, ring: &str) -> Result<Option<String>, RingError> {
+    pub(super) async fn active_kid(&self, ring: &str) -> Result<Option<Kid>, RingError> {
         Ok(self
             .store
             .keys_of_ring(ring)
@@ -180,7 +180,7 @@ impl RingService {
             now,
             actor,
             &ring.name,
-            key.kid.as_deref(),
+            key.kid.as_ref(),
             AuditEvent::KeyActivated {
                 key_id: key.id.clone(),
                 reference: None,
@@ -192,7 +192,7 @@ impl RingService {
                 now,
                 actor,
                 &ring.name,
-                previous.kid.as_deref(),
+                previous.kid.as_ref(),
                 AuditEvent::KeyRetiring { retire_after },
             ));
         }

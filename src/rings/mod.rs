@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 
 use signet_core::ProviderError;
 
-pub use checkpoint::{AUDIT_RING, CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
+pub use checkpoint::{CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
 pub use create::NewRing;
 pub use readiness::Readiness;
 pub use revocation::Revocation;
@@ -31,7 +31,7 @@ pub use signing::{RawSignature, SignRequest, SignedToken};
 pub use view::{Jwks, RingView, View};
 
 use crate::audit::AuditLog;
-use crate::domain::{BackendKind, KeyRecord, RingRecord, Violation};
+use crate::domain::{BackendKind, KeyRecord, Kid, RingName, RingRecord, Violation};
 use crate::providers::Providers;
 use crate::store::{Store, StoreError};
 use crate::tasks::Health;
@@ -113,7 +113,7 @@ impl RingService {
     }
 
     /// Every ring, with the kid of its signing key (as this replica's view has it).
-    pub async fn rings(&self) -> Result<Vec<(RingRecord, Option<String>)>, RingError> {
+    pub async fn rings(&self) -> Result<Vec<(RingRecord, Option<Kid>)>, RingError> {
         let view = self.view();
         Ok(self
             .store
@@ -123,7 +123,7 @@ impl RingService {
             .map(|ring| {
                 let active = view
                     .rings
-                    .get(&ring.name)
+                    .get(ring.name.as_str())
                     .and_then(|v| v.signer.as_ref())
                     .map(|s| s.kid.clone());
                 (ring, active)
@@ -132,7 +132,7 @@ impl RingService {
     }
 
     /// The ring `name` and every key it has had.
-    pub async fn ring(&self, name: &str) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
+    pub async fn ring(&self, name: &RingName) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
         let ring = self.ring_record(name).await?;
         Ok((ring, self.store.keys_of_ring(name).await?))
     }

@@ -5,7 +5,7 @@
 use super::rotation::Trigger;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord, RotationCause};
+use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, RotationCause};
 
 /// What a revocation did.
 pub struct Revocation {
@@ -19,14 +19,14 @@ impl RingService {
     pub async fn revoke(
         &self,
         actor: &Actor,
-        kid: &str,
+        kid: &Kid,
         reason: &str,
     ) -> Result<Revocation, RingError> {
         let key = self
             .store
             .key_by_kid(kid)
             .await?
-            .ok_or_else(|| RingError::KeyNotFound(kid.to_owned()))?;
+            .ok_or_else(|| RingError::KeyNotFound(kid.to_string()))?;
         if matches!(key.state, KeyState::Revoked | KeyState::Destroyed) {
             return Err(RingError::Conflict {
                 code: "key_not_revocable",
@@ -58,11 +58,11 @@ impl RingService {
                 now,
                 actor,
                 &ring.name,
-                s.kid.as_deref(),
+                s.kid.as_ref(),
                 AuditEvent::KeyActivated {
                     key_id: s.id.clone(),
                     reference: None,
-                    replaces_revoked: Some(kid.to_owned()),
+                    replaces_revoked: Some(kid.to_string()),
                 },
             ));
         }
@@ -94,8 +94,8 @@ impl RingService {
                 .store
                 .key_by_kid(kid)
                 .await?
-                .ok_or_else(|| RingError::KeyNotFound(kid.to_owned()))?,
-            successor_kid: successor.and_then(|s| s.kid),
+                .ok_or_else(|| RingError::KeyNotFound(kid.to_string()))?,
+            successor_kid: successor.and_then(|s| s.kid).map(String::from),
         })
     }
 

@@ -6,7 +6,9 @@
 use super::keys::pending_key;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord, RotationCause};
+use crate::domain::{
+    AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, RotationCause,
+};
 use crate::store::StoreError;
 
 /// Who starts a rotation, and so how it is claimed and recorded.
@@ -66,7 +68,7 @@ impl RingService {
     pub async fn rotate(
         &self,
         actor: &Actor,
-        ring: &str,
+        ring: &RingName,
         immediate: bool,
     ) -> Result<KeyRecord, RingError> {
         let record = self.ring_record(ring).await?;
@@ -77,7 +79,10 @@ impl RingService {
         {
             if immediate && upcoming.state == KeyState::Published {
                 self.activate(actor, &record, upcoming, &keys).await?;
-                let kid = upcoming.kid.clone().unwrap_or_default();
+                let kid = upcoming
+                    .kid
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string);
                 return self
                     .store
                     .key_by_kid(&kid)

@@ -4,13 +4,15 @@
 use super::rotation::Trigger;
 use super::{Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, RingRecord, ScheduleRecord};
+use crate::domain::{
+    AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, ScheduleRecord,
+};
 use crate::schedule::{self, plan, ScheduleUpdate, ScheduleView};
 use crate::store::StoreError;
 
 impl RingService {
     /// The ring's schedule, the scheduler's last outcome and the plan from now.
-    pub async fn schedule(&self, ring: &str) -> Result<ScheduleView, RingError> {
+    pub async fn schedule(&self, ring: &RingName) -> Result<ScheduleView, RingError> {
         let record = self.ring_record(ring).await?;
         let schedule = self.store.schedule(ring).await?;
         let keys = self.store.keys_of_ring(ring).await?;
@@ -22,7 +24,7 @@ impl RingService {
     pub async fn set_schedule(
         &self,
         actor: &Actor,
-        ring: &str,
+        ring: &RingName,
         update: ScheduleUpdate,
     ) -> Result<ScheduleView, RingError> {
         let record = self.ring_record(ring).await?;
@@ -52,7 +54,7 @@ impl RingService {
             Ok(schedule) => schedule,
             // An unreadable stored schedule is replaced whole: the scheduler starts afresh.
             Err(StoreError::Unreadable(e)) => {
-                tracing::warn!(ring, error = %e, "replacing an unreadable stored schedule");
+                tracing::warn!(%ring, error = %e, "replacing an unreadable stored schedule");
                 ScheduleRecord::default()
             }
             Err(e) => return Err(e.into()),
@@ -86,7 +88,7 @@ impl RingService {
     pub async fn pause_schedule(
         &self,
         actor: &Actor,
-        ring: &str,
+        ring: &RingName,
         paused: bool,
     ) -> Result<ScheduleView, RingError> {
         self.ring_record(ring).await?;
@@ -120,12 +122,12 @@ impl RingService {
             if self.provider_for(ring.backend).is_err() {
                 continue; // a replica without this ring's backend leaves it to one that has it
             }
-            let schedule = match schedules.remove(&ring.name) {
+            let schedule = match schedules.remove(ring.name.as_str()) {
                 None => ScheduleRecord::default(),
                 Some(Ok(schedule)) => schedule,
                 Some(Err(e)) => {
                     tracing::error!(error = %e, ring = %ring.name, "the ring's stored schedule cannot be read; it does not rotate until the schedule is set again");
-                    unreadable.push(ring.name.clone());
+                    unreadable.push(ring.name.to_string());
                     continue;
                 }
             };

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, SignatureFacts, Violation};
+use crate::domain::{AuditEvent, AuditRecord, Kid, RingName, SignatureFacts, Violation};
 use crate::jose;
 use crate::random::random_id;
 
@@ -25,13 +25,13 @@ pub struct SignRequest {
 
 pub struct SignedToken {
     pub token: String,
-    pub kid: String,
+    pub kid: Kid,
     pub expires_at: i64,
 }
 
 pub struct RawSignature {
     pub signature: String,
-    pub kid: String,
+    pub kid: Kid,
 }
 
 /// Audit detail of a signature: never claim values beyond `sub`, `jti`, `aud` and times.
@@ -78,7 +78,7 @@ impl RingService {
         let signer = ring
             .signer
             .as_ref()
-            .ok_or_else(|| RingError::NoActiveKey(record.name.clone()))?;
+            .ok_or_else(|| RingError::NoActiveKey(record.name.to_string()))?;
         let token_len =
             signing_input.len() + 1 + jose::b64url_len(jose::signature_len(record.key_spec));
         record
@@ -111,7 +111,7 @@ impl RingService {
     pub async fn sign(
         &self,
         actor: &Actor,
-        ring: &str,
+        ring: &RingName,
         request: SignRequest,
     ) -> Result<SignedToken, RingError> {
         let ring = self.signing_ring(ring)?;
@@ -152,7 +152,7 @@ impl RingService {
     pub async fn sign_raw(
         &self,
         actor: &Actor,
-        ring: &str,
+        ring: &RingName,
         signing_input: &str,
     ) -> Result<RawSignature, RingError> {
         let ring = self.signing_ring(ring)?;

@@ -63,7 +63,7 @@ impl RingService {
                     now,
                     SCHEDULER,
                     &ring.name,
-                    key.kid.as_deref(),
+                    key.kid.as_ref(),
                     AuditEvent::KeyRetired { destroy_after },
                 );
                 self.store
@@ -97,7 +97,7 @@ impl RingService {
             now,
             SCHEDULER,
             &ring.name,
-            key.kid.as_deref(),
+            key.kid.as_ref(),
             AuditEvent::KeyDestroyed {
                 key_id: key.id.clone(),
                 deletion_scheduled_for: scheduled,

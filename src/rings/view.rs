@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use signet_core::{KeyProvider, KeyRef};
 
-use crate::domain::{KeyRecord, KeyState, RingRecord};
+use crate::domain::{KeyRecord, KeyState, Kid, RingRecord};
 use crate::jose;
 use crate::providers::Providers;
 
@@ -35,7 +35,7 @@ impl Jwks {
 
 /// The key that signs for a ring, with what signing needs at hand.
 pub struct Signer {
-    pub kid: String,
+    pub kid: Kid,
     pub reference: KeyRef,
     pub provider: Arc<dyn KeyProvider>,
     /// The base64url protected header, the same for every token this key signs.
@@ -92,16 +92,16 @@ impl View {
                 .filter_map(|k| k.public_jwk.clone())
                 .collect();
             // Audit checkpoint keys sign records, never tokens: they stay out of the combined set.
-            if record.name != super::AUDIT_RING {
+            if !record.name.is_audit() {
                 all_keys.extend(jwks.iter().cloned());
                 all_max_age = all_max_age.min(record.timing.jwks_max_age_seconds);
             }
             let published = published_keys
                 .iter()
-                .filter_map(|k| Some((k.kid.clone()?, k.public_jwk.clone()?)))
+                .filter_map(|k| Some((k.kid.as_ref()?.to_string(), k.public_jwk.clone()?)))
                 .collect();
             views.insert(
-                record.name.clone(),
+                record.name.to_string(),
                 Arc::new(RingView {
                     jwks: Jwks::new(jwks, record.timing.jwks_max_age_seconds),
                     signer,

@@ -6,7 +6,9 @@ pub mod plan;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
-use crate::domain::{KeyRecord, KeyState, Monthly, RingRecord, Rule, ScheduleRecord};
+use crate::domain::{
+    KeyRecord, KeyState, Kid, Monthly, RingName, RingRecord, Rule, ScheduleRecord,
+};
 
 /// `PUT /v1/rings/{ring}/schedule`: exactly one rule, and any timing settings to change.
 #[derive(Debug, Default, Deserialize)]
@@ -36,7 +38,7 @@ impl ScheduleUpdate {
 /// outcome, and the plan from now. Times are RFC 3339.
 #[derive(Debug, Serialize)]
 pub struct ScheduleView {
-    pub ring: String,
+    pub ring: RingName,
     /// `"monthly": {"day", "at"}` or `"every_seconds": n`.
     #[serde(flatten)]
     pub rule: Rule,
@@ -64,7 +66,7 @@ pub struct Plan {
 
 #[derive(Debug, Serialize)]
 pub struct PlannedStep {
-    pub kid: Option<String>,
+    pub kid: Option<Kid>,
     pub state: KeyState,
     /// `activates`, `retires` or `is_destroyed`.
     pub event: &'static str,

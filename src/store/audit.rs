@@ -133,8 +133,8 @@ pub(super) async fn insert_many(
             time: record.time,
             action: record.event.action().as_str().to_owned(),
             principal: record.principal.clone(),
-            ring: record.ring.clone(),
-            kid: record.kid.clone(),
+            ring: record.ring.as_ref().map(ToString::to_string),
+            kid: record.kid.as_ref().map(ToString::to_string),
             detail: record.event.detail().to_string(),
             hash: None,
         };

@@ -11,8 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::change::Change;
-use super::{opt_i64, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState};
+use super::{opt_i64, optional, parsed, Store, StoreError};
+use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState, Kid, RingName};
 
 const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
     created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
@@ -22,13 +22,13 @@ fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
     let public_jwk: Option<String> = row.try_get("public_jwk")?;
     Ok(KeyRecord {
         id: row.try_get("id")?,
-        ring: row.try_get("ring")?,
+        ring: parsed(row, "ring", |s| RingName::parse(s).ok())?,
         state: parsed(row, "state", KeyState::parse)?,
         algorithm: parsed(row, "algorithm", Algorithm::parse)?,
         key_spec: parsed(row, "key_spec", KeySpec::parse)?,
         backend: parsed(row, "backend", BackendKind::parse)?,
         reference: row.try_get("reference")?,
-        kid: row.try_get("kid")?,
+        kid: optional(row, "kid", |s| Kid::parse(s).ok())?,
         public_jwk: public_jwk
             .map(|j| serde_json::from_str(&j))
             .transpose()
@@ -56,7 +56,7 @@ pub(super) async fn insert_pending(
          VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
     )
     .bind(&key.id)
-    .bind(&key.ring)
+    .bind(key.ring.as_str())
     .bind(key.algorithm.as_str())
     .bind(key.key_spec.as_str())
     .bind(key.backend.as_str())

@@ -178,6 +178,20 @@ fn parsed<T>(
         .ok_or_else(|| sqlx::Error::Decode(format!("{column}: unknown value {text:?}").into()))
 }
 
+/// As [`parsed`], for a nullable column.
+fn optional<T>(
+    row: &AnyRow,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, sqlx::Error> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| {
+        parse(&text)
+            .ok_or_else(|| sqlx::Error::Decode(format!("{column}: unknown value {text:?}").into()))
+    })
+    .transpose()
+}
+
 fn opt_i64(row: &AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {
     row.try_get::<Option<i64>, _>(column)
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::change::Change;
 use super::keys;
 use super::{parsed, Store, StoreError};
-use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingRecord};
+use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingName, RingRecord};
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
@@ -15,7 +15,7 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> 
 
 pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
     Ok(RingRecord {
-        name: row.try_get("name")?,
+        name: parsed(row, "name", |s| RingName::parse(s).ok())?,
         backend: parsed(row, "backend", BackendKind::parse)?,
         algorithm: parsed(row, "algorithm", Algorithm::parse)?,
         key_spec: parsed(row, "key_spec", KeySpec::parse)?,
@@ -40,7 +40,7 @@ impl Store {
         sqlx::query(&format!(
             "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
-        .bind(&ring.name)
+        .bind(ring.name.as_str())
         .bind(ring.backend.as_str())
         .bind(ring.algorithm.as_str())
         .bind(ring.key_spec.as_str())

@@ -138,14 +138,14 @@ impl Store {
         let mut tx = Change::begin(&self.pool).await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT name FROM rings WHERE name = $1 FOR UPDATE")
-                .bind(&pending.ring)
+                .bind(pending.ring.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
         let rows = sqlx::query(
             "SELECT id, state FROM keys WHERE ring = $1 AND state IN ('active', 'pending', 'published')",
         )
-        .bind(&pending.ring)
+        .bind(pending.ring.as_str())
         .fetch_all(&mut *tx)
         .await?;
         let mut active = None;
