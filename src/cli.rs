@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use serde_json::json;
 use signet_core::Algorithm;
 
 use crate::api::{ClientInfo, CreatedClientInfo, KeyInfo, KeyList, RingInfo};
@@ -138,8 +137,9 @@ enum ClientCommand {
     Create {
         #[arg(long)]
         name: String,
-        #[arg(long, value_parser = ["admin", "issuer", "auditor"])]
-        role: String,
+        /// admin, issuer or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
         /// A ring an issuer may sign for (repeat for several).
         #[arg(long = "ring")]
         rings: Vec<String>,
@@ -155,10 +155,12 @@ enum RingCommand {
 #[derive(Args)]
 struct RingCreate {
     name: String,
-    #[arg(long, default_value = "file", value_parser = ["file", "pkcs11", "aws-kms"])]
-    backend: String,
-    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "RS256", "PS256", "EdDSA"])]
-    algorithm: String,
+    /// file, pkcs11 or aws-kms.
+    #[arg(long, default_value = "file", value_parser = parse_backend)]
+    backend: BackendKind,
+    /// ES256, ES384, RS256, PS256 or EdDSA.
+    #[arg(long, default_value = "ES256", value_parser = parse_algorithm)]
+    algorithm: Algorithm,
     /// RSA modulus size for RS256/PS256 (2048 or 3072).
     #[arg(long)]
     rsa_bits: Option<u32>,
@@ -177,6 +179,18 @@ struct RingCreate {
     /// The JWKS Cache-Control max-age, in seconds.
     #[arg(long)]
     jwks_max_age: Option<u32>,
+}
+
+fn parse_role(role: &str) -> Result<Role, String> {
+    Role::parse(role).ok_or_else(|| "one of admin, issuer, auditor".into())
+}
+
+fn parse_backend(backend: &str) -> Result<BackendKind, String> {
+    BackendKind::parse(backend).ok_or_else(|| "one of file, pkcs11, aws-kms".into())
+}
+
+fn parse_algorithm(algorithm: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(algorithm).ok_or_else(|| "one of ES256, ES384, RS256, PS256, EdDSA".into())
 }
 
 fn print(value: &impl Serialize) {
@@ -235,7 +249,6 @@ async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow
     let rings = &services.rings;
     match command {
         ServiceCommand::Client(ClientCommand::Create { name, role, rings }) => {
-            let role: Role = serde_json::from_value(json!(role))?;
             let created = services
                 .clients
                 .create(actor, NewClient { name, role, rings })
@@ -249,8 +262,8 @@ async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow
             let defaults = Timing::default();
             let request = NewRing {
                 name: args.name,
-                backend: BackendKind::parse(&args.backend).expect("clap checked the backend"),
-                algorithm: Algorithm::parse(&args.algorithm).expect("clap checked the algorithm"),
+                backend: args.backend,
+                algorithm: args.algorithm,
                 rsa_bits: args.rsa_bits,
                 policy: Policy {
                     issuer: args.issuer,
