@@ -19,7 +19,7 @@ pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
 
 impl RingService {
     /// Appends a checkpoint when enough records or time have passed since the last one.
-    pub async fn checkpoint_audit_if_due(&self) -> Result<(), RingError> {
+    pub(crate) async fn checkpoint_audit_if_due(&self) -> Result<(), RingError> {
         let store = &self.store;
         let head = store.audit_head().await?;
         let since = match store.latest_audit_record(Action::AuditCheckpoint).await? {

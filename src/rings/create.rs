@@ -51,7 +51,7 @@ fn key_spec(algorithm: Algorithm, rsa_bits: Option<u32>) -> Result<KeySpec, Ring
 
 impl RingService {
     #[tracing::instrument(skip(self, request), fields(ring = %request.name))]
-    pub async fn create_ring(
+    pub(crate) async fn create_ring(
         &self,
         actor: &Actor,
         request: NewRing,

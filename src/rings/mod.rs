@@ -89,7 +89,7 @@ pub struct RingService {
 
 impl RingService {
     /// Builds the service and its first view of the store.
-    pub async fn new(
+    pub(crate) async fn new(
         store: Store,
         providers: Providers,
         audit: AuditLog,
@@ -108,12 +108,12 @@ impl RingService {
     }
 
     /// The background tasks' health (the tick's, the audit writer's).
-    pub fn health(&self) -> &Arc<Health> {
+    pub(crate) fn health(&self) -> &Arc<Health> {
         &self.health
     }
 
     /// Every ring, with the kid of its signing key (as this replica's view has it).
-    pub async fn rings(&self) -> Result<Vec<(RingRecord, Option<Kid>)>, RingError> {
+    pub(crate) async fn rings(&self) -> Result<Vec<(RingRecord, Option<Kid>)>, RingError> {
         let view = self.view();
         Ok(self
             .store
@@ -132,14 +132,17 @@ impl RingService {
     }
 
     /// The ring `name` and every key it has had.
-    pub async fn ring(&self, name: &RingName) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
+    pub(crate) async fn ring(
+        &self,
+        name: &RingName,
+    ) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
         let ring = self.ring_record(name).await?;
         Ok((ring, self.store.keys_of_ring(name).await?))
     }
 
     /// One lifecycle tick ([`RingService::advance`]), its outcome reported as the health of the
     /// [`LIFECYCLE`] task.
-    pub async fn tick(&self) {
+    pub(crate) async fn tick(&self) {
         match self.advance().await {
             Ok(()) => self.health.ok(LIFECYCLE),
             Err(e) => {
@@ -157,14 +160,14 @@ impl RingService {
     }
 
     /// The current view (cheap: an `Arc` clone).
-    pub fn view(&self) -> Arc<View> {
+    pub(crate) fn view(&self) -> Arc<View> {
         self.view.read().expect("view lock poisoned").1.clone()
     }
 
     /// Rebuilds the view from the store. Reloads overlap (the tick's, and the one after each
     /// change): a reload that started earlier read an older state, so it never replaces the view
     /// of one that started later.
-    pub async fn reload(&self) -> Result<(), RingError> {
+    pub(crate) async fn reload(&self) -> Result<(), RingError> {
         let number = self.reloads.fetch_add(1, Ordering::SeqCst) + 1;
         let rings = self.store.rings().await?;
         let keys = self.store.live_keys().await?;

@@ -15,14 +15,14 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.database && self.backends.iter().all(|(_, ok)| *ok) && self.failing_tasks.is_empty()
     }
 }
 
 impl RingService {
     /// Probes the store and each backend (a `locate` of a key that does not exist).
-    pub async fn readiness(&self) -> Readiness {
+    pub(crate) async fn readiness(&self) -> Readiness {
         let database = match self.store.ping().await {
             Ok(()) => true,
             Err(e) => {

@@ -16,7 +16,7 @@ pub struct Revocation {
 
 impl RingService {
     #[tracing::instrument(skip(self))]
-    pub async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         actor: &Actor,
         kid: &Kid,

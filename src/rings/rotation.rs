@@ -65,7 +65,7 @@ impl RingService {
     /// (or at once with `immediate`, which breaks verifiers whose cached JWKS lacks the new key).
     /// With `immediate`, a key already published and waiting for its lead is activated instead.
     #[tracing::instrument(skip(self))]
-    pub async fn rotate(
+    pub(crate) async fn rotate(
         &self,
         actor: &Actor,
         ring: &RingName,

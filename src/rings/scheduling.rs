@@ -12,7 +12,7 @@ use crate::store::StoreError;
 
 impl RingService {
     /// The ring's schedule, the scheduler's last outcome and the plan from now.
-    pub async fn schedule(&self, ring: &RingName) -> Result<ScheduleView, RingError> {
+    pub(crate) async fn schedule(&self, ring: &RingName) -> Result<ScheduleView, RingError> {
         let record = self.ring_record(ring).await?;
         let schedule = self.store.schedule(ring).await?;
         let keys = self.store.keys_of_ring(ring).await?;
@@ -21,7 +21,7 @@ impl RingService {
 
     /// Replaces the ring's rule and changes the timing settings given; everything is validated
     /// together before anything is written.
-    pub async fn set_schedule(
+    pub(crate) async fn set_schedule(
         &self,
         actor: &Actor,
         ring: &RingName,
@@ -85,7 +85,7 @@ impl RingService {
 
     /// Pauses or resumes the ring's scheduled rotations. Keys already on their way in still
     /// activate, and retiring keys still retire: pausing stops new rotations only.
-    pub async fn pause_schedule(
+    pub(crate) async fn pause_schedule(
         &self,
         actor: &Actor,
         ring: &RingName,

@@ -108,7 +108,7 @@ impl RingService {
 
     /// Signs a token for `ring` under its policy. The token is returned only after its audit
     /// record has committed.
-    pub async fn sign(
+    pub(crate) async fn sign(
         &self,
         actor: &Actor,
         ring: &RingName,
@@ -149,7 +149,7 @@ impl RingService {
 
     /// Signs an issuer-built JWS signing input whose header names this ring's algorithm and active
     /// key, after checking its payload against the ring's policy.
-    pub async fn sign_raw(
+    pub(crate) async fn sign_raw(
         &self,
         actor: &Actor,
         ring: &RingName,

@@ -57,7 +57,7 @@ pub struct View {
 }
 
 impl View {
-    pub fn build(rings: Vec<RingRecord>, keys: &[KeyRecord], providers: &Providers) -> View {
+    pub(crate) fn build(rings: Vec<RingRecord>, keys: &[KeyRecord], providers: &Providers) -> View {
         let mut views = HashMap::new();
         let mut all_keys = Vec::new();
         let mut all_max_age = u32::MAX;
@@ -122,7 +122,7 @@ impl View {
     }
 
     /// The published JWK with this `kid`, and the ring it belongs to.
-    pub fn published_key(&self, kid: &str) -> Option<(&RingView, &Value)> {
+    pub(crate) fn published_key(&self, kid: &str) -> Option<(&RingView, &Value)> {
         self.rings
             .values()
             .find_map(|r| r.published.get(kid).map(|jwk| (r.as_ref(), jwk)))

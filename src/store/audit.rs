@@ -183,7 +183,7 @@ impl Store {
     }
 
     /// One page of records matching `query`.
-    pub async fn audit_records(
+    pub(crate) async fn audit_records(
         &self,
         query: &AuditQuery,
     ) -> Result<Vec<StoredAuditRecord>, StoreError> {
@@ -244,7 +244,7 @@ impl Store {
     }
 
     /// Up to `limit` records from `first` to `last`, oldest first (for walking the chain).
-    pub async fn audit_records_between(
+    pub(crate) async fn audit_records_between(
         &self,
         first: i64,
         last: i64,
@@ -280,7 +280,7 @@ impl Store {
     }
 
     /// The newest record of `action`, if any.
-    pub async fn latest_audit_record(
+    pub(crate) async fn latest_audit_record(
         &self,
         action: Action,
     ) -> Result<Option<StoredAuditRecord>, StoreError> {

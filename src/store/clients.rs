@@ -24,7 +24,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, sqlx::Error> {
 }
 
 impl Store {
-    pub async fn insert_client(
+    pub(crate) async fn insert_client(
         &self,
         client: &ClientRecord,
         record: &AuditRecord,
@@ -48,7 +48,7 @@ impl Store {
     }
 
     /// The client holding the token with this hash, revoked or not.
-    pub async fn client_by_token_hash(
+    pub(crate) async fn client_by_token_hash(
         &self,
         hash: &str,
     ) -> Result<Option<ClientRecord>, StoreError> {
@@ -70,7 +70,7 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn count_clients(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn count_clients(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM clients")
             .fetch_one(&self.pool)
             .await?;
@@ -78,7 +78,7 @@ impl Store {
     }
 
     /// Revokes the client; `false` if there is no such client or it was already revoked.
-    pub async fn revoke_client(
+    pub(crate) async fn revoke_client(
         &self,
         id: &str,
         now: i64,

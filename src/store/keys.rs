@@ -124,7 +124,7 @@ pub struct GeneratedRecord<'a> {
 impl Store {
     /// Records a key about to be generated (the intent that makes a crash recoverable).
     /// `Conflict` when the ring already has a key on its way in.
-    pub async fn insert_pending_key(
+    pub(crate) async fn insert_pending_key(
         &self,
         key: &KeyRecord,
         record: &AuditRecord,
@@ -136,7 +136,7 @@ impl Store {
     }
 
     /// Drops the intent record of a key that the backend does not have.
-    pub async fn delete_pending_key(
+    pub(crate) async fn delete_pending_key(
         &self,
         id: &str,
         record: &AuditRecord,
@@ -153,7 +153,7 @@ impl Store {
 
     /// Records the generated key and publishes or activates it. `false` if the key was no
     /// longer pending (another replica finished it).
-    pub async fn complete_key(
+    pub(crate) async fn complete_key(
         &self,
         ring: &str,
         id: &str,
@@ -192,7 +192,7 @@ impl Store {
 
     /// Makes the published key `id` the ring's active key; the previous one starts retiring.
     /// `false` if `id` was no longer published (another replica got there first).
-    pub async fn activate_key(
+    pub(crate) async fn activate_key(
         &self,
         ring: &str,
         id: &str,
@@ -248,7 +248,7 @@ impl Store {
     }
 
     /// A retiring key leaves the JWKS.
-    pub async fn retire_key(
+    pub(crate) async fn retire_key(
         &self,
         id: &str,
         now: i64,
@@ -260,7 +260,7 @@ impl Store {
     }
 
     /// The backend key is gone: only the record remains.
-    pub async fn mark_key_destroyed(
+    pub(crate) async fn mark_key_destroyed(
         &self,
         id: &str,
         now: i64,
@@ -271,7 +271,7 @@ impl Store {
 
     /// Revokes key `id` (it leaves the JWKS and never signs again); when `successor` is given, that
     /// published key becomes active in the same transaction so the ring keeps a signing key.
-    pub async fn revoke_key(
+    pub(crate) async fn revoke_key(
         &self,
         id: &str,
         reason: &str,
@@ -315,7 +315,7 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn keys_of_ring(&self, ring: &str) -> Result<Vec<KeyRecord>, StoreError> {
+    pub(crate) async fn keys_of_ring(&self, ring: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM keys WHERE ring = $1 ORDER BY created_at, id"
         ))
@@ -325,7 +325,7 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn key_by_kid(&self, kid: &str) -> Result<Option<KeyRecord>, StoreError> {
+    pub(crate) async fn key_by_kid(&self, kid: &str) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM keys WHERE kid = $1"))
             .bind(kid)
             .fetch_optional(&self.pool)
@@ -334,7 +334,7 @@ impl Store {
     }
 
     /// Every key that is not destroyed: the working set of the JWKS, signing and the lifecycle tick.
-    pub async fn live_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+    pub(crate) async fn live_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM keys WHERE state <> 'destroyed' ORDER BY ring, created_at, id"
         ))

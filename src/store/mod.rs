@@ -22,7 +22,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use audit::{ChainHead, StoredAuditRecord, GENESIS_HASH};
-pub use keys::{Completion, GeneratedRecord};
+pub(crate) use keys::{Completion, GeneratedRecord};
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -151,7 +151,7 @@ impl Store {
     }
 
     /// A cheap round trip, for readiness checks.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }

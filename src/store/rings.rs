@@ -30,7 +30,7 @@ const COLUMNS: &str = "name, backend, algorithm, key_spec, policy, timing, creat
 
 impl Store {
     /// Creates the ring together with the intent record of its first key.
-    pub async fn insert_ring(
+    pub(crate) async fn insert_ring(
         &self,
         ring: &RingRecord,
         first_key: &KeyRecord,
@@ -56,7 +56,7 @@ impl Store {
     }
 
     /// Removes a ring whose first key could not be generated (nothing else refers to it yet).
-    pub async fn delete_unborn_ring(
+    pub(crate) async fn delete_unborn_ring(
         &self,
         name: &str,
         record: &AuditRecord,
@@ -76,7 +76,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn ring(&self, name: &str) -> Result<Option<RingRecord>, StoreError> {
+    pub(crate) async fn ring(&self, name: &str) -> Result<Option<RingRecord>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM rings WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
@@ -84,7 +84,7 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
-    pub async fn rings(&self) -> Result<Vec<RingRecord>, StoreError> {
+    pub(crate) async fn rings(&self) -> Result<Vec<RingRecord>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM rings ORDER BY name"))
             .fetch_all(&self.pool)
             .await?;

@@ -37,7 +37,7 @@ fn rule_json(rule: &Rule) -> String {
 impl Store {
     /// Every ring's stored schedule, by ring name (a ring without one has the default). A row
     /// that does not parse (written around signet) is an error of its ring alone.
-    pub async fn schedules(
+    pub(crate) async fn schedules(
         &self,
     ) -> Result<HashMap<String, Result<ScheduleRecord, StoreError>>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM schedules"))
@@ -51,7 +51,7 @@ impl Store {
         Ok(schedules)
     }
 
-    pub async fn schedule(&self, ring: &str) -> Result<ScheduleRecord, StoreError> {
+    pub(crate) async fn schedule(&self, ring: &str) -> Result<ScheduleRecord, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM schedules WHERE ring = $1"))
             .bind(ring)
             .fetch_optional(&self.pool)
@@ -66,7 +66,7 @@ impl Store {
 
     /// Writes a ring's rule and pause flag with its audit record; with `settings`, also the ring's
     /// policy and timing (they change together, validated together).
-    pub async fn set_schedule(
+    pub(crate) async fn set_schedule(
         &self,
         ring: &str,
         schedule: &ScheduleRecord,
@@ -102,7 +102,7 @@ impl Store {
 
     /// Records the outcome of a scheduled rotation attempt, leaving the rule alone (no audit
     /// record: the rotation's own records, or its `key_generation_failed`, say what happened).
-    pub async fn record_schedule_outcome(
+    pub(crate) async fn record_schedule_outcome(
         &self,
         ring: &str,
         outcome: &ScheduleRecord,
@@ -129,7 +129,7 @@ impl Store {
     /// Claims a scheduled rotation: records its key's intent only if the ring's active key is
     /// still `active_id` and no key is on its way in. The ring's row is locked (Postgres) so that
     /// replicas deciding from the same state make the rotation once; `false` if another did.
-    pub async fn claim_rotation(
+    pub(crate) async fn claim_rotation(
         &self,
         active_id: Option<&str>,
         pending: &KeyRecord,
