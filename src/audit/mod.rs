@@ -3,6 +3,9 @@
 //! commit), so durability costs one commit per batch rather than one per signature. Checkpoints
 //! and denied requests go the same way. Each batch is appended to the hash chain under the chain
 //! head's lock (`crate::store`); [`verify`] walks the chain.
+//!
+//! A batch the store refuses (rather than one it cannot take because it is down) is committed
+//! record by record, so one bad record fails only its own request.
 
 mod service;
 pub mod verify;
@@ -71,15 +74,35 @@ async fn write_batches(
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (records, waiters): (Vec<AuditRecord>, Vec<_>) =
             batch.drain(..).map(|e| (e.record, e.committed)).unzip();
-        let result = store.append_audit_batch(&records).await.map_err(|e| {
-            tracing::error!(error = %e, records = records.len(), "audit batch not committed");
-            e.to_string()
-        });
-        if result.is_ok() {
-            health.ok(WRITER);
-        }
-        for waiter in waiters {
-            let _ = waiter.send(result.clone());
+        match store.append_audit_batch(&records).await {
+            Ok(()) => {
+                health.ok(WRITER);
+                for waiter in waiters {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            // The store is down: the whole batch fails, and every request with it.
+            Err(e @ StoreError::Unavailable(_)) => {
+                tracing::error!(error = %e, records = records.len(), "audit batch not committed");
+                for waiter in waiters {
+                    let _ = waiter.send(Err(e.to_string()));
+                }
+            }
+            // The store refused something in the batch: one record at a time, so that a record
+            // it refuses fails its own request and no other.
+            Err(e) => {
+                tracing::warn!(error = %e, records = records.len(), "audit batch refused; committing its records one by one");
+                for (record, waiter) in records.iter().zip(waiters) {
+                    let result = store
+                        .append_audit_batch(std::slice::from_ref(record))
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, action = record.event.action().as_str(), "audit record not committed");
+                            e.to_string()
+                        });
+                    let _ = waiter.send(result);
+                }
+            }
         }
     }
 }

@@ -349,3 +349,68 @@ async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
 }
 
 store_tests!(a_kill_9_mid_load_loses_no_record_of_a_returned_signature);
+
+/// A record the store refuses (here a trigger refuses one client's records, as a constraint
+/// would refuse bad data) fails that client's requests only: the other clients' signatures, which
+/// share batches with it, all succeed and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_audit_record_fails_only_its_own_request() {
+    let app = TestApp::spawn(Db::Postgres).await;
+    app.create_ring("r", json!({})).await;
+    let (_, good) = app.create_client("svc", "issuer", &["r"]).await;
+    let (_, poison) = app.create_client("poison", "issuer", &["r"]).await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db.url)
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+           IF NEW.principal = 'client:poison' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+           RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_log \
+           FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ] {
+        sqlx::Executor::execute(&mut admin, statement)
+            .await
+            .unwrap();
+    }
+
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let app = app.clone();
+            let token = if i % 4 == 0 {
+                poison.clone()
+            } else {
+                good.clone()
+            };
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..20 {
+                    let signed = app.sign(&token, "r", json!({"aud": "api"})).await;
+                    assert_eq!(
+                        signed.body.get("token").is_some(),
+                        signed.status == StatusCode::OK
+                    );
+                    statuses.push(signed.status);
+                }
+                (i % 4 == 0, statuses)
+            })
+        })
+        .collect();
+    let (mut refused, mut signed) = (0, 0);
+    for task in tasks {
+        let (is_poison, statuses) = task.await.unwrap();
+        for status in statuses {
+            if is_poison {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                refused += 1;
+            } else {
+                assert_eq!(status, StatusCode::OK, "a good client's signature failed");
+                signed += 1;
+            }
+        }
+    }
+    assert_eq!((refused, signed), (120, 360));
+    let report = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+}
