@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{decode_parts, eventually, serve_process, Db, TestApp, TestDb};
@@ -413,4 +413,44 @@ async fn one_refused_audit_record_fails_only_its_own_request() {
     assert_eq!((refused, signed), (120, 360));
     let report = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
     assert_eq!(report.body["ok"], true, "{}", report.body);
+}
+
+/// Anonymous requests whose path segment decodes to a NUL byte (which Postgres refuses in text)
+/// fail no one else's signature, and each of them is recorded as denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_denied_path_fails_no_other_request() {
+    let app = Arc::new(TestApp::spawn(Db::Postgres).await);
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (app, issuer) = (app.clone(), issuer.clone());
+            tokio::spawn(async move {
+                let attacker = i % 3 == 0;
+                for n in 0..20 {
+                    if attacker {
+                        let path = if n % 2 == 0 {
+                            "/v1/rings/%00/sign"
+                        } else {
+                            "/v1/keys/%00/revoke"
+                        };
+                        let denied = app.request(Method::POST, path, None, Some(json!({}))).await;
+                        assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+                    } else {
+                        let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+                        assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("no request failed");
+    }
+    let actions = app.store.audit_actions().await.unwrap();
+    let denied = actions
+        .iter()
+        .filter(|(a, _, _)| a == "request_denied")
+        .count();
+    assert_eq!(denied, 8 * 20, "every denial is recorded");
 }
