@@ -522,16 +522,7 @@ async fn the_auditor_role_reads_only_the_views_and_the_app_role_cannot_rewrite_t
     let mut reader = sqlx::PgConnection::connect(&url_for(&auditor))
         .await
         .unwrap();
-    for view in [
-        "audit_records",
-        "audit_events",
-        "key_history",
-        "key_states",
-        "signatures_by_key",
-        "admin_actions",
-        "denied_requests",
-        "audit_checkpoints",
-    ] {
+    for view in crate::helpers::AUDITOR_VIEWS {
         let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {view}"))
             .fetch_one(&mut reader)
             .await

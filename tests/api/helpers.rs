@@ -17,6 +17,20 @@ use signet_file::{FileConfig, FileProvider, KekSource};
 use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 use tempfile::TempDir;
 
+/// The auditor views: objects only the Postgres migrations create, by design, in
+/// migrations/postgres/0020_audit_chain.sql, granted to the `signet_auditor` role, which SQLite
+/// has no counterpart of (migrations/sqlite/0020_audit_chain.sql says so).
+pub const AUDITOR_VIEWS: [&str; 8] = [
+    "audit_records",
+    "audit_events",
+    "key_history",
+    "key_states",
+    "signatures_by_key",
+    "admin_actions",
+    "denied_requests",
+    "audit_checkpoints",
+];
+
 /// The store a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Db {

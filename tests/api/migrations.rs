@@ -11,22 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use secrecy::SecretString;
 use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 
-use crate::helpers::{Db, TestDb};
-
-/// Objects only the Postgres migrations create, by design: the auditor views of
-/// migrations/postgres/0020_audit_chain.sql, granted to the `signet_auditor` role, which SQLite
-/// has no counterpart of (migrations/sqlite/0020_audit_chain.sql says so). Each must exist in
-/// Postgres and not in SQLite; anything else on one side only fails the test.
-const POSTGRES_ONLY_VIEWS: [&str; 8] = [
-    "audit_records",
-    "audit_events",
-    "key_history",
-    "key_states",
-    "signatures_by_key",
-    "admin_actions",
-    "denied_requests",
-    "audit_checkpoints",
-];
+use crate::helpers::{Db, TestDb, AUDITOR_VIEWS};
 
 /// sqlx's own bookkeeping, not the application's schema (its column types differ by dialect).
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
@@ -224,18 +209,18 @@ async fn postgres_schema(url: &str) -> Schema {
 /// objects are set aside.
 fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
     let mut found = Vec::new();
-    for view in POSTGRES_ONLY_VIEWS {
+    for view in AUDITOR_VIEWS {
         match postgres.get(view) {
             Some(r) if r.kind == Kind::View => {}
             _ => found.push(format!(
                 "{view} is allowed as a Postgres-only view, but Postgres has no such view: \
-                 update POSTGRES_ONLY_VIEWS"
+                 update AUDITOR_VIEWS"
             )),
         }
         if sqlite.contains_key(view) {
             found.push(format!(
                 "{view} is allowed as a Postgres-only view, but SQLite has it too: update \
-                 POSTGRES_ONLY_VIEWS"
+                 AUDITOR_VIEWS"
             ));
         }
     }
@@ -247,7 +232,7 @@ fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
                 found.push(format!("{:?} {name} is only in SQLite", s.kind));
                 continue;
             }
-            (None, Some(_)) if POSTGRES_ONLY_VIEWS.contains(&name.as_str()) => continue,
+            (None, Some(_)) if AUDITOR_VIEWS.contains(&name.as_str()) => continue,
             (None, Some(p)) => {
                 found.push(format!("{:?} {name} is only in Postgres", p.kind));
                 continue;
