@@ -7,7 +7,8 @@ use signet_core::{Algorithm, KeySpec};
 
 use crate::clock::rfc3339;
 use crate::domain::{
-    BackendKind, ClientRecord, KeyRecord, KeyState, Kid, Policy, RingName, RingRecord, Role, Timing,
+    BackendKind, ClientRecord, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName, RingRecord,
+    Role, Timing,
 };
 use crate::store::StoredAuditRecord;
 
@@ -140,6 +141,8 @@ pub struct ClientInfo {
     pub name: String,
     pub role: Role,
     pub rings: Vec<String>,
+    /// Its limit on sign requests; `null`: the server's default.
+    pub rate_limit: Option<RateLimit>,
     pub created_at: String,
     pub created_by: String,
     pub revoked_at: Option<String>,
@@ -152,6 +155,7 @@ impl From<&ClientRecord> for ClientInfo {
             name: client.name.clone(),
             role: client.role,
             rings: client.rings.clone(),
+            rate_limit: client.rate_limit,
             created_at: rfc3339(client.created_at),
             created_by: client.created_by.clone(),
             revoked_at: client.revoked_at.map(rfc3339),

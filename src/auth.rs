@@ -11,7 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, ClientRecord, Role, AUDIT_RING};
+use crate::domain::{
+    check_client_name, AuditEvent, AuditRecord, CallerText, ClientRecord, RateLimit, Role,
+    AUDIT_RING,
+};
 use crate::random::random_id;
 use crate::store::{Store, StoreError};
 
@@ -24,6 +27,8 @@ pub struct Principal {
     pub name: String,
     pub role: Role,
     pub rings: Vec<String>,
+    /// Its own limit on sign requests; `None`: the server's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Principal {
@@ -100,6 +105,7 @@ impl ClientService {
             id: client.id,
             name: client.name,
             rings: client.rings,
+            rate_limit: client.rate_limit,
         };
         let mut cache = self.cache.write().expect("client cache poisoned");
         if cache.len() >= CLIENT_CACHE_MAX {
@@ -126,6 +132,35 @@ impl ClientService {
         create_client(&self.store, actor, request).await
     }
 
+    /// Sets the client's limit on sign requests (`None`: the server's default): in force at
+    /// once on this replica, within [`CLIENT_CACHE_TTL`] on the others.
+    pub async fn set_rate_limit(
+        &self,
+        actor: &str,
+        id: &str,
+        limit: Option<RateLimit>,
+    ) -> Result<(), ClientError> {
+        let record = AuditRecord::new(
+            now_ms(),
+            actor,
+            AuditEvent::ClientRateLimitChanged {
+                client_id: id.to_owned(),
+                rate_limit: limit,
+            },
+        );
+        let changed = self
+            .store
+            .set_client_rate_limit(id, limit, &record)
+            .await
+            .map_err(ClientError::Store)?;
+        self.forget_all();
+        if changed {
+            Ok(())
+        } else {
+            Err(ClientError::NotFound(CallerText::echoed(id).to_string()))
+        }
+    }
+
     /// Revokes the client `id`: refused at once on this replica, within
     /// [`CLIENT_CACHE_TTL`] on the others.
     pub async fn revoke(&self, actor: &str, id: &str) -> Result<(), ClientError> {
@@ -145,7 +180,7 @@ impl ClientService {
         if revoked {
             Ok(())
         } else {
-            Err(ClientError::NotFound(id.to_owned()))
+            Err(ClientError::NotFound(CallerText::echoed(id).to_string()))
         }
     }
 
@@ -165,6 +200,7 @@ impl ClientService {
             name: "bootstrap-admin".into(),
             role: Role::Admin,
             rings: vec![],
+            rate_limit: None,
         };
         match self.create("bootstrap", request).await {
             Ok(created) => Ok(Some(created)),
@@ -198,8 +234,9 @@ impl Principal {
             Ok(())
         } else {
             Err(AuthError::Forbidden(format!(
-                "client {:?} may not sign for ring {ring:?}",
-                self.name
+                "client {:?} may not sign for ring {:?}",
+                self.name,
+                CallerText::echoed(ring).as_str()
             )))
         }
     }
@@ -213,6 +250,8 @@ pub struct NewClient {
     pub role: Role,
     #[serde(default)]
     pub rings: Vec<String>,
+    /// Its limit on sign requests; absent: the server's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A new client and its token: the only time the token exists outside the caller's hands.
@@ -238,12 +277,8 @@ async fn create_client(
     actor: &str,
     request: NewClient,
 ) -> Result<CreatedClient, ClientError> {
-    let name = request.name.trim();
-    if name.is_empty() || name.len() > 128 {
-        return Err(ClientError::Invalid(
-            "client names are 1-128 characters".into(),
-        ));
-    }
+    let name = request.name.as_str();
+    check_client_name(name).map_err(ClientError::Invalid)?;
     match (request.role, request.rings.is_empty()) {
         (Role::Issuer, true) => {
             return Err(ClientError::Invalid(
@@ -267,7 +302,10 @@ async fn create_client(
             .map_err(ClientError::Store)?
             .is_none()
         {
-            return Err(ClientError::Invalid(format!("no ring named {ring:?}")));
+            return Err(ClientError::Invalid(format!(
+                "no ring named {:?}",
+                CallerText::echoed(ring).as_str()
+            )));
         }
     }
     let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
@@ -277,6 +315,7 @@ async fn create_client(
         name: name.to_owned(),
         role: request.role,
         rings: request.rings,
+        rate_limit: request.rate_limit,
         token_hash: hash_token(token.expose_secret()),
         created_at: now,
         created_by: actor.to_owned(),
@@ -290,6 +329,7 @@ async fn create_client(
             name: client.name.clone(),
             role: client.role,
             rings: client.rings.clone(),
+            rate_limit: client.rate_limit,
         },
     );
     store

@@ -11,7 +11,9 @@ use crate::api::{ClientInfo, CreatedClientInfo, KeyInfo, KeyList, RingInfo};
 use crate::audit::verify::verify_database;
 use crate::auth::NewClient;
 use crate::config::{Overrides, Settings};
-use crate::domain::{BackendKind, DayOfMonth, Monthly, Policy, RingName, Role, TimeOfDay, Timing};
+use crate::domain::{
+    BackendKind, DayOfMonth, Monthly, Policy, RateLimit, RingName, Role, TimeOfDay, Timing,
+};
 use crate::rings::NewRing;
 use crate::schedule::ScheduleUpdate;
 use crate::services::Services;
@@ -143,6 +145,9 @@ enum ClientCommand {
         /// A ring an issuer may sign for (repeat for several).
         #[arg(long = "ring")]
         rings: Vec<String>,
+        /// Its limit on sign requests, N per second or N/BURST (default: the server's).
+        #[arg(long, value_parser = RateLimit::parse)]
+        rate_limit: Option<RateLimit>,
     },
 }
 
@@ -248,11 +253,19 @@ async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow
     let actor = "cli";
     let rings = &services.rings;
     match command {
-        ServiceCommand::Client(ClientCommand::Create { name, role, rings }) => {
-            let created = services
-                .clients
-                .create(actor, NewClient { name, role, rings })
-                .await?;
+        ServiceCommand::Client(ClientCommand::Create {
+            name,
+            role,
+            rings,
+            rate_limit,
+        }) => {
+            let request = NewClient {
+                name,
+                role,
+                rings,
+                rate_limit,
+            };
+            let created = services.clients.create(actor, request).await?;
             print(&CreatedClientInfo {
                 client: ClientInfo::from(&created.client),
                 token: created.token.expose_secret().to_owned(),
@@ -266,12 +279,9 @@ async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow
                 algorithm: args.algorithm,
                 rsa_bits: args.rsa_bits,
                 policy: Policy {
-                    issuer: args.issuer,
                     audiences: args.audiences,
                     max_ttl_seconds: args.max_ttl,
-                    required_claims: vec![],
-                    forbidden_claims: vec![],
-                    max_token_bytes: 4096,
+                    ..Policy::new(args.issuer)
                 },
                 timing: Timing {
                     publish_lead_seconds: args

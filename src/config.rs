@@ -22,12 +22,21 @@
 //! deletion_window_days = 30    # 7-30, or SIGNET_AWS_KMS_DELETION_WINDOW_DAYS
 //! call_timeout_seconds = 10    # per KMS call, retries included
 //! max_attempts = 3             # per KMS call, on throttling and transient errors
+//!
+//! [http]                       # how callers are treated (README, Limits); all optional
+//! trusted_proxy_header = "X-Forwarded-For"  # the caller's address comes from this header only
+//! body_timeout_seconds = 10    # a request body must arrive within this
+//! keep_alive_seconds = 15      # an idle connection is closed after this
+//! max_connections = 1024       # per worker thread
+//! anonymous_rate_limit = "200/400"   # per source address: per second / burst
+//! client_rate_limit = "20000/40000"  # sign requests per client unless its record says otherwise
 //! ```
 //!
 //! Credentials for KMS come only from the standard AWS chain (environment, profile, SSO,
 //! container or instance role); signet has no setting for them.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use secrecy::SecretString;
@@ -35,6 +44,8 @@ use serde::Deserialize;
 use signet_aws_kms::AwsKmsConfig;
 use signet_file::KekSource;
 use signet_pkcs11::Pkcs11Config;
+
+use crate::domain::RateLimit;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./signet-data";
@@ -50,6 +61,19 @@ struct ConfigFile {
     #[serde(default)]
     pkcs11: Pkcs11Section,
     aws_kms: Option<AwsKmsSection>,
+    #[serde(default)]
+    http: HttpSection,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    trusted_proxy_header: Option<String>,
+    body_timeout_seconds: Option<u64>,
+    keep_alive_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    anonymous_rate_limit: Option<String>,
+    client_rate_limit: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -105,6 +129,43 @@ pub struct Settings {
     /// `None`: no `[aws_kms]` section and no AWS region in the environment (rings cannot use
     /// the `aws-kms` backend).
     pub aws_kms: Option<AwsKmsConfig>,
+    pub http: HttpSettings,
+}
+
+/// How the HTTP server treats its callers (README, Limits).
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// The header a trusted proxy puts the caller's address in; `None`: the peer's address.
+    pub trusted_proxy_header: Option<actix_web::http::header::HeaderName>,
+    /// A request body must have arrived this long after its head.
+    pub body_timeout: Duration,
+    /// An idle kept-alive connection is closed after this.
+    pub keep_alive: Duration,
+    /// Open connections per worker thread; beyond it, new ones wait to be accepted.
+    pub max_connections: usize,
+    /// Per source address, for requests that present no valid client token.
+    pub anonymous_rate_limit: RateLimit,
+    /// Sign requests per client, for clients whose record names no limit.
+    pub client_rate_limit: RateLimit,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            trusted_proxy_header: None,
+            body_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(15),
+            max_connections: 1024,
+            anonymous_rate_limit: RateLimit {
+                per_second: 200,
+                burst: 400,
+            },
+            client_rate_limit: RateLimit {
+                per_second: 20_000,
+                burst: 40_000,
+            },
+        }
+    }
 }
 
 fn read_secret(path: &Path, what: &str) -> anyhow::Result<SecretString> {
@@ -189,6 +250,7 @@ impl Settings {
             file_kek,
             pkcs11: pkcs11(file.pkcs11, &env)?,
             aws_kms: aws_kms(file.aws_kms, &env)?,
+            http: http(file.http, &env)?,
         })
     }
 }
@@ -276,6 +338,77 @@ fn aws_kms(
 }
 
 /// The default store: SQLite in `data_dir/signet.db`.
+fn http(
+    section: HttpSection,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<HttpSettings> {
+    let defaults = HttpSettings::default();
+    let seconds = |name: &str, given: Option<u64>, default: Duration| -> anyhow::Result<Duration> {
+        let value = match env(name) {
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .ok()
+                    .with_context(|| format!("{name} {text:?} is not a number of seconds"))?,
+            ),
+            None => given,
+        };
+        match value {
+            Some(s) if (1..=3600).contains(&s) => Ok(Duration::from_secs(s)),
+            Some(s) => bail!("{name} (or its [http] setting) must be 1 to 3600 seconds, not {s}"),
+            None => Ok(default),
+        }
+    };
+    let limit =
+        |name: &str, given: Option<String>, default: RateLimit| -> anyhow::Result<RateLimit> {
+            match env(name).or(given) {
+                Some(text) => RateLimit::parse(&text).map_err(|e| anyhow::anyhow!("{name}: {e}")),
+                None => Ok(default),
+            }
+        };
+    let trusted_proxy_header =
+        match env("SIGNET_TRUSTED_PROXY_HEADER").or(section.trusted_proxy_header) {
+            Some(name) => Some(
+                actix_web::http::header::HeaderName::try_from(name.as_str())
+                    .ok()
+                    .with_context(|| {
+                        format!("SIGNET_TRUSTED_PROXY_HEADER {name:?} is not a header name")
+                    })?,
+            ),
+            None => None,
+        };
+    let max_connections =
+        match env("SIGNET_MAX_CONNECTIONS") {
+            Some(text) => Some(text.parse::<usize>().ok().filter(|n| *n > 0).with_context(
+                || format!("SIGNET_MAX_CONNECTIONS {text:?} is not a positive number"),
+            )?),
+            None => section.max_connections,
+        };
+    Ok(HttpSettings {
+        trusted_proxy_header,
+        body_timeout: seconds(
+            "SIGNET_BODY_TIMEOUT_SECONDS",
+            section.body_timeout_seconds,
+            defaults.body_timeout,
+        )?,
+        keep_alive: seconds(
+            "SIGNET_KEEP_ALIVE_SECONDS",
+            section.keep_alive_seconds,
+            defaults.keep_alive,
+        )?,
+        max_connections: max_connections.unwrap_or(defaults.max_connections),
+        anonymous_rate_limit: limit(
+            "SIGNET_ANONYMOUS_RATE_LIMIT",
+            section.anonymous_rate_limit,
+            defaults.anonymous_rate_limit,
+        )?,
+        client_rate_limit: limit(
+            "SIGNET_CLIENT_RATE_LIMIT",
+            section.client_rate_limit,
+            defaults.client_rate_limit,
+        )?,
+    })
+}
+
 fn sqlite_url(data_dir: &Path) -> SecretString {
     SecretString::from(format!(
         "sqlite://{}?mode=rwc",

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub(crate) mod http;
 pub mod jose;
+pub(crate) mod json;
 pub(crate) mod providers;
 pub mod random;
 pub mod rings;

@@ -16,9 +16,10 @@ use signet_pkcs11::OpenError;
 
 use crate::audit::{AuditLog, AuditService};
 use crate::auth::ClientService;
+use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::domain::{BackendKind, TICK};
-use crate::http;
+use crate::http::{self, Callers};
 use crate::providers::Providers;
 use crate::rings::{RingService, LIFECYCLE};
 use crate::services::Services;
@@ -103,6 +104,7 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     services: web::Data<Services>,
+    callers: web::Data<Callers>,
 }
 
 impl Application {
@@ -111,23 +113,33 @@ impl Application {
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let data_dir = settings.data_dir.clone();
+        let http_settings = settings.http.clone();
+        let callers = web::Data::new(Callers::new(http_settings.clone()));
         let services = web::Data::new(open_services(settings).await?);
         if let Some(created) = services.clients.bootstrap_admin().await? {
             announce_bootstrap_token(&data_dir, &created.token)?;
         }
         let state = services.clone();
+        let app_callers = callers.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(http::record_denials))
+                .app_data(app_callers.clone())
+                .wrap(actix_web::middleware::from_fn(http::gate))
+                .wrap(actix_web::middleware::from_fn(http::assign_request_ids))
                 .configure(http::configure)
         })
+        // The request head must arrive within the body's deadline too.
+        .client_request_timeout(http_settings.body_timeout)
+        .keep_alive(http_settings.keep_alive)
+        .max_connections(http_settings.max_connections)
         .listen(listener)?
         .run();
         Ok(Application {
             port,
             server,
             services,
+            callers,
         })
     }
 
@@ -148,16 +160,19 @@ impl Application {
     /// lifecycles every [`TICK`] meanwhile; then closes the service, so that no backend call is
     /// in flight and every backend is released when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let rings = self.services.rings.clone();
-        let ticker = tasks::supervise(LIFECYCLE, rings.health().clone(), move || {
-            let rings = rings.clone();
+        let (services, callers) = (self.services.clone(), self.callers.clone());
+        let health = services.rings.health().clone();
+        let ticker = tasks::supervise(LIFECYCLE, health, move || {
+            let (services, callers) = (services.clone(), callers.clone());
             async move {
-                report_orphans(&rings).await;
+                report_orphans(&services.rings).await;
                 let mut interval = tokio::time::interval(TICK);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
-                    rings.tick().await;
+                    services.rings.tick().await;
+                    services.audit.write_tallies(Some(now_ms())).await;
+                    callers.forget_idle();
                 }
             }
         });

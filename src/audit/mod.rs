@@ -8,9 +8,11 @@
 //! record by record, so one bad record fails only its own request.
 
 mod service;
+mod tally;
 pub mod verify;
 
 pub use service::{AuditPage, AuditService, KeyHistory, RingHistory};
+pub use tally::Refusal;
 
 use std::sync::Arc;
 
@@ -25,7 +27,7 @@ const MAX_BATCH: usize = 512;
 
 struct Entry {
     record: AuditRecord,
-    committed: oneshot::Sender<Result<(), String>>,
+    committed: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// The writer task's name in the log and in `/readyz`.
@@ -49,7 +51,8 @@ impl AuditLog {
         AuditLog { queue }
     }
 
-    /// Returns once `record` is committed; `Unavailable` if it could not be.
+    /// Returns once `record` is committed; `Unavailable` if it could not be, or what the store
+    /// refused it for (`Conflict`: a raw signature's `jti` already claimed).
     pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
         let (committed, done) = oneshot::channel();
         self.queue
@@ -58,7 +61,6 @@ impl AuditLog {
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
         done.await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?
-            .map_err(StoreError::Unavailable)
     }
 }
 
@@ -85,7 +87,7 @@ async fn write_batches(
             Err(e @ StoreError::Unavailable(_)) => {
                 tracing::error!(error = %e, records = records.len(), "audit batch not committed");
                 for waiter in waiters {
-                    let _ = waiter.send(Err(e.to_string()));
+                    let _ = waiter.send(Err(e.clone()));
                 }
             }
             // The store refused something in the batch: one record at a time, so that a record
@@ -96,9 +98,8 @@ async fn write_batches(
                     let result = store
                         .append_audit_batch(std::slice::from_ref(record))
                         .await
-                        .map_err(|e| {
-                            tracing::error!(error = %e, action = record.event.action().as_str(), "audit record not committed");
-                            e.to_string()
+                        .inspect_err(|e| {
+                            tracing::warn!(error = %e, action = record.event.action().as_str(), "audit record not committed");
                         });
                     let _ = waiter.send(result);
                 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::tally::{Refusal, RefusalTally};
 use super::verify::{verify_chain, VerifyReport};
 use super::AuditLog;
 use crate::api::AuditEntry;
@@ -13,6 +14,7 @@ use crate::store::{Store, StoreError};
 pub struct AuditService {
     store: Store,
     log: AuditLog,
+    refusals: RefusalTally,
 }
 
 /// One page of records, and the cursor of the next page (`None` on the last).
@@ -42,7 +44,11 @@ pub struct RingHistory {
 
 impl AuditService {
     pub fn new(store: Store, log: AuditLog) -> AuditService {
-        AuditService { store, log }
+        AuditService {
+            store,
+            log,
+            refusals: RefusalTally::default(),
+        }
     }
 
     /// The records `query` asks for, `query.limit` at a time.
@@ -113,11 +119,27 @@ impl AuditService {
         verify_chain(&self.store, from).await
     }
 
-    /// Records a request that was refused (401, 403, 422). A failure is logged, not returned:
-    /// the refusal stands either way.
+    /// Records a request refused to an authenticated client (401, 403, 422). A failure is
+    /// logged, not returned: the refusal stands either way.
     pub async fn record_denial(&self, record: AuditRecord) {
         if let Err(e) = self.log.record(record).await {
             tracing::error!(error = %e, "a denied request was not recorded");
+        }
+    }
+
+    /// Counts a request refused without authentication, or over a rate limit: recorded in
+    /// aggregate when its minute ends ([`RefusalTally`]).
+    pub fn count_refusal(&self, refusal: Refusal) {
+        self.refusals.count(refusal);
+    }
+
+    /// Writes the tallies whose minute has ended by `now`; every tally when `now` is `None`
+    /// (when the server stops).
+    pub async fn write_tallies(&self, now: Option<i64>) {
+        for record in self.refusals.take_ended(now) {
+            if let Err(e) = self.log.record(record).await {
+                tracing::error!(error = %e, "a tally of refused requests was not recorded");
+            }
         }
     }
 }

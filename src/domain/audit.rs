@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use signet_core::{Algorithm, KeySpec};
 
-use super::{BackendKind, Kid, Policy, RingName, Role, Rule, Timing};
+use super::{BackendKind, CallerText, Kid, Policy, RateLimit, RingName, Role, Rule, Timing};
 
 macro_rules! actions {
     ($($variant:ident => $name:literal,)+) => {
@@ -49,7 +49,9 @@ actions! {
     ScheduleResumed => "schedule_resumed",
     ClientCreated => "client_created",
     ClientRevoked => "client_revoked",
+    ClientRateLimitChanged => "client_rate_limit_changed",
     RequestDenied => "request_denied",
+    RequestsDenied => "requests_denied",
     AuditCheckpoint => "audit_checkpoint",
 }
 
@@ -61,10 +63,52 @@ pub struct SignatureFacts {
     pub aud: Option<Value>,
     pub iat: Option<Value>,
     pub exp: Option<Value>,
-    /// The names of every claim.
-    pub claim_names: Vec<String>,
+    /// The names of the claims (the first [`SignatureFacts::MAX_ITEMS`]).
+    pub claim_names: Vec<CallerText>,
     /// base64url SHA-256 of the signed payload.
     pub payload_sha256: String,
+}
+
+impl SignatureFacts {
+    /// The most claim names, or members of an array claim, a record keeps.
+    pub const MAX_ITEMS: usize = 32;
+
+    /// What a record keeps of a claim's value: strings bounded, arrays cut to
+    /// [`SignatureFacts::MAX_ITEMS`] (with a last element saying so), objects as bounded text.
+    pub fn bounded(value: &Value) -> Value {
+        match value {
+            Value::String(text) => json!(CallerText::stored(text)),
+            Value::Array(items) => {
+                let mut kept: Vec<Value> = items
+                    .iter()
+                    .take(Self::MAX_ITEMS)
+                    .map(Self::bounded)
+                    .collect();
+                if items.len() > Self::MAX_ITEMS {
+                    kept.push(json!(format!("[{} more]", items.len() - Self::MAX_ITEMS)));
+                }
+                Value::Array(kept)
+            }
+            Value::Object(_) => json!(CallerText::stored(&value.to_string())),
+            Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
+        }
+    }
+
+    /// The names of claims, bounded like [`SignatureFacts::bounded`] bounds an array.
+    pub fn claim_names<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> Vec<CallerText> {
+        let total = names.len();
+        let mut kept: Vec<CallerText> = names
+            .take(Self::MAX_ITEMS)
+            .map(|name| CallerText::stored(name))
+            .collect();
+        if total > Self::MAX_ITEMS {
+            kept.push(CallerText::stored(&format!(
+                "[{} more]",
+                total - Self::MAX_ITEMS
+            )));
+        }
+        kept
+    }
 }
 
 /// Why a rotation was asked for by hand.
@@ -143,16 +187,37 @@ pub enum AuditEvent {
         name: String,
         role: Role,
         rings: Vec<String>,
+        rate_limit: Option<RateLimit>,
     },
     ClientRevoked {
         client_id: String,
     },
+    ClientRateLimitChanged {
+        client_id: String,
+        /// `None`: the server's default.
+        rate_limit: Option<RateLimit>,
+    },
+    /// A request denied to an authenticated client.
     RequestDenied {
-        method: String,
-        path: String,
+        method: CallerText,
+        path: CallerText,
         status: u16,
-        code: String,
-        reason: String,
+        code: &'static str,
+        reason: CallerText,
+    },
+    /// The requests of one source denied in one window without authentication, or refused
+    /// over a rate limit: counted, with the first as a sample (`crate::audit` tally).
+    RequestsDenied {
+        source: CallerText,
+        status: u16,
+        code: &'static str,
+        count: u64,
+        /// Unix milliseconds: the window is [start, end).
+        window_start: i64,
+        window_end: i64,
+        method: CallerText,
+        path: CallerText,
+        reason: CallerText,
     },
     AuditCheckpoint {
         upto_seq: i64,
@@ -183,7 +248,9 @@ impl AuditEvent {
             AuditEvent::ScheduleResumed => Action::ScheduleResumed,
             AuditEvent::ClientCreated { .. } => Action::ClientCreated,
             AuditEvent::ClientRevoked { .. } => Action::ClientRevoked,
+            AuditEvent::ClientRateLimitChanged { .. } => Action::ClientRateLimitChanged,
             AuditEvent::RequestDenied { .. } => Action::RequestDenied,
+            AuditEvent::RequestsDenied { .. } => Action::RequestsDenied,
             AuditEvent::AuditCheckpoint { .. } => Action::AuditCheckpoint,
         }
     }
@@ -257,8 +324,14 @@ impl AuditEvent {
                 name,
                 role,
                 rings,
-            } => json!({"client_id": client_id, "name": name, "role": role, "rings": rings}),
+                rate_limit,
+            } => json!({"client_id": client_id, "name": name, "role": role, "rings": rings,
+                        "rate_limit": rate_limit}),
             AuditEvent::ClientRevoked { client_id } => json!({"client_id": client_id}),
+            AuditEvent::ClientRateLimitChanged {
+                client_id,
+                rate_limit,
+            } => json!({"client_id": client_id, "rate_limit": rate_limit}),
             AuditEvent::RequestDenied {
                 method,
                 path,
@@ -267,6 +340,19 @@ impl AuditEvent {
                 reason,
             } => json!({"method": method, "path": path, "status": status, "code": code,
                         "reason": reason}),
+            AuditEvent::RequestsDenied {
+                source,
+                status,
+                code,
+                count,
+                window_start,
+                window_end,
+                method,
+                path,
+                reason,
+            } => json!({"source": source, "status": status, "code": code, "count": count,
+                        "window_start": window_start, "window_end": window_end,
+                        "method": method, "path": path, "reason": reason}),
             AuditEvent::AuditCheckpoint {
                 upto_seq,
                 upto_hash,

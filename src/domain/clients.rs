@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::RateLimit;
+
 /// What a client may do (docs/design.md, Clients and roles).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,8 +35,51 @@ pub struct ClientRecord {
     pub name: String,
     pub role: Role,
     pub rings: Vec<String>,
+    /// Its limit on sign requests; `None`: the server's default.
+    pub rate_limit: Option<RateLimit>,
     pub token_hash: String,
     pub created_at: i64,
     pub created_by: String,
     pub revoked_at: Option<i64>,
+}
+
+/// A client's name: 1-64 characters of `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`, starting with a
+/// letter or digit (it names the client in every audit record it causes, so it may hold nothing
+/// that renders as something else).
+pub fn check_client_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("client names are 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names_are_plain() {
+        for good in ["svc", "bootstrap-admin", "A.b_c-9", &"x".repeat(64)] {
+            assert!(check_client_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a\0",
+            "a\nb",
+            "\u{1b}[31m",
+            "a\u{202e}b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert!(check_client_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -9,21 +9,25 @@ mod audit;
 mod backend;
 mod clients;
 mod keys;
+mod limits;
 mod names;
 mod policy;
 mod rings;
 mod schedule;
+mod text;
 
 use std::time::Duration;
 
 pub use audit::{Action, AuditEvent, AuditQuery, AuditRecord, RotationCause, SignatureFacts};
 pub use backend::BackendKind;
-pub use clients::{ClientRecord, Role};
+pub use clients::{check_client_name, ClientRecord, Role};
 pub use keys::{KeyRecord, KeyState};
+pub use limits::RateLimit;
 pub use names::{Kid, RingName, AUDIT_RING};
 pub use policy::{Policy, Timing, Violation};
 pub use rings::RingRecord;
 pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};
+pub use text::CallerText;
 
 /// How often each replica advances key lifecycles and refreshes its view of the store. The
 /// timing rules count on it: a verifier's cached JWKS can be this much older than the newest key.

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::CallerText;
+
 /// Claims the server sets itself; a request may not supply them.
 const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];
 
@@ -25,6 +27,9 @@ pub struct Policy {
     /// The largest compact JWS this ring will produce, in bytes.
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: u32,
+    /// The `typ` and `cty` values a header built by an issuer (`/sign-raw`) may carry.
+    #[serde(default = "default_header_types")]
+    pub header_types: Vec<String>,
 }
 
 fn default_max_ttl() -> u32 {
@@ -34,6 +39,13 @@ fn default_max_ttl() -> u32 {
 fn default_max_token_bytes() -> u32 {
     4096
 }
+
+fn default_header_types() -> Vec<String> {
+    vec!["JWT".to_owned()]
+}
+
+/// The longest `jti` a raw payload may carry.
+const MAX_JTI_LEN: usize = 128;
 
 /// Lifecycle timing (docs/design.md, Timing invariants), all in seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,8 +107,24 @@ fn violation(code: &'static str, message: impl Into<String>) -> Violation {
 }
 
 const MAX_TTL_CEILING: u32 = 31 * 24 * 3600;
+/// Every duration is bounded, so that no sum of times can overflow.
+const MAX_RETAIN_RETIRED_SECONDS: u64 = 10 * 365 * 24 * 3600;
+const MAX_PUBLISH_LEAD_SECONDS: u32 = 366 * 24 * 3600;
 
 impl Policy {
+    /// The policy of a ring issuing as `issuer`, everything else at its default.
+    pub fn new(issuer: String) -> Policy {
+        Policy {
+            issuer,
+            audiences: vec![],
+            max_ttl_seconds: default_max_ttl(),
+            required_claims: vec![],
+            forbidden_claims: vec![],
+            max_token_bytes: default_max_token_bytes(),
+            header_types: default_header_types(),
+        }
+    }
+
     /// Checks the policy itself, when a ring is created.
     pub fn validate(&self) -> Result<(), String> {
         if self.issuer.trim().is_empty() {
@@ -109,6 +137,17 @@ impl Policy {
         }
         if self.max_token_bytes < 256 {
             return Err("policy.max_token_bytes must be at least 256".into());
+        }
+        if self.header_types.len() > 16
+            || self
+                .header_types
+                .iter()
+                .any(|t| !(1..=64).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(
+                "policy.header_types holds up to 16 values of 1-64 printable ASCII characters"
+                    .into(),
+            );
         }
         if let Some(c) = self
             .required_claims
@@ -180,9 +219,37 @@ impl Policy {
         Ok(claims)
     }
 
+    /// Checks the `typ` and `cty` of an issuer-built header against `header_types`.
+    pub fn check_header_types(&self, header: &Map<String, Value>) -> Result<(), Violation> {
+        for member in ["typ", "cty"] {
+            if let Some(value) = header.get(member) {
+                if !value
+                    .as_str()
+                    .is_some_and(|v| self.header_types.iter().any(|t| t == v))
+                {
+                    return Err(violation(
+                        "header_mismatch",
+                        format!(
+                            "the header's {member} must be one of this ring's header_types {:?}",
+                            self.header_types
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks an issuer-built payload for raw signing: the same rules, with `exp` required and
-    /// within `max_ttl_seconds` of `now` (seconds since the epoch).
-    pub fn check_raw_claims(&self, claims: &Map<String, Value>, now: i64) -> Result<(), Violation> {
+    /// within `max_ttl_seconds` of `now` (seconds since the epoch), `iat` required and within
+    /// `leeway` seconds of `now`, and a `jti` of 1-128 printable ASCII characters (its reuse is
+    /// refused by the store).
+    pub fn check_raw_claims(
+        &self,
+        claims: &Map<String, Value>,
+        now: i64,
+        leeway: u32,
+    ) -> Result<(), Violation> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(violation(
                 "issuer_mismatch",
@@ -209,6 +276,35 @@ impl Policy {
                     self.max_ttl_seconds
                 ),
             ));
+        }
+        let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| {
+            violation(
+                "missing_required_claim",
+                "the payload must carry a numeric iat",
+            )
+        })?;
+        if iat.abs_diff(now) > u64::from(leeway) {
+            return Err(violation(
+                "invalid_claim",
+                format!("iat must be within leeway_seconds ({leeway}) of now"),
+            ));
+        }
+        match claims.get("jti") {
+            None | Some(Value::Null) => {
+                return Err(violation(
+                    "missing_required_claim",
+                    "the payload must carry a jti",
+                ))
+            }
+            Some(Value::String(jti))
+                if (1..=MAX_JTI_LEN).contains(&jti.len())
+                    && jti.bytes().all(|b| b.is_ascii_graphic()) => {}
+            Some(_) => {
+                return Err(violation(
+                    "invalid_claim",
+                    format!("jti must be 1-{MAX_JTI_LEN} printable ASCII characters"),
+                ))
+            }
         }
         self.check_claims(claims)
     }
@@ -247,7 +343,8 @@ impl Policy {
             return Err(violation(
                 "audience_not_allowed",
                 format!(
-                    "aud {a:?} is not among this ring's audiences {:?}",
+                    "aud {:?} is not among this ring's audiences {:?}",
+                    CallerText::echoed(a).as_str(),
                     self.audiences
                 ),
             ));
@@ -255,11 +352,11 @@ impl Policy {
         if let Some(c) = self
             .required_claims
             .iter()
-            .find(|c| !claims.contains_key(c.as_str()))
+            .find(|c| claims.get(c.as_str()).is_none_or(Value::is_null))
         {
             return Err(violation(
                 "missing_required_claim",
-                format!("claim {c:?} is required by this ring"),
+                format!("claim {c:?} is required by this ring (and may not be null)"),
             ));
         }
         if let Some(c) = self
@@ -299,6 +396,16 @@ impl Timing {
         if self.leeway_seconds > 3600 {
             return Err("timing.leeway_seconds must be at most 3600".into());
         }
+        if self.retain_retired_seconds > MAX_RETAIN_RETIRED_SECONDS {
+            return Err(format!(
+                "timing.retain_retired_seconds must be at most {MAX_RETAIN_RETIRED_SECONDS} (10 years)"
+            ));
+        }
+        if self.publish_lead_seconds > MAX_PUBLISH_LEAD_SECONDS {
+            return Err(format!(
+                "timing.publish_lead_seconds must be at most {MAX_PUBLISH_LEAD_SECONDS} (a year)"
+            ));
+        }
         // Every replica reloads its view of the keys once a tick: a verifier's cached JWKS can
         // be that much older than the newest key.
         let refresh = u32::try_from(super::TICK.as_secs()).unwrap_or(u32::MAX);
@@ -313,9 +420,11 @@ impl Timing {
         Ok(())
     }
 
-    /// How long a retired or revoked key is kept in its backend, in milliseconds.
+    /// How long a retired or revoked key is kept in its backend, in milliseconds (a stored
+    /// value beyond the bound counts as the bound: never less than asked for).
     pub fn retain_retired_ms(&self) -> i64 {
-        1000 * i64::try_from(self.retain_retired_seconds).unwrap_or(i64::MAX / 2000)
+        let seconds = self.retain_retired_seconds.min(MAX_RETAIN_RETIRED_SECONDS);
+        1000 * i64::try_from(seconds).expect("bounded")
     }
 
     /// How long after a key stops signing it must stay in the JWKS: until every token it signed
@@ -341,6 +450,7 @@ mod tests {
             required_claims: vec!["sub".into()],
             forbidden_claims: vec!["password".into()],
             max_token_bytes: 1024,
+            header_types: default_header_types(),
         }
     }
 
@@ -350,6 +460,23 @@ mod tests {
 
     fn code(result: Result<Map<String, Value>, Violation>) -> &'static str {
         result.unwrap_err().code
+    }
+
+    #[test]
+    fn durations_are_bounded_so_no_time_overflows() {
+        let mut timing = Timing {
+            retain_retired_seconds: u64::MAX / 1000 + 1,
+            ..Timing::default()
+        };
+        assert!(timing.validate().is_err());
+        assert!(
+            timing.retain_retired_ms() > 0,
+            "a stored value beyond the bound is the bound"
+        );
+        timing.retain_retired_seconds = MAX_RETAIN_RETIRED_SECONDS;
+        assert!(timing.validate().is_ok());
+        timing.publish_lead_seconds = u32::MAX;
+        assert!(timing.validate().is_err());
     }
 
     #[test]
@@ -422,25 +549,43 @@ mod tests {
     #[test]
     fn raw_payloads_need_a_bounded_exp_and_the_ring_issuer() {
         let p = policy();
-        let ok =
-            claims(json!({"iss": "https://issuer.example", "sub": "u", "aud": "api", "exp": 1900}));
-        assert!(p.check_raw_claims(&ok, 1000).is_ok());
+        let ok = claims(
+            json!({"iss": "https://issuer.example", "sub": "u", "aud": "api", "exp": 1900,
+                          "iat": 1000, "jti": "j-1"}),
+        );
+        assert!(p.check_raw_claims(&ok, 1000, 5).is_ok());
+        for (member, value, code) in [
+            ("iat", json!(1006), "invalid_claim"),
+            ("iat", json!("1000"), "missing_required_claim"),
+            ("jti", json!(null), "missing_required_claim"),
+            ("jti", json!(""), "invalid_claim"),
+            ("jti", json!("a b"), "invalid_claim"),
+            ("jti", json!("x".repeat(129)), "invalid_claim"),
+        ] {
+            let mut bad = ok.clone();
+            bad.insert(member.into(), value);
+            assert_eq!(
+                p.check_raw_claims(&bad, 1000, 5).unwrap_err().code,
+                code,
+                "{member}"
+            );
+        }
         let mut far = ok.clone();
         far.insert("exp".into(), json!(1901));
         assert_eq!(
-            p.check_raw_claims(&far, 1000).unwrap_err().code,
+            p.check_raw_claims(&far, 1000, 5).unwrap_err().code,
             "ttl_exceeds_max"
         );
         let mut no_exp = ok.clone();
         no_exp.remove("exp");
         assert_eq!(
-            p.check_raw_claims(&no_exp, 1000).unwrap_err().code,
+            p.check_raw_claims(&no_exp, 1000, 5).unwrap_err().code,
             "missing_required_claim"
         );
         let mut other_iss = ok.clone();
         other_iss.remove("iss");
         assert_eq!(
-            p.check_raw_claims(&other_iss, 1000).unwrap_err().code,
+            p.check_raw_claims(&other_iss, 1000, 5).unwrap_err().code,
             "issuer_mismatch"
         );
     }

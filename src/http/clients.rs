@@ -3,15 +3,17 @@
 use actix_web::{web, HttpResponse};
 use secrecy::ExposeSecret;
 
-use super::{ApiError, Authenticated, Services};
+use serde::Deserialize;
+
+use super::{ApiError, Authenticated, Json, Services};
 use crate::api::{ClientInfo, ClientList, CreatedClientInfo};
 use crate::auth::NewClient;
-use crate::domain::Role;
+use crate::domain::{RateLimit, Role};
 
 pub async fn create(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
-    body: web::Json<NewClient>,
+    body: Json<NewClient>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let created = state
@@ -43,5 +45,27 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     state.clients.revoke(&who.actor(), &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /v1/clients/{id}/rate-limit`: `{"rate_limit": {"per_second", "burst"}}`, or
+/// `{"rate_limit": null}` for the server's default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitUpdate {
+    rate_limit: Option<RateLimit>,
+}
+
+pub async fn set_rate_limit(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+    body: Json<RateLimitUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin])?;
+    state
+        .clients
+        .set_rate_limit(&who.actor(), &path, body.rate_limit)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

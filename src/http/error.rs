@@ -1,11 +1,15 @@
-//! The one error shape of the API (docs/design.md, API conventions): `{"error": {"code", "message"}}` with the status
-//! chosen by the error's variant, never by its text. Codes are stable; messages are for people.
+//! The one error shape of the API (docs/design.md, API conventions):
+//! `{"error": {"code", "message", "request_id"}}` with the status chosen by the error's variant,
+//! never by its text. Codes are stable; messages are for people, are ours (never a library's or
+//! the database's text), and echo at most a bounded prefix of the caller's input. A 5xx says
+//! only what kind of thing failed: the detail goes to the log, under the same request id.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use signet_core::ProviderError;
 
+use super::request_id;
 use crate::auth::{AuthError, ClientError};
 use crate::rings::RingError;
 use crate::store::StoreError;
@@ -15,6 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, for a 429 or a 503 that knows when to come back.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +29,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(self, seconds: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -47,7 +61,14 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(json!({"error": {"code": self.code, "message": self.message}}))
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(id) = request_id::current() {
+            error["request_id"] = json!(id.to_string());
+        }
+        response.json(json!({ "error": error }))
     }
 }
 
@@ -62,7 +83,14 @@ impl From<StoreError> for ApiError {
                     "the database is unavailable; retry later",
                 )
             }
-            StoreError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            StoreError::Conflict(detail) => {
+                tracing::info!(%detail, "conflicting change refused");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "the change conflicts with the stored state; read it and retry",
+                )
+            }
             StoreError::Other(detail) | StoreError::Unreadable(detail) => {
                 tracing::error!(%detail, "database error");
                 ApiError::new(
@@ -80,6 +108,9 @@ impl From<RingError> for ApiError {
         let message = e.to_string();
         match e {
             RingError::Invalid(_) => ApiError::bad_request(message),
+            RingError::DuplicateMember(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "duplicate_member", message)
+            }
             RingError::RingNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "ring_not_found", message)
             }
@@ -99,23 +130,32 @@ impl From<RingError> for ApiError {
                 "backend_not_configured",
                 message,
             ),
-            RingError::Provider { error, .. } => {
-                let (status, code) = match error {
-                    ProviderError::Unavailable(_) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable")
-                    }
-                    ProviderError::Unsupported(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_by_backend")
-                    }
-                    ProviderError::NotFound(_) => {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "backend_key_missing")
-                    }
-                    ProviderError::Backend(_) => {
-                        (StatusCode::INTERNAL_SERVER_ERROR, "backend_error")
-                    }
+            RingError::Provider { backend, error } => {
+                let (status, code, public) = match error {
+                    ProviderError::Unavailable(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "backend_unavailable",
+                        format!("the {backend} backend is unavailable; retry later"),
+                    ),
+                    // The backend crate's own words about what it lacks: ours, and no secret.
+                    ProviderError::Unsupported(_) => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unsupported_by_backend",
+                        message.clone(),
+                    ),
+                    ProviderError::NotFound(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "backend_key_missing",
+                        format!("the {backend} backend no longer holds this key"),
+                    ),
+                    ProviderError::Backend(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "backend_error",
+                        format!("the {backend} backend failed"),
+                    ),
                 };
                 tracing::error!(error = %message, "key backend error");
-                ApiError::new(status, code, message)
+                ApiError::new(status, code, public)
             }
             RingError::UnreadableSchedules(_) => {
                 tracing::error!(error = %message, "stored data cannot be read");

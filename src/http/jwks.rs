@@ -15,7 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, Services};
+use super::{ApiError, Json, Services};
 use crate::jose;
 use crate::rings::{Jwks, RingError};
 
@@ -73,7 +73,7 @@ pub struct VerifyRequest {
 
 pub async fn verify(
     state: web::Data<Services>,
-    body: web::Json<VerifyRequest>,
+    body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = |e: jose::VerifyError| {
         ApiError::new(

@@ -2,10 +2,13 @@
 //! ([`crate::services`]) and render what they return ([`crate::api`]); they hold no other logic.
 
 mod audit;
+mod body;
+mod callers;
 mod clients;
-mod denied;
 mod error;
 mod jwks;
+mod refusals;
+mod request_id;
 mod rings;
 mod schedules;
 
@@ -16,14 +19,16 @@ use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use secrecy::SecretString;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-pub use denied::record_denials;
+pub use body::{optional_json, Json};
+pub use callers::Callers;
 pub use error::ApiError;
+pub use refusals::gate;
+pub use request_id::assign as assign_request_ids;
 
 use crate::auth::{self, Principal};
-use crate::domain::{Kid, RingName};
+use crate::domain::{CallerText, Kid, RingName};
 use crate::rings::RingError;
 use crate::services::Services;
 
@@ -48,18 +53,28 @@ impl FromRequest for Authenticated {
             })
             .map(|t| SecretString::from(t.trim().to_owned()));
         let state = req.app_data::<web::Data<Services>>().cloned();
+        let callers = req.app_data::<web::Data<Callers>>().cloned();
         let req = req.clone();
         Box::pin(async move {
             let state = state.expect("the services are registered");
-            let token = token.ok_or(auth::AuthError::Missing)?;
-            match state.clients.authenticate(&token).await {
+            let callers = callers.expect("the callers are registered");
+            let result = match token {
+                Some(token) => state.clients.authenticate(&token).await,
+                None => Err(auth::AuthError::Missing),
+            };
+            match result {
                 Ok(principal) => {
                     // For the record of a request this client is then denied.
                     req.extensions_mut().insert(principal.clone());
                     Ok(Authenticated(principal))
                 }
+                Err(e @ auth::AuthError::Store(_)) => Err(e.into()),
                 Err(e) => {
-                    tracing::info!(method = %req.method(), path = req.path(), reason = %e, "request denied");
+                    tracing::info!(method = %req.method(), reason = %e, "request denied");
+                    // A wrong token counts against its source's allowance, as no token does.
+                    if req.headers().contains_key(header::AUTHORIZATION) {
+                        callers.admit_anonymous(&callers.source(&req))?;
+                    }
                     Err(e.into())
                 }
             }
@@ -69,56 +84,43 @@ impl FromRequest for Authenticated {
 
 /// The ring a path names: a name outside the grammar names no ring.
 pub fn ring_in_path(name: &str) -> Result<RingName, ApiError> {
-    RingName::parse(name).map_err(|_| RingError::RingNotFound(name.to_owned()).into())
+    RingName::parse(name)
+        .map_err(|_| RingError::RingNotFound(CallerText::echoed(name).to_string()).into())
 }
 
 /// The key a path names by its kid: a value that is no thumbprint names no key.
 pub fn kid_in_path(kid: &str) -> Result<Kid, ApiError> {
-    Kid::parse(kid).map_err(|_| RingError::KeyNotFound(kid.to_owned()).into())
-}
-
-/// Parses an optional JSON body (empty means the type's default), refusing unknown fields.
-pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError;
-    let error = match &err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            )
-        }
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send JSON with Content-Type: application/json",
-        ),
-        other => ApiError::bad_request(format!("invalid JSON body: {other}")),
-    };
-    error.into()
+    Kid::parse(kid).map_err(|_| RingError::KeyNotFound(CallerText::echoed(kid).to_string()).into())
 }
 
 fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request(format!("invalid query: {err}")).into()
+    let why = match err {
+        actix_web::error::QueryPayloadError::Deserialize(e) => {
+            let message = e.to_string();
+            if message.starts_with("unknown field") {
+                "a parameter is not one this request takes".to_owned()
+            } else {
+                "a query parameter has a value of the wrong type".to_owned()
+            }
+        }
+        _ => "the query string cannot be read".to_owned(),
+    };
+    ApiError::bad_request(why).into()
 }
 
-fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request(format!("invalid path: {err}")).into()
+fn path_error(_: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("the path cannot be read").into()
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no route for {} {}", req.method(), req.path()),
+        format!(
+            "no route for {} {}",
+            CallerText::echoed(req.method().as_str()),
+            CallerText::echoed(req.path())
+        ),
     ))
 }
 
@@ -159,46 +161,45 @@ async fn readyz(state: web::Data<Services>) -> HttpResponse {
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY_BYTES)
-            .error_handler(json_error),
-    )
-    .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-    .app_data(web::PathConfig::default().error_handler(path_error))
-    .app_data(web::QueryConfig::default().error_handler(query_error))
-    .route("/healthz", web::get().to(healthz))
-    .route("/readyz", web::get().to(readyz))
-    .route("/.well-known/jwks.json", web::get().to(jwks::all))
-    .route("/v1/verify", web::post().to(jwks::verify))
-    .route("/v1/rings", web::post().to(rings::create))
-    .route("/v1/rings", web::get().to(rings::list))
-    .route("/v1/rings/{ring}", web::get().to(rings::show))
-    .route("/v1/rings/{ring}/keys", web::get().to(rings::keys))
-    .route("/v1/rings/{ring}/jwks.json", web::get().to(jwks::ring))
-    .route("/v1/rings/{ring}/sign", web::post().to(rings::sign))
-    .route("/v1/rings/{ring}/sign-raw", web::post().to(rings::sign_raw))
-    .route("/v1/rings/{ring}/rotate", web::post().to(rings::rotate))
-    .route("/v1/rings/{ring}/schedule", web::get().to(schedules::show))
-    .route("/v1/rings/{ring}/schedule", web::put().to(schedules::set))
-    .route(
-        "/v1/rings/{ring}/schedule/pause",
-        web::post().to(schedules::pause),
-    )
-    .route(
-        "/v1/rings/{ring}/schedule/resume",
-        web::post().to(schedules::resume),
-    )
-    .route("/v1/keys/{kid}/revoke", web::post().to(rings::revoke))
-    .route("/v1/keys/{kid}/history", web::get().to(audit::key_history))
-    .route(
-        "/v1/rings/{ring}/history",
-        web::get().to(audit::ring_history),
-    )
-    .route("/v1/audit", web::get().to(audit::list))
-    .route("/v1/audit/verify", web::get().to(audit::verify))
-    .route("/v1/clients", web::post().to(clients::create))
-    .route("/v1/clients", web::get().to(clients::list))
-    .route("/v1/clients/{id}", web::delete().to(clients::revoke))
-    .default_service(web::to(not_found));
+    cfg.app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/.well-known/jwks.json", web::get().to(jwks::all))
+        .route("/v1/verify", web::post().to(jwks::verify))
+        .route("/v1/rings", web::post().to(rings::create))
+        .route("/v1/rings", web::get().to(rings::list))
+        .route("/v1/rings/{ring}", web::get().to(rings::show))
+        .route("/v1/rings/{ring}/keys", web::get().to(rings::keys))
+        .route("/v1/rings/{ring}/jwks.json", web::get().to(jwks::ring))
+        .route("/v1/rings/{ring}/sign", web::post().to(rings::sign))
+        .route("/v1/rings/{ring}/sign-raw", web::post().to(rings::sign_raw))
+        .route("/v1/rings/{ring}/rotate", web::post().to(rings::rotate))
+        .route("/v1/rings/{ring}/schedule", web::get().to(schedules::show))
+        .route("/v1/rings/{ring}/schedule", web::put().to(schedules::set))
+        .route(
+            "/v1/rings/{ring}/schedule/pause",
+            web::post().to(schedules::pause),
+        )
+        .route(
+            "/v1/rings/{ring}/schedule/resume",
+            web::post().to(schedules::resume),
+        )
+        .route("/v1/keys/{kid}/revoke", web::post().to(rings::revoke))
+        .route("/v1/keys/{kid}/history", web::get().to(audit::key_history))
+        .route(
+            "/v1/rings/{ring}/history",
+            web::get().to(audit::ring_history),
+        )
+        .route("/v1/audit", web::get().to(audit::list))
+        .route("/v1/audit/verify", web::get().to(audit::verify))
+        .route("/v1/clients", web::post().to(clients::create))
+        .route("/v1/clients", web::get().to(clients::list))
+        .route("/v1/clients/{id}", web::delete().to(clients::revoke))
+        .route(
+            "/v1/clients/{id}/rate-limit",
+            web::put().to(clients::set_rate_limit),
+        )
+        .default_service(web::to(not_found));
 }

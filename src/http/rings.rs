@@ -3,18 +3,20 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{kid_in_path, optional_body, ring_in_path, ApiError, Authenticated, Services};
+use super::{
+    kid_in_path, optional_json, ring_in_path, ApiError, Authenticated, Callers, Json, Services,
+};
 use crate::api::{
     KeyInfo, KeyList, RawSignatureInfo, RevokedKey, RingInfo, RingList, SignedTokenInfo,
 };
 use crate::clock::rfc3339;
-use crate::domain::{KeyState, Role};
+use crate::domain::{CallerText, KeyState, Role};
 use crate::rings::{NewRing, SignRequest};
 
 pub async fn create(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
-    body: web::Json<NewRing>,
+    body: Json<NewRing>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let (ring, key) = state
@@ -63,9 +65,11 @@ pub async fn sign(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
-    body: web::Json<SignRequest>,
+    body: Json<SignRequest>,
+    callers: web::Data<Callers>,
 ) -> Result<HttpResponse, ApiError> {
     who.require_issuer_of(&path)?;
+    callers.admit_signature(&who)?;
     let signed = state
         .rings
         .sign(&who.actor(), &ring_in_path(&path)?, body.into_inner())
@@ -87,9 +91,11 @@ pub async fn sign_raw(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
-    body: web::Json<SignRawRequest>,
+    body: Json<SignRawRequest>,
+    callers: web::Data<Callers>,
 ) -> Result<HttpResponse, ApiError> {
     who.require_issuer_of(&path)?;
+    callers.admit_signature(&who)?;
     let signed = state
         .rings
         .sign_raw(&who.actor(), &ring_in_path(&path)?, &body.signing_input)
@@ -114,7 +120,7 @@ pub async fn rotate(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
-    let request: RotateRequest = optional_body(&body)?;
+    let request: RotateRequest = optional_json(&body)?;
     let key = state
         .rings
         .rotate(&who.actor(), &ring_in_path(&path)?, request.immediate)
@@ -135,12 +141,13 @@ pub async fn revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
-    let request: RevokeRequest = optional_body(&body)?;
+    let request: RevokeRequest = optional_json(&body)?;
     let reason = request.reason.unwrap_or_else(|| "unspecified".into());
-    if reason.len() > 1024 {
-        return Err(ApiError::bad_request(
-            "reason is limited to 1024 characters",
-        ));
+    if reason.len() > CallerText::STORED_BYTES || reason != CallerText::stored(&reason).as_str() {
+        return Err(ApiError::bad_request(format!(
+            "reason is up to {} bytes of printable text",
+            CallerText::STORED_BYTES
+        )));
     }
     let revocation = state
         .rings

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{ring_in_path, ApiError, Authenticated, Services};
+use super::{ring_in_path, ApiError, Authenticated, Json, Services};
 use crate::domain::Role;
 use crate::schedule::ScheduleUpdate;
 
@@ -19,7 +19,7 @@ pub async fn set(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
     path: web::Path<String>,
-    body: web::Json<ScheduleUpdate>,
+    body: Json<ScheduleUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let schedule = state

@@ -48,6 +48,8 @@ pub const LIFECYCLE: &str = "lifecycle tick";
 pub enum RingError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    DuplicateMember(String),
     #[error("no ring named {0:?}")]
     RingNotFound(String),
     #[error("no key with kid {0:?}")]

@@ -8,9 +8,13 @@ use serde_json::{Map, Value};
 
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, Kid, RingName, SignatureFacts, Violation};
+use crate::domain::{
+    AuditEvent, AuditRecord, CallerText, Kid, RingName, SignatureFacts, Violation,
+};
 use crate::jose;
+use crate::json::{self, JsonError};
 use crate::random::random_id;
+use crate::store::StoreError;
 
 /// `POST /v1/rings/{ring}/sign`.
 #[derive(Debug, Deserialize)]
@@ -34,16 +38,18 @@ pub struct RawSignature {
     pub kid: Kid,
 }
 
-/// Audit detail of a signature: never claim values beyond `sub`, `jti`, `aud` and times.
+/// Audit detail of a signature: never claim values beyond `sub`, `jti`, `aud` and times, and
+/// those bounded.
 fn signature_facts(claims: &Map<String, Value>, payload: &[u8]) -> SignatureFacts {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, payload);
+    let fact = |name: &str| claims.get(name).map(SignatureFacts::bounded);
     SignatureFacts {
-        jti: claims.get("jti").cloned(),
-        sub: claims.get("sub").cloned(),
-        aud: claims.get("aud").cloned(),
-        iat: claims.get("iat").cloned(),
-        exp: claims.get("exp").cloned(),
-        claim_names: claims.keys().cloned().collect(),
+        jti: fact("jti"),
+        sub: fact("sub"),
+        aud: fact("aud"),
+        iat: fact("iat"),
+        exp: fact("exp"),
+        claim_names: SignatureFacts::claim_names(claims.keys()),
         payload_sha256: jose::b64url(digest.as_ref()),
     }
 }
@@ -162,15 +168,22 @@ impl RingService {
         let (header, payload_b64) = signing_input
             .split_once('.')
             .ok_or_else(|| invalid("expected <base64url header>.<base64url payload>"))?;
-        let decode_object = |part: &str| -> Option<Map<String, Value>> {
-            serde_json::from_slice(&jose::b64url_decode(part)?).ok()
+        // Strict JSON: a member named twice would let the policy and a verifier read different
+        // values.
+        let object = |bytes: &[u8], what: &str| -> Result<Map<String, Value>, RingError> {
+            json::from_slice(bytes).map_err(|e| match e {
+                JsonError::Duplicate { path } => RingError::DuplicateMember(format!(
+                    "signing_input: the {what}'s member {path} appears more than once"
+                )),
+                _ => invalid(&format!("the {what} is not a JSON object")),
+            })
         };
-        let header = decode_object(header)
-            .ok_or_else(|| invalid("the header is not a base64url JSON object"))?;
+        let header =
+            jose::b64url_decode(header).ok_or_else(|| invalid("the header is not base64url"))?;
+        let header = object(&header, "header")?;
         let payload = jose::b64url_decode(payload_b64)
             .ok_or_else(|| invalid("the payload is not base64url"))?;
-        let claims: Map<String, Value> = serde_json::from_slice(&payload)
-            .map_err(|_| invalid("the payload is not a JSON object"))?;
+        let claims = object(&payload, "payload")?;
         let header_error = |message: String| {
             RingError::Policy(Violation {
                 code: "header_mismatch",
@@ -194,12 +207,17 @@ impl RingService {
             .find(|k| !["alg", "kid", "typ", "cty"].contains(&k.as_str()))
         {
             return Err(header_error(format!(
-                "header member {extra:?} is not allowed (only alg, kid, typ, cty)"
+                "header member {:?} is not allowed (only alg, kid, typ, cty)",
+                CallerText::echoed(extra).as_str()
             )));
         }
         record
             .policy
-            .check_raw_claims(&claims, now_ms() / 1000)
+            .check_header_types(&header)
+            .map_err(RingError::Policy)?;
+        record
+            .policy
+            .check_raw_claims(&claims, now_ms() / 1000, record.timing.leeway_seconds)
             .map_err(RingError::Policy)?;
         let signature = self
             .sign_audited(
@@ -210,7 +228,14 @@ impl RingService {
                 &claims,
                 &payload,
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                RingError::Store(StoreError::Conflict(_)) => RingError::Conflict {
+                    code: "jti_reused",
+                    message: "this ring has already signed a token with this jti".into(),
+                },
+                e => e,
+            })?;
         Ok(RawSignature {
             signature: jose::b64url(&signature),
             kid: signer.kid.clone(),

@@ -35,6 +35,10 @@ impl RingService {
         if let Err(e) = self.checkpoint_audit_if_due().await {
             tracing::warn!(error = %e, "audit checkpoint failed; retrying on the next tick");
         }
+        // A raw token's jti stays claimed until it has expired, plus the longest leeway.
+        if let Err(e) = self.store.purge_raw_jtis(now / 1000 - 3600).await {
+            tracing::warn!(error = %e, "expired jtis not purged; retrying on the next tick");
+        }
         self.reload().await?;
         schedules
     }

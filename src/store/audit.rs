@@ -15,7 +15,9 @@ use sqlx::{AnyConnection, Row};
 
 use super::change::Change;
 use super::{Store, StoreError};
-use crate::domain::{Action, AuditQuery, AuditRecord};
+use serde_json::Value;
+
+use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord};
 
 /// An audit record as stored: its place in the chain, its exact detail text and its hash
 /// (`None` only for records written before the chain existed).
@@ -173,10 +175,43 @@ pub(super) async fn insert_many(
         .bind(&prev)
         .execute(&mut *conn)
         .await?;
+    claim_raw_jtis(conn, records).await
+}
+
+/// A raw signature's record claims its `jti` in its ring until the token expires: a second
+/// record claiming it is refused (`Conflict`), and with it that signature.
+async fn claim_raw_jtis(
+    conn: &mut AnyConnection,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    for record in records {
+        let (Some(ring), AuditEvent::SignRaw(facts)) = (&record.ring, &record.event) else {
+            continue;
+        };
+        if let (Some(Value::String(jti)), Some(exp)) =
+            (&facts.jti, facts.exp.as_ref().and_then(Value::as_i64))
+        {
+            sqlx::query("INSERT INTO raw_jtis (ring, jti, exp) VALUES ($1, $2, $3)")
+                .bind(ring.as_str())
+                .bind(jti.as_str())
+                .bind(exp)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
     Ok(())
 }
 
 impl Store {
+    /// Forgets the claimed `jti`s of raw tokens that expired before `before` (seconds).
+    pub(crate) async fn purge_raw_jtis(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM raw_jtis WHERE exp < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
     pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         Change::begin(&self.pool).await?.commit(records).await
@@ -216,10 +251,11 @@ impl Store {
         }
         if query.events_only {
             conditions.push(format!(
-                "action NOT IN ('{}', '{}', '{}')",
+                "action NOT IN ('{}', '{}', '{}', '{}')",
                 Action::Sign.as_str(),
                 Action::SignRaw.as_str(),
-                Action::RequestDenied.as_str()
+                Action::RequestDenied.as_str(),
+                Action::RequestsDenied.as_str()
             ));
         }
         let filter = if conditions.is_empty() {

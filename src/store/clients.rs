@@ -5,9 +5,10 @@ use sqlx::Row;
 
 use super::change::Change;
 use super::{opt_i64, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, ClientRecord, Role};
+use crate::domain::{AuditRecord, ClientRecord, RateLimit, Role};
 
-const COLUMNS: &str = "id, name, role, rings, token_hash, created_at, created_by, revoked_at";
+const COLUMNS: &str =
+    "id, name, role, rings, rate_per_second, rate_burst, token_hash, created_at, created_by, revoked_at";
 
 fn from_row(row: &AnyRow) -> Result<ClientRecord, sqlx::Error> {
     let rings: String = row.try_get("rings")?;
@@ -16,6 +17,19 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, sqlx::Error> {
         name: row.try_get("name")?,
         role: parsed(row, "role", Role::parse)?,
         rings: serde_json::from_str(&rings).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        rate_limit: match (
+            opt_i64(row, "rate_per_second")?,
+            opt_i64(row, "rate_burst")?,
+        ) {
+            (Some(rate), Some(burst)) => Some(
+                RateLimit::new(
+                    u32::try_from(rate).unwrap_or(0),
+                    Some(u32::try_from(burst).unwrap_or(0)),
+                )
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
+            ),
+            _ => None,
+        },
         token_hash: row.try_get("token_hash")?,
         created_at: row.try_get("created_at")?,
         created_by: row.try_get("created_by")?,
@@ -31,13 +45,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
         sqlx::query(
-            "INSERT INTO clients (id, name, role, rings, token_hash, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO clients (id, name, role, rings, rate_per_second, rate_burst, token_hash, \
+             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&client.id)
         .bind(&client.name)
         .bind(client.role.as_str())
         .bind(serde_json::to_string(&client.rings).expect("ring names serialise"))
+        .bind(client.rate_limit.map(|l| i64::from(l.per_second)))
+        .bind(client.rate_limit.map(|l| i64::from(l.burst)))
         .bind(&client.token_hash)
         .bind(client.created_at)
         .bind(&client.created_by)
@@ -75,6 +91,29 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n)
+    }
+
+    /// Sets the client's limit on sign requests (`None`: the server's default); `false` if
+    /// there is no such live client.
+    pub(crate) async fn set_client_rate_limit(
+        &self,
+        id: &str,
+        limit: Option<RateLimit>,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Change::begin(&self.pool).await?;
+        let done = sqlx::query(
+            "UPDATE clients SET rate_per_second = $1, rate_burst = $2 \
+             WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(limit.map(|l| i64::from(l.per_second)))
+        .bind(limit.map(|l| i64::from(l.burst)))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        tx.commit_if(done, std::slice::from_ref(record)).await
     }
 
     /// Revokes the client; `false` if there is no such client or it was already revoked.

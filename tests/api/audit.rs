@@ -209,16 +209,12 @@ async fn denied_requests_are_recorded_without_the_token(db: Db) {
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let (_, auditor) = app.create_client("auditor", "auditor", &[]).await;
     let garbage = "signet_this-token-must-never-be-stored";
+    // Denied to authenticated clients: one record each, before the answer.
     let cases = [
         (
             app.sign(&issuer, "r", json!({"aud": "elsewhere"})).await,
             "client:svc",
             "audience_not_allowed",
-        ),
-        (
-            app.sign(garbage, "r", json!({"aud": "api"})).await,
-            "anonymous",
-            "unauthenticated",
         ),
         (
             app.request(Method::POST, "/v1/rings/r/rotate", Some(&auditor), None)
@@ -247,8 +243,33 @@ async fn denied_requests_are_recorded_without_the_token(db: Db) {
         assert_eq!(record["detail"]["status"], response.status.as_u16());
         assert!(!record["detail"]["reason"].as_str().unwrap().is_empty());
     }
+    // Denied without authentication: counted, and written when the minute ends or the server
+    // stops.
+    for _ in 0..3 {
+        let refused = app.sign(garbage, "r", json!({"aud": "api"})).await;
+        assert_eq!(refused.body["error"]["code"], "unauthenticated");
+    }
+    let url = app.db.url.clone();
+    let _kept = app.stop().await;
+    let store = sqlx::AnyPool::connect(&url).await.unwrap();
+    let tallies: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT principal, ring, detail FROM audit_log WHERE action = 'requests_denied'",
+    )
+    .fetch_all(&store)
+    .await
+    .unwrap();
+    assert_eq!(tallies.len(), 1, "{tallies:?}");
+    let (principal, ring, detail) = &tallies[0];
+    let detail: Value = serde_json::from_str(detail).unwrap();
+    assert_eq!(principal, "anonymous");
+    assert_eq!(ring.as_deref(), Some("r"));
+    assert_eq!(detail["count"], 3);
+    assert_eq!(detail["code"], "unauthenticated");
+    assert_eq!(detail["status"], 401);
+    assert_eq!(detail["source"], "127.0.0.1");
+    assert_eq!(detail["path"], "/v1/rings/r/sign");
     let dump: Vec<String> = sqlx::query_scalar("SELECT detail FROM audit_log")
-        .fetch_all(&sqlx::AnyPool::connect(&app.db.url).await.unwrap())
+        .fetch_all(&store)
         .await
         .unwrap();
     assert!(!dump

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use signet::config::Settings;
+use signet::config::{HttpSettings, Settings};
 use signet::rings::RingService;
 use signet::startup::Application;
 use signet::store::Store;
@@ -269,6 +269,24 @@ pub struct Response {
     pub body: Value,
 }
 
+impl Response {
+    async fn from(response: reqwest::Response) -> Response {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(db: Db) -> TestApp {
         TestApp::spawn_on(db, Backend::File).await
@@ -282,6 +300,28 @@ impl TestApp {
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let db = Arc::new(TestDb::new(db, data_dir.path()).await);
         TestApp::start_on(data_dir, db, backend).await
+    }
+
+    /// A server on the file backend whose HTTP settings (limits, deadlines) are `http`.
+    pub async fn spawn_with_http(db: Db, http: HttpSettings) -> TestApp {
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let db = Arc::new(TestDb::new(db, data_dir.path()).await);
+        let mut settings = settings(data_dir.path().to_owned(), &db.url);
+        settings.http = http;
+        TestApp::start_with(settings, data_dir, db).await
+    }
+
+    /// Sends `body` as it is, with `Content-Type: application/json`.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: String) -> Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Response::from(request.send().await.expect("the server answers")).await
     }
 
     /// Starts a server with `backend` configured on an existing data directory and database.
@@ -399,20 +439,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("the server answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Response {
-            status,
-            headers,
-            body,
-        }
+        Response::from(request.send().await.expect("the server answers")).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
@@ -503,6 +530,7 @@ pub fn settings(data_dir: PathBuf, database_url: &str) -> Settings {
         file_kek: Some(KekSource::key_from_text(&SecretString::from(TEST_KEK.to_owned())).unwrap()),
         pkcs11: pkcs11_config(),
         aws_kms: None,
+        http: HttpSettings::default(),
     }
 }
 

@@ -8,6 +8,7 @@ mod audit;
 mod aws_kms;
 mod cli;
 mod durability;
+mod hostile;
 mod interop;
 mod jwks;
 mod lifecycle;

@@ -228,8 +228,10 @@ async fn raw_signing_takes_only_this_rings_header_and_policy(db: Db) {
     let kid = app.jwks_kids("r").await[0].clone();
     let now = chrono::Utc::now().timestamp();
     let b64 = |v: Value| signet::jose::b64url(v.to_string().as_bytes());
-    let payload =
-        b64(json!({"iss": "https://issuer.test", "aud": "api", "sub": "u", "exp": now + 60}));
+    let payload = b64(
+        json!({"iss": "https://issuer.test", "aud": "api", "sub": "u",
+                             "iat": now, "exp": now + 60, "jti": "raw-1"}),
+    );
     let input = format!(
         "{}.{payload}",
         b64(json!({"alg": "ES256", "kid": kid, "typ": "JWT"}))
@@ -252,8 +254,59 @@ async fn raw_signing_takes_only_this_rings_header_and_policy(db: Db) {
         )
         .await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    // A jti is signed once.
+    let again = app
+        .post(
+            "/v1/rings/r/sign-raw",
+            &issuer,
+            json!({"signing_input": input}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.body["error"]["code"], "jti_reused");
+    // Members named twice: the policy and a verifier could read different values.
+    let header = b64(json!({"alg": "ES256", "kid": kid}));
+    let ambiguous = signet::jose::b64url(
+        format!(
+            r#"{{"iss":"https://evil","iss":"https://issuer.test","aud":"other","aud":"api","iat":{now},"exp":{},"exp":{},"jti":"raw-2"}}"#,
+            now + 3 * 365 * 86_400,
+            now + 30
+        )
+        .as_bytes(),
+    );
+    let refused = app
+        .post(
+            "/v1/rings/r/sign-raw",
+            &issuer,
+            json!({"signing_input": format!("{header}.{ambiguous}")}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "duplicate_member");
+    let fresh = |extra: Value| {
+        let mut claims = json!({"iss": "https://issuer.test", "aud": "api", "iat": now,
+                                "exp": now + 10, "jti": "raw-3"});
+        crate::helpers::merge(&mut claims, extra);
+        b64(claims)
+    };
 
     let refusals = [
+        (
+            format!(
+                "{}.{}",
+                b64(json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"})),
+                fresh(json!({}))
+            ),
+            "header_mismatch",
+        ),
+        (
+            format!("{header}.{}", fresh(json!({"iat": now - 3600}))),
+            "invalid_claim",
+        ),
+        (
+            format!("{header}.{}", fresh(json!({"jti": null}))),
+            "missing_required_claim",
+        ),
         (
             format!("{}.{payload}", b64(json!({"alg": "ES384", "kid": kid}))),
             "header_mismatch",
@@ -276,7 +329,7 @@ async fn raw_signing_takes_only_this_rings_header_and_policy(db: Db) {
             format!(
                 "{}.{}",
                 b64(json!({"alg": "ES256", "kid": kid})),
-                b64(json!({"iss": "https://issuer.test", "aud": "api", "exp": now + 10_000}))
+                fresh(json!({"exp": now + 10_000}))
             ),
             "ttl_exceeds_max",
         ),
@@ -284,7 +337,7 @@ async fn raw_signing_takes_only_this_rings_header_and_policy(db: Db) {
             format!(
                 "{}.{}",
                 b64(json!({"alg": "ES256", "kid": kid})),
-                b64(json!({"iss": "https://issuer.test", "aud": "nope", "exp": now + 10}))
+                fresh(json!({"aud": "nope"}))
             ),
             "audience_not_allowed",
         ),
