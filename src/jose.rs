@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use signet_core::{Algorithm, KeySpec, PublicKey};
 
-use crate::domain::Kid;
+use crate::domain::{CallerText, Kid};
 
 pub fn b64url(bytes: &[u8]) -> String {
     B64URL.encode(bytes)
@@ -102,15 +102,35 @@ pub fn signature_len(spec: KeySpec) -> usize {
     }
 }
 
-/// Why a token did not verify.
+/// Why a token did not verify, in our words (never the JOSE library's, never more than a
+/// bounded prefix of the token).
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("the token is not a well-formed compact JWS: {0}")]
-    Malformed(String),
-    #[error("no published key has kid {0:?}")]
+    #[error("the token is not a well-formed compact JWS with a kid")]
+    Malformed,
+    #[error("no published key has kid {:?}", CallerText::echoed(.0).as_str())]
     UnknownKey(String),
     #[error("the token failed verification: {0}")]
-    Invalid(String),
+    Invalid(&'static str),
+}
+
+impl From<jsonwebtoken::errors::Error> for VerifyError {
+    fn from(e: jsonwebtoken::errors::Error) -> VerifyError {
+        use jsonwebtoken::errors::ErrorKind;
+        VerifyError::Invalid(match e.kind() {
+            ErrorKind::InvalidSignature => "the signature does not verify",
+            ErrorKind::ExpiredSignature => "the token has expired",
+            ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
+            ErrorKind::InvalidAudience => "the token is not for this audience",
+            ErrorKind::InvalidAlgorithm => "the token's alg is not its key's",
+            ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp)",
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_) => "the token is malformed",
+            _ => "the token was refused",
+        })
+    }
 }
 
 /// The verified contents of a token.
@@ -121,33 +141,26 @@ pub struct Verified {
 
 /// Reads the `kid` of a compact JWS without trusting anything else in it.
 pub fn peek_kid(token: &str) -> Result<String, VerifyError> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    header
-        .kid
-        .ok_or_else(|| VerifyError::Malformed("the header has no kid".into()))
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    header.kid.ok_or(VerifyError::Malformed)
 }
 
 /// The decoding key of a published `jwk` and the one algorithm it may verify.
 fn decoding_key(
     jwk: &Value,
 ) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm), VerifyError> {
+    // A published key is one of ours: one we cannot use is a bug, not the caller's doing.
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())
-        .map_err(|e| VerifyError::Invalid(format!("unusable key: {e}")))?;
+        .map_err(|_| VerifyError::Invalid("the published key is unusable"))?;
     let alg = match jwk.common.key_algorithm {
         Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => jsonwebtoken::Algorithm::ES256,
         Some(jsonwebtoken::jwk::KeyAlgorithm::ES384) => jsonwebtoken::Algorithm::ES384,
         Some(jsonwebtoken::jwk::KeyAlgorithm::RS256) => jsonwebtoken::Algorithm::RS256,
         Some(jsonwebtoken::jwk::KeyAlgorithm::PS256) => jsonwebtoken::Algorithm::PS256,
         Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA) => jsonwebtoken::Algorithm::EdDSA,
-        other => {
-            return Err(VerifyError::Invalid(format!(
-                "unsupported key algorithm {other:?}"
-            )))
-        }
+        _ => return Err(VerifyError::Invalid("the published key is unusable")),
     };
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
-        .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
     Ok((key, alg))
 }
 
@@ -182,8 +195,7 @@ fn decode(
     key: &jsonwebtoken::DecodingKey,
     validation: &jsonwebtoken::Validation,
 ) -> Result<Verified, VerifyError> {
-    let data = jsonwebtoken::decode::<Value>(token, key, validation)
-        .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let data = jsonwebtoken::decode::<Value>(token, key, validation)?;
     let header = serde_json::to_value(&data.header).expect("a header serialises");
     Ok(Verified {
         header,

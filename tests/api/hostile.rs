@@ -215,11 +215,11 @@ async fn a_client_over_its_limit_gets_429_and_others_sign_on() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(
-        created.body["client"]["rate_limit"],
+        created.body["rate_limit"],
         json!({"per_second": 1, "burst": 3})
     );
     let slow = created.body["token"].as_str().unwrap().to_owned();
-    let slow_id = created.body["client"]["id"].as_str().unwrap().to_owned();
+    let slow_id = created.body["id"].as_str().unwrap().to_owned();
     let (_, fast) = app.create_client("fast", "issuer", &["r"]).await;
     let started = Instant::now();
     let (mut signed, mut limited) = (0u64, 0u64);
