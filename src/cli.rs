@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use signet_core::Algorithm;
 
 use crate::api::{ClientInfo, CreatedClientInfo, KeyInfo, KeyList, RingInfo};
-use crate::audit::verify::verify_database;
+use crate::audit::verify::{export_audit_jwks, verify_database, TrustAnchor};
 use crate::auth::NewClient;
 use crate::config::{Overrides, Settings};
 use crate::domain::{
@@ -92,6 +93,18 @@ enum AuditCommand {
         /// Start at this record (default: the first chained record).
         #[arg(long)]
         from: Option<i64>,
+        /// The audit ring's JWKS, saved earlier from a store you trusted (`audit export-jwks`):
+        /// checkpoints must then be signed by its keys or keys the anchored chain introduced.
+        /// Without it, checkpoints are checked against the store's own keys, which proves
+        /// nothing against whoever can write the store.
+        #[arg(long, value_name = "FILE")]
+        trusted_jwks: Option<PathBuf>,
+    },
+    /// Prints the audit ring's public keys as a JWKS (or writes them to --out): keep it where
+    /// the store's writers cannot reach, for `audit verify --trusted-jwks`.
+    ExportJwks {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -225,9 +238,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::store::Store::connect(&settings.database_url).await?;
             println!("the store is up to date");
         }
-        Command::Audit(AuditCommand::Verify { from }) => {
+        Command::Audit(AuditCommand::Verify { from, trusted_jwks }) => {
             let settings = Settings::load(overrides)?;
-            let report = verify_database(&settings.database_url, from).await?;
+            let anchor = match &trusted_jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let jwks = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", path.display()))?;
+                    Some(
+                        TrustAnchor::from_jwks(&jwks)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            let report = verify_database(&settings.database_url, from, anchor.as_ref()).await?;
             print(&report);
             if let Some(problem) = report.problem {
                 anyhow::bail!(
@@ -235,6 +261,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     problem.seq,
                     problem.reason
                 );
+            }
+        }
+        Command::Audit(AuditCommand::ExportJwks { out }) => {
+            let settings = Settings::load(overrides)?;
+            let jwks = export_audit_jwks(&settings.database_url).await?;
+            let text = serde_json::to_string_pretty(&jwks)?;
+            match out {
+                Some(path) => std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => println!("{text}"),
             }
         }
         Command::Service(command) => {

@@ -65,6 +65,27 @@ pub fn thumbprint(key: &PublicKey) -> Kid {
     )
 }
 
+/// The RFC 7638 thumbprint of a public JWK given as JSON (one that arrived from outside: a
+/// saved JWKS, a stored row); `None` if it is not an EC, RSA or OKP public key.
+pub fn jwk_thumbprint(jwk: &Value) -> Option<Kid> {
+    let member = |name: &str| jwk.get(name).and_then(Value::as_str);
+    let names: &[&str] = match member("kty")? {
+        "EC" | "OKP" if jwk.get("y").is_some() => &["crv", "kty", "x", "y"],
+        "OKP" => &["crv", "kty", "x"],
+        "RSA" => &["e", "kty", "n"],
+        _ => return None,
+    };
+    let mut canonical = Map::new();
+    for name in names {
+        canonical.insert((*name).to_owned(), Value::String(member(name)?.to_owned()));
+    }
+    // Inserted in lexicographic order, as RFC 7638 requires (whatever order the map keeps).
+    let text = Value::Object(canonical).to_string();
+    Some(Kid::from_thumbprint(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref(),
+    ))
+}
+
 /// The public JWK as published: the key's members plus `kid`, `alg` and `use`. Never any private
 /// member: a [`PublicKey`] has none to give.
 pub fn public_jwk(key: &PublicKey, alg: Algorithm) -> Value {
@@ -244,6 +265,21 @@ mod tests {
         assert_eq!(jwk["kid"], thumbprint(&key).as_str());
         assert_eq!(jwk["use"], "sig");
         assert_eq!(jwk["crv"], "P-256");
+    }
+
+    #[test]
+    fn a_jwk_given_as_json_has_the_thumbprint_of_its_key() {
+        let key = PublicKey::Ec {
+            spec: KeySpec::EcP256,
+            x: vec![1; 32],
+            y: vec![2; 32],
+        };
+        let jwk = public_jwk(&key, Algorithm::ES256);
+        assert_eq!(jwk_thumbprint(&jwk), Some(thumbprint(&key)));
+        let mut other = jwk.clone();
+        other["x"] = json!(b64url(&[3; 32]));
+        assert_ne!(jwk_thumbprint(&other), Some(thumbprint(&key)));
+        assert_eq!(jwk_thumbprint(&json!({"kty": "oct", "k": "x"})), None);
     }
 
     #[test]

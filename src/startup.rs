@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -14,6 +14,7 @@ use signet_aws_kms::StartError;
 use signet_file::KekError;
 use signet_pkcs11::OpenError;
 
+use crate::audit::verify::TrustAnchor;
 use crate::audit::{AuditLog, AuditService};
 use crate::auth::ClientService;
 use crate::clock::now_ms;
@@ -93,10 +94,11 @@ pub async fn open_services(settings: Settings) -> anyhow::Result<Services> {
     }
     let health = Arc::new(Health::default());
     let log = AuditLog::start(store.clone(), health.clone());
+    let audit_keys_seen = Arc::new(RwLock::new(TrustAnchor::default()));
     Ok(Services {
         clients: ClientService::new(store.clone()),
-        audit: AuditService::new(store.clone(), log.clone()),
-        rings: Arc::new(RingService::new(store, providers, log, health).await?),
+        audit: AuditService::new(store.clone(), log.clone(), audit_keys_seen.clone()),
+        rings: Arc::new(RingService::new(store, providers, log, health, audit_keys_seen).await?),
     })
 }
 

@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 use super::tally::{Refusal, RefusalTally};
-use super::verify::{verify_chain, VerifyReport};
+use std::sync::{Arc, RwLock};
+
+use super::verify::{verify_chain, TrustAnchor, VerifyReport};
 use super::AuditLog;
 use crate::api::AuditEntry;
 use crate::domain::{AuditQuery, AuditRecord, KeyState, Kid, RingName};
@@ -15,6 +17,8 @@ pub struct AuditService {
     store: Store,
     log: AuditLog,
     refusals: RefusalTally,
+    /// The audit-ring keys this process has seen published (kept current by the ring service).
+    audit_keys_seen: Arc<RwLock<TrustAnchor>>,
 }
 
 /// One page of records, and the cursor of the next page (`None` on the last).
@@ -43,11 +47,16 @@ pub struct RingHistory {
 }
 
 impl AuditService {
-    pub fn new(store: Store, log: AuditLog) -> AuditService {
+    pub fn new(
+        store: Store,
+        log: AuditLog,
+        audit_keys_seen: Arc<RwLock<TrustAnchor>>,
+    ) -> AuditService {
         AuditService {
             store,
             log,
             refusals: RefusalTally::default(),
+            audit_keys_seen,
         }
     }
 
@@ -114,9 +123,15 @@ impl AuditService {
         })
     }
 
-    /// Walks the chain from `from` (default: its start): see [`verify_chain`].
+    /// Walks the chain from `from` (default: its start), anchored to the audit keys this process
+    /// has seen since it started: see [`verify_chain`].
     pub async fn verify(&self, from: Option<i64>) -> Result<VerifyReport, StoreError> {
-        verify_chain(&self.store, from).await
+        let anchor = self
+            .audit_keys_seen
+            .read()
+            .expect("audit keys lock poisoned")
+            .clone();
+        verify_chain(&self.store, from, Some(&anchor)).await
     }
 
     /// Records a request refused to an authenticated client (401, 403, 422). A failure is

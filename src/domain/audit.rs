@@ -55,6 +55,11 @@ actions! {
     AuditCheckpoint => "audit_checkpoint",
 }
 
+/// A checkpoint of the audit chain is due after this many records...
+pub const CHECKPOINT_EVERY_RECORDS: i64 = 10_000;
+/// ...or this many milliseconds after the first record it would cover, whichever comes first.
+pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
+
 /// What a signature record keeps of the token: never the token or claim values beyond these.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignatureFacts {

@@ -18,7 +18,10 @@ mod text;
 
 use std::time::Duration;
 
-pub use audit::{Action, AuditEvent, AuditQuery, AuditRecord, RotationCause, SignatureFacts};
+pub use audit::{
+    Action, AuditEvent, AuditQuery, AuditRecord, RotationCause, SignatureFacts,
+    CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS,
+};
 pub use backend::BackendKind;
 pub use clients::{check_client_name, ClientRecord, Role};
 pub use keys::{KeyRecord, KeyState};

@@ -4,20 +4,32 @@
 //! chain itself. Rewriting the whole log with fresh hashes then needs that key's signature, which
 //! anyone holding the ring's JWKS (`/v1/rings/_audit/jwks.json`) can check.
 //!
-//! The audit ring is created, by the scheduler, at the first checkpoint. Its name cannot be taken
+//! The audit ring is created, by the scheduler, at the first checkpoint, on the strongest backend
+//! configured. Its name cannot be taken
 //! by a user's ring, and no client may be made an issuer of it.
 
 use serde_json::json;
 
 use super::{provider_error, NewRing, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
-use crate::domain::{Action, AuditEvent, AuditRecord, BackendKind, RingName, Timing, AUDIT_RING};
+use crate::domain::{
+    Action, AuditEvent, AuditRecord, BackendKind, RingName, Timing, AUDIT_RING,
+    CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS,
+};
 use crate::jose;
 
-pub const CHECKPOINT_EVERY_RECORDS: i64 = 10_000;
-pub const CHECKPOINT_EVERY_MS: i64 = 5 * 60 * 1000;
-
 impl RingService {
+    /// The audit ring lives on the strongest backend configured (a PKCS#11 token, else AWS
+    /// KMS, else the file backend), so that whoever can write the database and the data
+    /// directory still cannot sign checkpoints. A ring keeps its backend: an audit ring created
+    /// before a stronger backend was configured stays where it is.
+    fn audit_backend(&self) -> BackendKind {
+        [BackendKind::Pkcs11, BackendKind::AwsKms]
+            .into_iter()
+            .find(|kind| self.providers.get(*kind).is_some())
+            .unwrap_or(BackendKind::File)
+    }
+
     /// Appends a checkpoint when enough records or time have passed since the last one.
     pub(crate) async fn checkpoint_audit_if_due(&self) -> Result<(), RingError> {
         let store = &self.store;
@@ -47,7 +59,7 @@ impl RingService {
         if !self.view().rings.contains_key(AUDIT_RING) {
             let request = NewRing {
                 name: AUDIT_RING.into(),
-                backend: BackendKind::default(),
+                backend: self.audit_backend(),
                 algorithm: signet_core::Algorithm::ES256,
                 rsa_bits: None,
                 policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
@@ -58,7 +70,11 @@ impl RingService {
                 .create_named_ring(SCHEDULER, RingName::audit(), request)
                 .await
             {
-                Ok(_) | Err(RingError::RingExists(_)) => self.reload().await?,
+                Ok((_, key)) => {
+                    self.trust_audit_keys(key.public_jwk.iter());
+                    self.reload().await?;
+                }
+                Err(RingError::RingExists(_)) => self.reload().await?,
                 Err(e) => return Err(e),
             }
         }

@@ -23,15 +23,15 @@ use std::sync::{Arc, RwLock};
 
 use signet_core::ProviderError;
 
-pub use checkpoint::{CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS};
 pub use create::NewRing;
 pub use readiness::Readiness;
 pub use revocation::Revocation;
 pub use signing::{RawSignature, SignRequest, SignedToken};
 pub use view::{Jwks, RingView, View};
 
+use crate::audit::verify::TrustAnchor;
 use crate::audit::AuditLog;
-use crate::domain::{BackendKind, KeyRecord, Kid, RingName, RingRecord, Violation};
+use crate::domain::{BackendKind, KeyRecord, Kid, RingName, RingRecord, Violation, AUDIT_RING};
 use crate::providers::Providers;
 use crate::store::{Store, StoreError};
 use crate::tasks::Health;
@@ -84,6 +84,9 @@ pub struct RingService {
     providers: Providers,
     audit: AuditLog,
     health: Arc<Health>,
+    /// The audit-ring keys published when this process started, and those it made itself: the
+    /// trust anchor of `GET /v1/audit/verify` (`crate::audit::verify`).
+    audit_keys_seen: Arc<RwLock<TrustAnchor>>,
     /// The installed view and the number of the reload that built it.
     view: RwLock<(u64, Arc<View>)>,
     reloads: AtomicU64,
@@ -96,12 +99,14 @@ impl RingService {
         providers: Providers,
         audit: AuditLog,
         health: Arc<Health>,
+        audit_keys_seen: Arc<RwLock<TrustAnchor>>,
     ) -> Result<RingService, RingError> {
         let service = RingService {
             store,
             providers,
             audit,
             health,
+            audit_keys_seen,
             view: RwLock::new((0, Arc::new(View::build(vec![], &[], &Providers::default())))),
             reloads: AtomicU64::new(0),
         };
@@ -174,11 +179,28 @@ impl RingService {
         let rings = self.store.rings().await?;
         let keys = self.store.live_keys().await?;
         let view = Arc::new(View::build(rings, &keys, &self.providers));
+        // The audit keys published when the process starts anchor the chain; later ones are
+        // trusted through it (`crate::audit::verify`), or because this process made them.
+        if number == 1 {
+            if let Some(audit_ring) = view.rings.get(AUDIT_RING) {
+                self.trust_audit_keys(audit_ring.published.values());
+            }
+        }
         let mut installed = self.view.write().expect("view lock poisoned");
         if number > installed.0 {
             *installed = (number, view);
         }
         Ok(())
+    }
+
+    fn trust_audit_keys<'a>(&self, jwks: impl Iterator<Item = &'a serde_json::Value>) {
+        let mut seen = self
+            .audit_keys_seen
+            .write()
+            .expect("audit keys lock poisoned");
+        for jwk in jwks {
+            seen.add(jwk);
+        }
     }
 
     /// Reloads after a change that has committed; a failure here only delays the view until the

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::helpers::{eventually, Db, TestApp};
+use crate::helpers::{eventually, signet_process, Db, TestApp};
 use crate::store_tests;
 
 /// Every record, oldest first, through the API.
@@ -430,6 +430,133 @@ async fn a_rewritten_chain_is_caught_by_its_signed_checkpoint(db: Db) {
     );
 }
 
+/// A writer of the database who rewrites a record, swaps the audit key row for a key of their
+/// own and re-signs the checkpoint fools a verification that trusts the store's keys, but not
+/// one anchored to the audit JWKS saved earlier, nor the running server's.
+async fn a_forged_checkpoint_is_caught_by_the_trust_anchor(db: Db) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
+    let (app, target) = log_with_a_checkpoint(db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("audit-jwks.json");
+    let database = [("SIGNET_DATABASE_URL", app.db.url.as_str())];
+    let exported = signet_process(
+        &["audit", "export-jwks", "--out", saved.to_str().unwrap()],
+        &database,
+    )
+    .output()
+    .unwrap();
+    assert!(exported.status.success(), "{exported:?}");
+
+    // The attacker's own key, published under its own thumbprint in the audit ring's row.
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let forger =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let point = forger.public_key().as_ref();
+    let key = signet_core::PublicKey::Ec {
+        spec: signet_core::KeySpec::EcP256,
+        x: point[1..33].to_vec(),
+        y: point[33..].to_vec(),
+    };
+    let jwk = signet::jose::public_jwk(&key, signet_core::Algorithm::ES256);
+    let kid = jwk["kid"].as_str().unwrap().to_owned();
+    let mut conn = attacker(&app, db).await;
+    sqlx::query("UPDATE keys SET kid = $1, public_jwk = $2 WHERE ring = '_audit'")
+        .bind(&kid)
+        .bind(jwk.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    // History rewritten from `target` on, every hash recomputed, the checkpoint re-signed.
+    let store = &app.store;
+    let mut hashes: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    let mut prev = store
+        .audit_record(target - 1)
+        .await
+        .unwrap()
+        .unwrap()
+        .hash
+        .unwrap();
+    let head = store.audit_head().await.unwrap();
+    for seq in target..=head.seq {
+        let mut record = store.audit_record(seq).await.unwrap().unwrap();
+        if seq == target {
+            record.principal = "client:someone-else".into();
+        }
+        if record.action == "audit_checkpoint" {
+            let mut detail: Value = serde_json::from_str(&record.detail).unwrap();
+            let upto = detail["upto_seq"].as_i64().unwrap();
+            let upto_hash: String = hashes[&upto].clone();
+            let b64 = |v: Value| signet::jose::b64url(v.to_string().as_bytes());
+            let input = format!(
+                "{}.{}",
+                b64(json!({"alg": "ES256", "kid": kid})),
+                b64(json!({"iss": "signet-audit", "seq": upto, "hash": upto_hash, "iat": 1}))
+            );
+            let signature = forger.sign(&rng, input.as_bytes()).unwrap();
+            detail["upto_hash"] = json!(upto_hash);
+            detail["jws"] = json!(format!(
+                "{input}.{}",
+                signet::jose::b64url(signature.as_ref())
+            ));
+            record.detail = detail.to_string();
+            record.kid = Some(kid.clone());
+        }
+        let hash = record.expected_hash(&prev).unwrap();
+        sqlx::query(
+            "UPDATE audit_log SET principal = $1, detail = $2, kid = $3, hash = $4 WHERE seq = $5",
+        )
+        .bind(&record.principal)
+        .bind(&record.detail)
+        .bind(&record.kid)
+        .bind(&hash)
+        .bind(seq)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        hashes.insert(seq, hash.clone());
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_chain SET hash = $1")
+        .bind(&prev)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    // Trusting the store's keys, the forgery passes: that is why the anchor exists.
+    let fooled = signet_process(&["audit", "verify"], &database)
+        .output()
+        .unwrap();
+    assert!(fooled.status.success(), "{fooled:?}");
+    let fooled: Value = serde_json::from_slice(&fooled.stdout).unwrap();
+    assert_eq!(
+        (fooled["ok"].clone(), fooled["trust"].clone()),
+        (json!(true), json!("store"))
+    );
+    // Anchored to the JWKS saved before, it fails at the forged checkpoint.
+    let anchored = signet_process(
+        &["audit", "verify", "--trusted-jwks", saved.to_str().unwrap()],
+        &database,
+    )
+    .output()
+    .unwrap();
+    assert!(!anchored.status.success(), "{anchored:?}");
+    let report: Value = serde_json::from_slice(&anchored.stdout).unwrap();
+    assert_eq!(report["trust"], "anchor", "{report}");
+    assert!(
+        report["problem"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("trust anchor"),
+        "{report}"
+    );
+    // So does the server, anchored to the audit keys it saw when it started.
+    let report = verify(&app).await;
+    assert_eq!(report["ok"], false, "{report}");
+}
+
 /// The checkpoint is a JWS anyone can check against the audit ring's published JWKS.
 async fn checkpoints_verify_against_the_audit_rings_jwks(db: Db) {
     let (app, _) = log_with_a_checkpoint(db).await;
@@ -505,6 +632,7 @@ store_tests!(
     denied_requests_are_recorded_without_the_token,
     verify_names_an_edited_a_deleted_and_a_reordered_record,
     a_rewritten_chain_is_caught_by_its_signed_checkpoint,
+    a_forged_checkpoint_is_caught_by_the_trust_anchor,
     checkpoints_verify_against_the_audit_rings_jwks,
     the_database_refuses_to_update_or_delete_audit_records,
 );

@@ -98,7 +98,7 @@ async fn audited_jtis(url: &str) -> (std::collections::HashSet<String>, Value) {
                 .to_owned()
         })
         .collect();
-    let report = signet::audit::verify::verify_chain(&store, None)
+    let report = signet::audit::verify::verify_chain(&store, None, None)
         .await
         .unwrap();
     store.close().await;
