@@ -19,6 +19,8 @@ use crate::random::random_id;
 use crate::store::{Store, StoreError};
 
 const TOKEN_PREFIX: &str = "signet_";
+/// The first admin, made on an empty store.
+const BOOTSTRAP_ADMIN: &str = "bootstrap-admin";
 
 /// An authenticated API client.
 #[derive(Clone, Debug)]
@@ -161,6 +163,35 @@ impl ClientService {
         }
     }
 
+    /// Gives the bootstrap admin a new token (shown once); the old one is refused at once on
+    /// this replica, within [`CLIENT_CACHE_TTL`] on the others.
+    pub async fn rotate_bootstrap_token(&self, actor: &str) -> Result<SecretString, ClientError> {
+        let clients = self.list().await?;
+        let admin = clients
+            .iter()
+            .find(|c| c.name == BOOTSTRAP_ADMIN && c.revoked_at.is_none())
+            .ok_or_else(|| ClientError::NotFound(BOOTSTRAP_ADMIN.into()))?;
+        let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
+        let record = AuditRecord::new(
+            now_ms(),
+            actor,
+            AuditEvent::ClientTokenRotated {
+                client_id: admin.id.clone(),
+            },
+        );
+        let rotated = self
+            .store
+            .set_client_token_hash(&admin.id, &hash_token(token.expose_secret()), &record)
+            .await
+            .map_err(ClientError::Store)?;
+        self.forget_all();
+        if rotated {
+            Ok(token)
+        } else {
+            Err(ClientError::NotFound(BOOTSTRAP_ADMIN.into()))
+        }
+    }
+
     /// Revokes the client `id`: refused at once on this replica, within
     /// [`CLIENT_CACHE_TTL`] on the others.
     pub async fn revoke(&self, actor: &str, id: &str) -> Result<(), ClientError> {
@@ -197,7 +228,7 @@ impl ClientService {
             return Ok(None);
         }
         let request = NewClient {
-            name: "bootstrap-admin".into(),
+            name: BOOTSTRAP_ADMIN.into(),
             role: Role::Admin,
             rings: vec![],
             rate_limit: None,

@@ -68,6 +68,9 @@ enum ServiceCommand {
     /// Manages API clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// The bootstrap admin's token.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
     /// Manages key rings.
     #[command(subcommand)]
     Ring(RingCommand),
@@ -84,6 +87,13 @@ enum ServiceCommand {
     /// Shows or changes a ring's rotation schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Gives the bootstrap admin a new token, printed once, and deletes DATA_DIR/admin-token
+    /// (which holds the old one, now refused).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -274,8 +284,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Service(command) => {
-            let services = open_services(Settings::load(overrides)?).await?;
-            let result = run_on_services(&services, command).await;
+            let settings = Settings::load(overrides)?;
+            let data_dir = settings.data_dir.clone();
+            let services = open_services(settings).await?;
+            let result = run_on_services(&services, &data_dir, command).await;
             // Even after a failure: no backend may be left open at exit.
             services.close().await;
             result?;
@@ -285,10 +297,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The commands that act through the services (the server need not be running).
-async fn run_on_services(services: &Services, command: ServiceCommand) -> anyhow::Result<()> {
+async fn run_on_services(
+    services: &Services,
+    data_dir: &std::path::Path,
+    command: ServiceCommand,
+) -> anyhow::Result<()> {
     let actor = "cli";
     let rings = &services.rings;
     match command {
+        ServiceCommand::AdminToken(AdminTokenCommand::Rotate) => {
+            let token = services.clients.rotate_bootstrap_token(actor).await?;
+            let file = data_dir.join("admin-token");
+            match std::fs::remove_file(&file) {
+                Ok(()) => eprintln!("signet: deleted {} (it held the old token)", file.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("deleting {}", file.display()));
+                }
+            }
+            println!("{}", token.expose_secret());
+        }
         ServiceCommand::Client(ClientCommand::Create {
             name,
             role,

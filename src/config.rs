@@ -5,7 +5,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data_dir = "/var/lib/signet"
-//! database_url = "postgres://signet@db/signet"
+//! database_url = "postgres://signet@db/signet"   # or database_url_file = "/run/secrets/db-url"
 //!
 //! [file]
 //! kek_file = "/run/secrets/signet-kek"   # or kek = "<64 hex digits or base64>", or passphrase(_file)
@@ -56,6 +56,7 @@ struct ConfigFile {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<SecretString>,
+    database_url_file: Option<PathBuf>,
     #[serde(default)]
     file: FileSection,
     #[serde(default)]
@@ -201,10 +202,15 @@ impl Settings {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database_url = overrides
-            .database_url
-            .or(file.database_url)
-            .unwrap_or_else(|| sqlite_url(&data_dir));
+        let url_file = env("SIGNET_DATABASE_URL_FILE")
+            .map(PathBuf::from)
+            .or(file.database_url_file);
+        let database_url = match (overrides.database_url.or(file.database_url), url_file) {
+            (Some(_), Some(_)) => bail!("configure one of SIGNET_DATABASE_URL and SIGNET_DATABASE_URL_FILE (or database_url and database_url_file), not both"),
+            (Some(url), None) => url,
+            (None, Some(path)) => read_secret(&path, "the database URL")?,
+            (None, None) => sqlite_url(&data_dir),
+        };
 
         let section = file.file;
         let kek = env("SIGNET_FILE_KEK")
@@ -441,6 +447,29 @@ mod tests {
             },
             &|name| env.get(name).cloned(),
         )
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:secret@db/signet\n").unwrap();
+        let file = path.to_str().unwrap();
+        let settings = resolve(
+            "",
+            Overrides::default(),
+            &[("SIGNET_DATABASE_URL_FILE", file)],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.database_url.expose_secret(),
+            "postgres://u:secret@db/signet"
+        );
+        let both = Overrides {
+            database_url: Some(SecretString::from("postgres://x@db/y")),
+            ..Overrides::default()
+        };
+        assert!(resolve("", both, &[("SIGNET_DATABASE_URL_FILE", file)]).is_err());
     }
 
     #[test]

@@ -50,6 +50,7 @@ actions! {
     ClientCreated => "client_created",
     ClientRevoked => "client_revoked",
     ClientRateLimitChanged => "client_rate_limit_changed",
+    ClientTokenRotated => "client_token_rotated",
     RequestDenied => "request_denied",
     RequestsDenied => "requests_denied",
     AuditCheckpoint => "audit_checkpoint",
@@ -197,6 +198,9 @@ pub enum AuditEvent {
     ClientRevoked {
         client_id: String,
     },
+    ClientTokenRotated {
+        client_id: String,
+    },
     ClientRateLimitChanged {
         client_id: String,
         /// `None`: the server's default.
@@ -254,6 +258,7 @@ impl AuditEvent {
             AuditEvent::ClientCreated { .. } => Action::ClientCreated,
             AuditEvent::ClientRevoked { .. } => Action::ClientRevoked,
             AuditEvent::ClientRateLimitChanged { .. } => Action::ClientRateLimitChanged,
+            AuditEvent::ClientTokenRotated { .. } => Action::ClientTokenRotated,
             AuditEvent::RequestDenied { .. } => Action::RequestDenied,
             AuditEvent::RequestsDenied { .. } => Action::RequestsDenied,
             AuditEvent::AuditCheckpoint { .. } => Action::AuditCheckpoint,
@@ -332,7 +337,8 @@ impl AuditEvent {
                 rate_limit,
             } => json!({"client_id": client_id, "name": name, "role": role, "rings": rings,
                         "rate_limit": rate_limit}),
-            AuditEvent::ClientRevoked { client_id } => json!({"client_id": client_id}),
+            AuditEvent::ClientRevoked { client_id }
+            | AuditEvent::ClientTokenRotated { client_id } => json!({"client_id": client_id}),
             AuditEvent::ClientRateLimitChanged {
                 client_id,
                 rate_limit,

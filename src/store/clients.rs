@@ -116,6 +116,25 @@ impl Store {
         tx.commit_if(done, std::slice::from_ref(record)).await
     }
 
+    /// Replaces a live client's token; `false` if there is no such live client.
+    pub(crate) async fn set_client_token_hash(
+        &self,
+        id: &str,
+        token_hash: &str,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = Change::begin(&self.pool).await?;
+        let done =
+            sqlx::query("UPDATE clients SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(token_hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        tx.commit_if(done, std::slice::from_ref(record)).await
+    }
+
     /// Revokes the client; `false` if there is no such client or it was already revoked.
     pub(crate) async fn revoke_client(
         &self,

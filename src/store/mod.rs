@@ -83,6 +83,34 @@ pub struct Store {
     dialect: Dialect,
 }
 
+/// Creates the file of a `sqlite://PATH` URL readable by its owner only (0600), or makes an
+/// existing one so: it holds the audit log and the clients' token hashes. SQLite gives its `-wal`
+/// and `-shm` files the database file's permissions. In-memory URLs are left alone.
+fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let unreadable = |e: std::io::Error| StoreError::Unavailable(format!("{path}: {e}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(unreadable)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(unreadable)
+}
+
 impl Store {
     /// Connects to `url` (`postgres://...` or `sqlite://...`) and applies pending migrations.
     #[tracing::instrument(skip(url))]
@@ -98,6 +126,9 @@ impl Store {
                 "the database URL must start with postgres:// or sqlite://".into(),
             ));
         };
+        if dialect == Dialect::Sqlite {
+            private_sqlite_file(url)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match dialect {
                 Dialect::Postgres => 16,

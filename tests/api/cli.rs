@@ -158,3 +158,36 @@ fn the_cli_shows_sets_pauses_and_resumes_schedules() {
         "{stderr}"
     );
 }
+
+/// `signet admin-token rotate`: the bootstrap admin's old token (the one in DATA_DIR/admin-token)
+/// is refused, the file is gone, and the new token, printed once, works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_admin_token_can_be_rotated_and_its_file_removed() {
+    let app = crate::helpers::TestApp::spawn(crate::helpers::Db::Sqlite).await;
+    let old = app.admin_token.clone();
+    let (data_dir, db) = app.stop().await;
+    let output = signet_process(
+        &[
+            "--data-dir",
+            data_dir.path().to_str().unwrap(),
+            "admin-token",
+            "rotate",
+        ],
+        &[("SIGNET_DATABASE_URL", db.url.as_str())],
+    )
+    .output()
+    .expect("signet runs");
+    assert!(output.status.success(), "{output:?}");
+    let new = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(new.starts_with("signet_") && new != old);
+    assert!(!data_dir.path().join("admin-token").exists());
+    let app = crate::helpers::TestApp::start(data_dir, db).await;
+    let refused = app.get("/v1/clients", Some(&old)).await;
+    assert_eq!(refused.status, reqwest::StatusCode::UNAUTHORIZED);
+    let listed = app.get("/v1/clients", Some(&new)).await;
+    assert_eq!(listed.status, reqwest::StatusCode::OK, "{}", listed.body);
+    let rotations = app
+        .get("/v1/audit?action=client_token_rotated", Some(&new))
+        .await;
+    assert_eq!(rotations.body["records"].as_array().unwrap().len(), 1);
+}

@@ -48,7 +48,7 @@ async fn a_restart_keeps_keys_jwks_and_clients(db: Db) {
     }
 }
 
-async fn the_bootstrap_token_is_private_and_made_once(db: Db) {
+async fn the_bootstrap_token_and_the_sqlite_store_are_private(db: Db) {
     use std::os::unix::fs::PermissionsExt;
     let app = TestApp::spawn(db).await;
     let path = app.data_dir.path().join("admin-token");
@@ -57,6 +57,17 @@ async fn the_bootstrap_token_is_private_and_made_once(db: Db) {
         0o600
     );
     assert!(app.admin_token.starts_with("signet_"));
+    if db == Db::Sqlite {
+        // The store holds the audit log and the token hashes: its owner's only.
+        let file = app.db.url.trim_start_matches("sqlite://");
+        let file = file.split('?').next().unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let path = format!("{file}{suffix}");
+            if let Ok(meta) = std::fs::metadata(&path) {
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path}");
+            }
+        }
+    }
     let clients = app.store.clients().await.unwrap();
     assert_eq!(clients.len(), 1);
     assert_eq!(clients[0].role, signet::domain::Role::Admin);
@@ -94,6 +105,6 @@ async fn a_wrong_key_encryption_key_stops_the_start_with_a_clear_message(db: Db)
 
 store_tests!(
     a_restart_keeps_keys_jwks_and_clients,
-    the_bootstrap_token_is_private_and_made_once,
+    the_bootstrap_token_and_the_sqlite_store_are_private,
     a_wrong_key_encryption_key_stops_the_start_with_a_clear_message,
 );
