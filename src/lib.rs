@@ -11,6 +11,8 @@ pub mod domain;
 pub(crate) mod http;
 pub mod jose;
 pub(crate) mod json;
+#[cfg(test)]
+mod proptests;
 pub(crate) mod providers;
 pub mod random;
 pub mod rings;

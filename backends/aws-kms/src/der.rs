@@ -279,4 +279,47 @@ mod tests {
         assert_eq!(public_key(spki.as_ref(), KeySpec::Rsa3072), None);
         assert_eq!(public_key(&spki.as_ref()[1..], KeySpec::Rsa2048), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_converters(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            for field_len in [32, 48] {
+                if let Some(fixed) = ecdsa_to_fixed(&bytes, field_len) {
+                    proptest::prop_assert_eq!(fixed.len(), 2 * field_len);
+                }
+            }
+            for spec in [KeySpec::EcP256, KeySpec::EcP384, KeySpec::Rsa2048, KeySpec::Ed25519] {
+                let _ = public_key(&bytes, spec);
+            }
+        }
+
+        #[test]
+        fn any_der_integer_pair_converts_to_its_padded_values(
+            r in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..=32),
+            s in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..=32),
+        ) {
+            let integer = |v: &[u8]| {
+                let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+                let mut body = if v.first().is_some_and(|b| b & 0x80 != 0) { vec![0] } else { vec![] };
+                body.extend(&v);
+                let mut out = vec![0x02, u8::try_from(body.len()).unwrap()];
+                out.extend(body);
+                (out, v)
+            };
+            let ((r_der, r_mag), (s_der, s_mag)) = (integer(&r), integer(&s));
+            let mut der = vec![0x30, u8::try_from(r_der.len() + s_der.len()).unwrap()];
+            der.extend(&r_der);
+            der.extend(&s_der);
+            let fixed = ecdsa_to_fixed(&der, 32);
+            if r_mag.is_empty() || s_mag.is_empty() {
+                proptest::prop_assert!(fixed.is_none(), "a zero r or s is refused");
+            } else {
+                let fixed = fixed.unwrap();
+                proptest::prop_assert_eq!(&fixed[32 - r_mag.len()..32], &r_mag[..]);
+                proptest::prop_assert_eq!(&fixed[64 - s_mag.len()..], &s_mag[..]);
+            }
+        }
+    }
 }
