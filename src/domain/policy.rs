@@ -107,6 +107,9 @@ fn violation(code: &'static str, message: impl Into<String>) -> Violation {
 }
 
 const MAX_TTL_CEILING: u32 = 31 * 24 * 3600;
+/// The longest issuer, audience or claim name a policy may hold, and the most entries per list.
+const MAX_NAME_BYTES: usize = 256;
+const MAX_LIST_LEN: usize = 64;
 /// Every duration is bounded, so that no sum of times can overflow.
 const MAX_RETAIN_RETIRED_SECONDS: u64 = 10 * 365 * 24 * 3600;
 const MAX_PUBLISH_LEAD_SECONDS: u32 = 366 * 24 * 3600;
@@ -129,6 +132,21 @@ impl Policy {
     pub fn validate(&self) -> Result<(), String> {
         if self.issuer.trim().is_empty() {
             return Err("policy.issuer must not be empty".into());
+        }
+        // Bounded before any of them is named in a message or a record.
+        let lists = [
+            &self.audiences,
+            &self.required_claims,
+            &self.forbidden_claims,
+        ];
+        if self.issuer.len() > MAX_NAME_BYTES
+            || lists.iter().any(|list| {
+                list.len() > MAX_LIST_LEN || list.iter().any(|v| v.len() > MAX_NAME_BYTES)
+            })
+        {
+            return Err(format!(
+                "policy.issuer, and each of up to {MAX_LIST_LEN} audiences, required_claims and forbidden_claims, are at most {MAX_NAME_BYTES} bytes"
+            ));
         }
         if self.max_ttl_seconds == 0 || self.max_ttl_seconds > MAX_TTL_CEILING {
             return Err(format!(
@@ -460,6 +478,17 @@ mod tests {
 
     fn code(result: Result<Map<String, Value>, Violation>) -> &'static str {
         result.unwrap_err().code
+    }
+
+    #[test]
+    fn names_in_a_policy_are_bounded() {
+        let mut p = policy();
+        p.audiences.push("a".repeat(MAX_NAME_BYTES + 1));
+        assert!(p.validate().is_err());
+        let mut p = policy();
+        p.forbidden_claims = (0..=MAX_LIST_LEN).map(|i| format!("c{i}")).collect();
+        assert!(p.validate().is_err());
+        assert!(policy().validate().is_ok());
     }
 
     #[test]

@@ -99,16 +99,21 @@ fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
         return Ok(());
     }
     let unreadable = |e: std::io::Error| StoreError::Unavailable(format!("{path}: {e}"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
+    // Never open an existing database file here: closing a descriptor drops every POSIX lock
+    // this process holds on the file, including those of SQLite connections already open.
+    match std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(false)
+        .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(unreadable)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(unreadable)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(unreadable)
+        }
+        Err(e) => Err(unreadable(e)),
+    }
 }
 
 impl Store {
