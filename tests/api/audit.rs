@@ -258,16 +258,20 @@ async fn denied_requests_are_recorded_without_the_token(db: Db) {
     .fetch_all(&store)
     .await
     .unwrap();
-    assert_eq!(tallies.len(), 1, "{tallies:?}");
-    let (principal, ring, detail) = &tallies[0];
-    let detail: Value = serde_json::from_str(detail).unwrap();
-    assert_eq!(principal, "anonymous");
-    assert_eq!(ring.as_deref(), Some("r"));
-    assert_eq!(detail["count"], 3);
-    assert_eq!(detail["code"], "unauthenticated");
-    assert_eq!(detail["status"], 401);
-    assert_eq!(detail["source"], "127.0.0.1");
-    assert_eq!(detail["path"], "/v1/rings/r/sign");
+    // One tally, or two if the requests straddled the turn of a minute.
+    assert!((1..=2).contains(&tallies.len()), "{tallies:?}");
+    let mut counted = 0;
+    for (principal, ring, detail) in &tallies {
+        let detail: Value = serde_json::from_str(detail).unwrap();
+        assert_eq!(principal, "anonymous");
+        assert_eq!(ring.as_deref(), Some("r"));
+        assert_eq!(detail["code"], "unauthenticated");
+        assert_eq!(detail["status"], 401);
+        assert_eq!(detail["source"], "127.0.0.1");
+        assert_eq!(detail["path"], "/v1/rings/r/sign");
+        counted += detail["count"].as_u64().unwrap();
+    }
+    assert_eq!(counted, 3);
     let dump: Vec<String> = sqlx::query_scalar("SELECT detail FROM audit_log")
         .fetch_all(&store)
         .await
