@@ -74,11 +74,11 @@ impl TrustAnchor {
 /// A checkpoint that came later than the cadence asks (an outage, or a checkpoint removed).
 #[derive(Debug, Serialize)]
 pub struct CadenceGap {
-    /// The first record that waited for a checkpoint.
+    /// The oldest record that waited for the checkpoint.
     pub from_seq: i64,
     /// The checkpoint that came at last.
     pub checkpoint_seq: i64,
-    /// How long after that record it came, in seconds.
+    /// How long after that record was written it came, in seconds.
     pub after_seconds: i64,
 }
 
@@ -171,7 +171,7 @@ pub async fn verify_chain(
         return fail(report, start - 1, reason);
     };
     let mut checkpoints = Vec::new();
-    // Audit keys as the chain introduces them, and the first record awaiting a checkpoint.
+    // Audit keys as the chain introduces them, and the oldest record awaiting a checkpoint.
     let mut introduced: Vec<(i64, String)> = Vec::new();
     let mut waiting: Option<(i64, i64)> = None;
     let mut expected = start;
@@ -216,7 +216,8 @@ pub async fn verify_chain(
                     }
                 }
                 checkpoints.push(record);
-            } else if waiting.is_none() {
+            } else if waiting.is_none_or(|(_, since)| record.time < since) {
+                // The oldest record awaiting a checkpoint.
                 waiting = Some((record.seq, record.time));
             }
             report.records += 1;

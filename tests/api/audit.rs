@@ -561,6 +561,34 @@ async fn a_forged_checkpoint_is_caught_by_the_trust_anchor(db: Db) {
     assert_eq!(report["ok"], false, "{report}");
 }
 
+/// A checkpoint that came later than its cadence (5 minutes after the first record it covers,
+/// plus a minute of grace) is reported, not failed: an outage makes one too.
+async fn a_late_checkpoint_is_reported_as_a_cadence_gap(db: Db) {
+    use signet::domain::{AuditEvent, AuditRecord};
+
+    let (app, _) = log_with_a_checkpoint(db).await;
+    let report = verify(&app).await;
+    assert_eq!(report["cadence_gaps"], json!([]), "{report}");
+    // A record stamped twenty minutes ago waits for the next checkpoint, which comes now.
+    let long_ago = chrono::Utc::now().timestamp_millis() - 20 * 60 * 1000;
+    app.store
+        .append_audit_batch(&[AuditRecord::new(
+            long_ago,
+            "test",
+            AuditEvent::SchedulePaused,
+        )])
+        .await
+        .unwrap();
+    let waiting = app.store.audit_head().await.unwrap().seq;
+    app.rings.checkpoint_audit().await.unwrap();
+    let report = verify(&app).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let gaps = report["cadence_gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{report}");
+    assert_eq!(gaps[0]["from_seq"], waiting);
+    assert!(gaps[0]["after_seconds"].as_i64().unwrap() >= 20 * 60);
+}
+
 /// The checkpoint is a JWS anyone can check against the audit ring's published JWKS.
 async fn checkpoints_verify_against_the_audit_rings_jwks(db: Db) {
     let (app, _) = log_with_a_checkpoint(db).await;
@@ -637,6 +665,7 @@ store_tests!(
     verify_names_an_edited_a_deleted_and_a_reordered_record,
     a_rewritten_chain_is_caught_by_its_signed_checkpoint,
     a_forged_checkpoint_is_caught_by_the_trust_anchor,
+    a_late_checkpoint_is_reported_as_a_cadence_gap,
     checkpoints_verify_against_the_audit_rings_jwks,
     the_database_refuses_to_update_or_delete_audit_records,
 );
