@@ -140,7 +140,7 @@ pub struct ClientInfo {
     pub id: String,
     pub name: String,
     pub role: Role,
-    pub rings: Vec<String>,
+    pub rings: Vec<RingName>,
     /// Its limit on sign requests; `null`: the server's default.
     pub rate_limit: Option<RateLimit>,
     pub created_at: String,

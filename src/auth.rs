@@ -12,8 +12,7 @@ use serde::Deserialize;
 
 use crate::clock::now_ms;
 use crate::domain::{
-    check_client_name, AuditEvent, AuditRecord, CallerText, ClientRecord, RateLimit, Role,
-    AUDIT_RING,
+    check_client_name, AuditEvent, AuditRecord, CallerText, ClientRecord, RateLimit, RingName, Role,
 };
 use crate::random::random_id;
 use crate::store::{Store, StoreError};
@@ -28,7 +27,7 @@ pub struct Principal {
     pub id: String,
     pub name: String,
     pub role: Role,
-    pub rings: Vec<String>,
+    pub rings: Vec<RingName>,
     /// Its own limit on sign requests; `None`: the server's default.
     pub rate_limit: Option<RateLimit>,
 }
@@ -261,7 +260,7 @@ impl Principal {
 
     pub fn require_issuer_of(&self, ring: &str) -> Result<(), AuthError> {
         self.require(&[Role::Issuer])?;
-        if self.rings.iter().any(|r| r == ring) {
+        if self.rings.iter().any(|r| r.as_str() == ring) {
             Ok(())
         } else {
             Err(AuthError::Forbidden(format!(
@@ -280,7 +279,7 @@ pub struct NewClient {
     pub name: String,
     pub role: Role,
     #[serde(default)]
-    pub rings: Vec<String>,
+    pub rings: Vec<RingName>,
     /// Its limit on sign requests; absent: the server's default.
     pub rate_limit: Option<RateLimit>,
 }
@@ -322,9 +321,10 @@ async fn create_client(
         _ => {}
     }
     for ring in &request.rings {
-        if ring == AUDIT_RING {
+        if ring.is_audit() {
             return Err(ClientError::Invalid(format!(
-                "ring {ring:?} signs only audit checkpoints"
+                "ring {:?} signs only audit checkpoints",
+                ring.as_str()
             )));
         }
         if store
@@ -335,7 +335,7 @@ async fn create_client(
         {
             return Err(ClientError::Invalid(format!(
                 "no ring named {:?}",
-                CallerText::echoed(ring).as_str()
+                ring.as_str()
             )));
         }
     }

@@ -167,7 +167,7 @@ enum ClientCommand {
         role: Role,
         /// A ring an issuer may sign for (repeat for several).
         #[arg(long = "ring")]
-        rings: Vec<String>,
+        rings: Vec<RingName>,
         /// Its limit on sign requests, N per second or N/BURST (default: the server's).
         #[arg(long, value_parser = RateLimit::parse)]
         rate_limit: Option<RateLimit>,

@@ -11,7 +11,7 @@ mod service;
 mod tally;
 pub mod verify;
 
-pub use service::{AuditPage, AuditService, KeyHistory, RingHistory};
+pub use service::{AuditError, AuditPage, AuditService, KeyHistory, RingHistory};
 pub use tally::Refusal;
 
 use std::sync::Arc;

@@ -10,8 +10,18 @@ use super::verify::{verify_chain, TrustAnchor, VerifyReport};
 use super::AuditLog;
 use crate::api::AuditEntry;
 use crate::domain::{AuditQuery, AuditRecord, KeyState, Kid, RingName};
-use crate::rings::RingError;
 use crate::store::{Store, StoreError};
+
+/// Why an auditor's question has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("no ring named {:?}", .0.as_str())]
+    RingNotFound(RingName),
+    #[error("no key with kid {:?}", .0.as_str())]
+    KeyNotFound(Kid),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 pub struct AuditService {
     store: Store,
@@ -80,12 +90,12 @@ impl AuditService {
     }
 
     /// The lifecycle events of the key `kid` (its signatures are in the log under `sign`).
-    pub async fn key_history(&self, kid: &Kid, page: AuditQuery) -> Result<KeyHistory, RingError> {
+    pub async fn key_history(&self, kid: &Kid, page: AuditQuery) -> Result<KeyHistory, AuditError> {
         let key = self
             .store
             .key_by_kid(kid)
             .await?
-            .ok_or_else(|| RingError::KeyNotFound(kid.to_string()))?;
+            .ok_or_else(|| AuditError::KeyNotFound(kid.clone()))?;
         let page = self
             .page(AuditQuery {
                 kid: key.kid.as_ref().map(ToString::to_string),
@@ -106,9 +116,9 @@ impl AuditService {
         &self,
         ring: &RingName,
         page: AuditQuery,
-    ) -> Result<RingHistory, RingError> {
+    ) -> Result<RingHistory, AuditError> {
         if self.store.ring(ring).await?.is_none() {
-            return Err(RingError::RingNotFound(ring.to_string()));
+            return Err(AuditError::RingNotFound(ring.clone()));
         }
         let page = self
             .page(AuditQuery {

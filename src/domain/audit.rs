@@ -192,7 +192,7 @@ pub enum AuditEvent {
         client_id: String,
         name: String,
         role: Role,
-        rings: Vec<String>,
+        rings: Vec<RingName>,
         rate_limit: Option<RateLimit>,
     },
     ClientRevoked {

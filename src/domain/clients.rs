@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::RateLimit;
+use super::{RateLimit, RingName};
 
 /// What a client may do (docs/design.md, Clients and roles).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +34,8 @@ pub struct ClientRecord {
     pub id: String,
     pub name: String,
     pub role: Role,
-    pub rings: Vec<String>,
+    /// The rings an issuer may sign for (empty for other roles).
+    pub rings: Vec<RingName>,
     /// Its limit on sign requests; `None`: the server's default.
     pub rate_limit: Option<RateLimit>,
     pub token_hash: String,

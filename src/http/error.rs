@@ -10,6 +10,7 @@ use serde_json::json;
 use signet_core::ProviderError;
 
 use super::request_id;
+use crate::audit::AuditError;
 use crate::auth::{AuthError, ClientError};
 use crate::rings::RingError;
 use crate::store::StoreError;
@@ -166,6 +167,21 @@ impl From<RingError> for ApiError {
                 )
             }
             RingError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            AuditError::RingNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "ring_not_found", message)
+            }
+            AuditError::KeyNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "key_not_found", message)
+            }
+            AuditError::Store(e) => e.into(),
         }
     }
 }
