@@ -8,7 +8,7 @@ use signet_core::{Algorithm, KeySpec};
 use crate::clock::rfc3339;
 use crate::domain::{
     BackendKind, ClientRecord, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName, RingRecord,
-    Role, Timing,
+    Role, Timing, UnixMillis,
 };
 use crate::store::StoredAuditRecord;
 
@@ -73,7 +73,7 @@ pub struct KeyInfo {
 
 impl From<&KeyRecord> for KeyInfo {
     fn from(key: &KeyRecord) -> KeyInfo {
-        let time = |t: Option<i64>| t.map(rfc3339);
+        let time = |t: Option<UnixMillis>| t.map(rfc3339);
         KeyInfo {
             id: key.id.clone(),
             kid: key.kid.clone(),

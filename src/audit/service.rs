@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::verify::{verify_chain, TrustAnchor, VerifyReport};
 use super::AuditLog;
 use crate::api::AuditEntry;
-use crate::domain::{AuditQuery, AuditRecord, KeyState, Kid, RingName};
+use crate::domain::{AuditQuery, AuditRecord, KeyState, Kid, RingName, UnixMillis};
 use crate::store::{Store, StoreError};
 
 /// Why an auditor's question has no answer.
@@ -160,7 +160,7 @@ impl AuditService {
 
     /// Writes the tallies whose minute has ended by `now`; every tally when `now` is `None`
     /// (when the server stops).
-    pub async fn write_tallies(&self, now: Option<i64>) {
+    pub async fn write_tallies(&self, now: Option<UnixMillis>) {
         for record in self.refusals.take_ended(now) {
             if let Err(e) = self.log.record(record).await {
                 tracing::error!(error = %e, "a tally of refused requests was not recorded");

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::domain::{AuditEvent, AuditRecord, CallerText, Kid, RingName};
+use crate::domain::{AuditEvent, AuditRecord, CallerText, Kid, RingName, UnixMillis};
 
 /// The length of one tally, in milliseconds.
 pub const WINDOW_MS: i64 = 60_000;
@@ -23,7 +23,7 @@ const OTHER_SOURCES: &str = "other";
 
 /// One refused request, as the tally counts it.
 pub struct Refusal {
-    pub time: i64,
+    pub time: UnixMillis,
     /// `anonymous`, or the client that was refused.
     pub principal: String,
     /// The caller's address (or what the trusted proxy header says it is).
@@ -39,7 +39,7 @@ pub struct Refusal {
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
-    window: i64,
+    window: UnixMillis,
     principal: String,
     source: String,
     status: u16,
@@ -60,7 +60,9 @@ impl RefusalTally {
     pub fn count(&self, refusal: Refusal) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let mut key = Key {
-            window: refusal.time - refusal.time.rem_euclid(WINDOW_MS),
+            window: refusal
+                .time
+                .minus_ms(refusal.time.as_millis().rem_euclid(WINDOW_MS)),
             principal: refusal.principal.clone(),
             source: refusal.source.clone(),
             status: refusal.status,
@@ -79,11 +81,11 @@ impl RefusalTally {
 
     /// The records of every tally whose minute ended by `now` (all of them when `now` is
     /// `None`), removed from the tally.
-    pub fn take_ended(&self, now: Option<i64>) -> Vec<AuditRecord> {
+    pub fn take_ended(&self, now: Option<UnixMillis>) -> Vec<AuditRecord> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let ended: Vec<Key> = open
             .keys()
-            .filter(|key| now.is_none_or(|now| key.window + WINDOW_MS <= now))
+            .filter(|key| now.is_none_or(|now| key.window.plus_ms(WINDOW_MS) <= now))
             .cloned()
             .collect();
         let mut records: Vec<AuditRecord> = ended
@@ -108,7 +110,7 @@ fn record(key: Key, tally: Tally) -> AuditRecord {
             code: key.code,
             count: tally.count,
             window_start: key.window,
-            window_end: key.window + WINDOW_MS,
+            window_end: key.window.plus_ms(WINDOW_MS),
             method: CallerText::stored(&first.method),
             path: CallerText::stored(&first.path),
             reason: CallerText::stored(&first.reason),
@@ -122,7 +124,7 @@ mod tests {
 
     fn refusal(time: i64, source: &str) -> Refusal {
         Refusal {
-            time,
+            time: UnixMillis::from_millis(time),
             principal: "anonymous".into(),
             source: source.into(),
             status: 401,
@@ -142,8 +144,10 @@ mod tests {
             tally.count(refusal(t, "10.0.0.1"));
         }
         tally.count(refusal(WINDOW_MS + 5, "10.0.0.1"));
-        assert!(tally.take_ended(Some(WINDOW_MS - 1)).is_empty());
-        let records = tally.take_ended(Some(WINDOW_MS));
+        assert!(tally
+            .take_ended(Some(UnixMillis::from_millis(WINDOW_MS - 1)))
+            .is_empty());
+        let records = tally.take_ended(Some(UnixMillis::from_millis(WINDOW_MS)));
         assert_eq!(records.len(), 1);
         let AuditEvent::RequestsDenied { count, path, .. } = &records[0].event else {
             panic!("a tally record");

@@ -21,7 +21,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{Action, AUDIT_RING, CHECKPOINT_EVERY_MS};
+use crate::domain::{Action, UnixMillis, AUDIT_RING, CHECKPOINT_EVERY_MS};
 use crate::jose;
 use crate::store::{Store, StoreError, StoredAuditRecord, GENESIS_HASH};
 
@@ -173,7 +173,7 @@ pub async fn verify_chain(
     let mut checkpoints = Vec::new();
     // Audit keys as the chain introduces them, and the oldest record awaiting a checkpoint.
     let mut introduced: Vec<(i64, String)> = Vec::new();
-    let mut waiting: Option<(i64, i64)> = None;
+    let mut waiting: Option<(i64, UnixMillis)> = None;
     let mut expected = start;
     loop {
         // Up to the head read above: records appended meanwhile are the next walk's.
@@ -207,11 +207,11 @@ pub async fn verify_chain(
             }
             if record.action == Action::AuditCheckpoint.as_str() {
                 if let Some((from_seq, since)) = waiting.take() {
-                    if record.time - since > CHECKPOINT_EVERY_MS + CADENCE_GRACE_MS {
+                    if record.time.ms_since(since) > CHECKPOINT_EVERY_MS + CADENCE_GRACE_MS {
                         report.cadence_gaps.push(CadenceGap {
                             from_seq,
                             checkpoint_seq: record.seq,
-                            after_seconds: (record.time - since) / 1000,
+                            after_seconds: record.time.ms_since(since) / 1000,
                         });
                     }
                 }

@@ -6,7 +6,9 @@
 use serde_json::{json, Value};
 use signet_core::{Algorithm, KeySpec};
 
-use super::{BackendKind, CallerText, Kid, Policy, RateLimit, RingName, Role, Rule, Timing};
+use super::{
+    BackendKind, CallerText, Kid, Policy, RateLimit, RingName, Role, Rule, Timing, UnixMillis,
+};
 
 macro_rules! actions {
     ($($variant:ident => $name:literal,)+) => {
@@ -161,15 +163,15 @@ pub enum AuditEvent {
         replaces_revoked: Option<String>,
     },
     KeyRetiring {
-        retire_after: i64,
+        retire_after: UnixMillis,
     },
     KeyRetired {
-        destroy_after: i64,
+        destroy_after: UnixMillis,
     },
     KeyDestroyed {
         key_id: String,
         /// When the backend deletes the key, if it only scheduled the deletion.
-        deletion_scheduled_for: Option<i64>,
+        deletion_scheduled_for: Option<UnixMillis>,
     },
     KeyRevoked {
         reason: String,
@@ -221,9 +223,9 @@ pub enum AuditEvent {
         status: u16,
         code: &'static str,
         count: u64,
-        /// Unix milliseconds: the window is [start, end).
-        window_start: i64,
-        window_end: i64,
+        /// The window is [start, end).
+        window_start: UnixMillis,
+        window_end: UnixMillis,
         method: CallerText,
         path: CallerText,
         reason: CallerText,
@@ -376,8 +378,7 @@ impl AuditEvent {
 /// One audit record to append: the event, who caused it, and the ring and key it concerns.
 #[derive(Clone, Debug)]
 pub struct AuditRecord {
-    /// Unix milliseconds.
-    pub time: i64,
+    pub time: UnixMillis,
     /// `client:<name>`, `cli`, `scheduler`, `bootstrap` or `anonymous`.
     pub principal: String,
     pub ring: Option<RingName>,
@@ -387,7 +388,7 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// An event with no ring or key.
-    pub fn new(time: i64, principal: &str, event: AuditEvent) -> AuditRecord {
+    pub fn new(time: UnixMillis, principal: &str, event: AuditEvent) -> AuditRecord {
         AuditRecord {
             time,
             principal: principal.to_owned(),
@@ -399,7 +400,7 @@ impl AuditRecord {
 
     /// An event about `ring`, and about its key `kid` when given.
     pub fn of_ring(
-        time: i64,
+        time: UnixMillis,
         principal: &str,
         ring: &RingName,
         kid: Option<&Kid>,
@@ -421,10 +422,10 @@ pub struct AuditQuery {
     pub kid: Option<String>,
     pub principal: Option<String>,
     pub action: Option<String>,
-    /// Unix milliseconds, inclusive.
-    pub from: Option<i64>,
-    /// Unix milliseconds, exclusive.
-    pub to: Option<i64>,
+    /// Inclusive.
+    pub from: Option<UnixMillis>,
+    /// Exclusive.
+    pub to: Option<UnixMillis>,
     /// Leave out signatures and denied requests (what a key's or ring's history shows).
     pub events_only: bool,
     pub oldest_first: bool,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RateLimit, RingName};
+use super::{RateLimit, RingName, UnixMillis};
 
 /// What a client may do (docs/design.md, Clients and roles).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +39,9 @@ pub struct ClientRecord {
     /// Its limit on sign requests; `None`: the server's default.
     pub rate_limit: Option<RateLimit>,
     pub token_hash: String,
-    pub created_at: i64,
+    pub created_at: UnixMillis,
     pub created_by: String,
-    pub revoked_at: Option<i64>,
+    pub revoked_at: Option<UnixMillis>,
 }
 
 /// A client's name: 1-64 characters of `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`, starting with a

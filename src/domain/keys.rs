@@ -3,7 +3,7 @@
 
 use signet_core::{Algorithm, KeySpec};
 
-use super::{BackendKind, Kid, RingName};
+use super::{BackendKind, Kid, RingName, UnixMillis};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,15 +64,15 @@ pub struct KeyRecord {
     pub reference: Option<String>,
     pub kid: Option<Kid>,
     pub public_jwk: Option<serde_json::Value>,
-    pub created_at: i64,
-    pub published_at: Option<i64>,
-    pub activate_after: Option<i64>,
-    pub activated_at: Option<i64>,
-    pub deactivated_at: Option<i64>,
-    pub retire_after: Option<i64>,
-    pub retired_at: Option<i64>,
-    pub destroy_after: Option<i64>,
-    pub destroyed_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+    pub created_at: UnixMillis,
+    pub published_at: Option<UnixMillis>,
+    pub activate_after: Option<UnixMillis>,
+    pub activated_at: Option<UnixMillis>,
+    pub deactivated_at: Option<UnixMillis>,
+    pub retire_after: Option<UnixMillis>,
+    pub retired_at: Option<UnixMillis>,
+    pub destroy_after: Option<UnixMillis>,
+    pub destroyed_at: Option<UnixMillis>,
+    pub revoked_at: Option<UnixMillis>,
     pub revoked_reason: Option<String>,
 }

@@ -15,6 +15,7 @@ mod policy;
 mod rings;
 mod schedule;
 mod text;
+mod time;
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub use policy::{Policy, Timing, Violation};
 pub use rings::RingRecord;
 pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};
 pub use text::CallerText;
+pub use time::UnixMillis;
 
 /// How often each replica advances key lifecycles and refreshes its view of the store. The
 /// timing rules count on it: a verifier's cached JWKS can be this much older than the newest key.

@@ -2,7 +2,7 @@
 
 use signet_core::{Algorithm, KeySpec};
 
-use super::{BackendKind, Policy, RingName, Timing};
+use super::{BackendKind, Policy, RingName, Timing, UnixMillis};
 
 #[derive(Clone, Debug)]
 pub struct RingRecord {
@@ -12,6 +12,6 @@ pub struct RingRecord {
     pub key_spec: KeySpec,
     pub policy: Policy,
     pub timing: Timing,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
 }

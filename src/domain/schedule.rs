@@ -8,6 +8,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::UnixMillis;
+
 /// Shortest period a schedule may have (tests run short ones).
 pub const MIN_PERIOD_SECONDS: u64 = 10;
 
@@ -137,14 +139,15 @@ impl Rule {
         }
     }
 
-    /// The first activation time strictly after `after_ms` (Unix milliseconds, UTC).
-    pub fn next_after(&self, after_ms: i64) -> i64 {
+    /// The first activation time strictly after `after`.
+    pub fn next_after(&self, after: UnixMillis) -> UnixMillis {
         match self {
             Rule::EverySeconds(period) => {
-                after_ms.saturating_add(i64::try_from(*period).unwrap_or(i64::MAX / 1000) * 1000)
+                after.plus_ms(i64::try_from(*period).unwrap_or(i64::MAX / 1000) * 1000)
             }
             Rule::Monthly(monthly) => {
-                let after = DateTime::from_timestamp_millis(after_ms).unwrap_or_default();
+                let after_ms = after;
+                let after = DateTime::from_timestamp_millis(after.as_millis()).unwrap_or_default();
                 let (mut year, mut month) = (after.year(), after.month());
                 loop {
                     let candidate = occurrence(year, month, monthly);
@@ -174,14 +177,16 @@ fn days_in_month(year: i32, month: u32) -> u32 {
         .map_or(28, |last| last.day())
 }
 
-/// The rule's day of `month` (clamped to its last day) at its time, UTC, in Unix milliseconds.
-fn occurrence(year: i32, month: u32, monthly: &Monthly) -> i64 {
+/// The rule's day of `month` (clamped to its last day) at its time, UTC.
+fn occurrence(year: i32, month: u32, monthly: &Monthly) -> UnixMillis {
     let day = u32::from(monthly.day.0).min(days_in_month(year, month));
     let TimeOfDay { hour, minute } = monthly.at;
     // Every field is in range and UTC has no gaps: `single` always has the one answer.
     Utc.with_ymd_and_hms(year, month, day, hour, minute, 0)
         .single()
-        .map_or(i64::MAX, |at| at.timestamp_millis())
+        .map_or(UnixMillis::from_millis(i64::MAX), |at| {
+            UnixMillis::from_millis(at.timestamp_millis())
+        })
 }
 
 /// A ring's rotation rule and pause flag, and the scheduler's last outcome. A ring without a
@@ -192,7 +197,7 @@ pub struct ScheduleRecord {
     pub paused: bool,
     pub failures: u32,
     pub last_error: Option<String>,
-    pub last_failure_at: Option<i64>,
-    pub retry_at: Option<i64>,
-    pub last_rotation_at: Option<i64>,
+    pub last_failure_at: Option<UnixMillis>,
+    pub retry_at: Option<UnixMillis>,
+    pub last_rotation_at: Option<UnixMillis>,
 }

@@ -5,8 +5,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{kid_in_path, ring_in_path, ApiError, Authenticated, Services};
-use crate::domain::AuditQuery;
 use crate::domain::Role;
+use crate::domain::{AuditQuery, UnixMillis};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -57,12 +57,16 @@ impl PageParams {
     }
 }
 
-fn millis(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+fn millis(name: &str, value: Option<&str>) -> Result<Option<UnixMillis>, ApiError> {
     value
         .map(|text| {
             chrono::DateTime::parse_from_rfc3339(text)
-                .map(|t| t.timestamp_millis())
-                .map_err(|e| ApiError::bad_request(format!("{name} must be an RFC 3339 time: {e}")))
+                .map(|t| UnixMillis::from_millis(t.timestamp_millis()))
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name} must be an RFC 3339 time, like 2026-12-02T10:00:00Z"
+                    ))
+                })
         })
         .transpose()
 }

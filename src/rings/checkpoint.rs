@@ -46,7 +46,7 @@ impl RingService {
         };
         let new_records = head.seq - last_seq;
         if new_records >= CHECKPOINT_EVERY_RECORDS
-            || (new_records > 0 && now_ms() - last_time >= CHECKPOINT_EVERY_MS)
+            || (new_records > 0 && now_ms().ms_since(last_time) >= CHECKPOINT_EVERY_MS)
         {
             self.checkpoint_audit().await?;
         }
@@ -82,8 +82,7 @@ impl RingService {
         let signer = ring.signer.as_ref().expect("a signing ring has a signer");
         let head = self.store.audit_head().await?;
         let now = now_ms();
-        let payload =
-            json!({"iss": "signet-audit", "seq": head.seq, "hash": head.hash, "iat": now / 1000});
+        let payload = json!({"iss": "signet-audit", "seq": head.seq, "hash": head.hash, "iat": now.as_secs()});
         let signing_input = format!(
             "{}.{}",
             signer.header,

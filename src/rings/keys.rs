@@ -7,13 +7,13 @@ use signet_core::{KeyId, KeyRef, PublicKey};
 
 use super::{provider_error, Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord};
+use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, UnixMillis};
 use crate::jose;
 use crate::random::random_id;
 use crate::store::{Completion, GeneratedRecord};
 
 /// The intent record of a key about to be generated for `ring`.
-pub(super) fn pending_key(ring: &RingRecord, now: i64) -> KeyRecord {
+pub(super) fn pending_key(ring: &RingRecord, now: UnixMillis) -> KeyRecord {
     KeyRecord {
         id: random_id(18),
         ring: ring.name.clone(),
@@ -104,7 +104,8 @@ impl RingService {
             },
         )];
         let completion = if activate {
-            let retire_after = now + ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds);
+            let retire_after =
+                now.plus_ms(ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds));
             records.push(record(
                 Some(&kid),
                 AuditEvent::KeyActivated {
@@ -121,7 +122,7 @@ impl RingService {
             }
             Completion::Activate { retire_after }
         } else {
-            let activate_after = now + 1000 * i64::from(ring.timing.publish_lead_seconds);
+            let activate_after = now.plus_ms(1000 * i64::from(ring.timing.publish_lead_seconds));
             Completion::Publish { activate_after }
         };
         let generated = GeneratedRecord {
@@ -175,7 +176,7 @@ impl RingService {
         keys: &[KeyRecord],
     ) -> Result<bool, RingError> {
         let now = now_ms();
-        let retire_after = now + ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds);
+        let retire_after = now.plus_ms(ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds));
         let mut records = vec![AuditRecord::of_ring(
             now,
             actor,

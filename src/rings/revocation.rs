@@ -35,7 +35,7 @@ impl RingService {
         }
         let ring = self.ring_record(&key.ring).await?;
         let now = now_ms();
-        let destroy_after = now + ring.timing.retain_retired_ms();
+        let destroy_after = now.plus_ms(ring.timing.retain_retired_ms());
         let mut successor = None;
         if key.state == KeyState::Active {
             let keys = self.store.keys_of_ring(&ring.name).await?;

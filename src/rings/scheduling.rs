@@ -5,7 +5,7 @@ use super::rotation::Trigger;
 use super::{Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, ScheduleRecord,
+    AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, ScheduleRecord, UnixMillis,
 };
 use crate::schedule::{self, plan, ScheduleUpdate, ScheduleView};
 use crate::store::StoreError;
@@ -114,7 +114,7 @@ impl RingService {
         &self,
         rings: &[RingRecord],
         keys: &[KeyRecord],
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(), RingError> {
         let mut schedules = self.store.schedules().await?;
         let mut unreadable = Vec::new();
@@ -179,7 +179,7 @@ impl RingService {
                 outcome.failures = outcome.failures.saturating_add(1);
                 outcome.last_error = Some(e.to_string());
                 outcome.last_failure_at = Some(now);
-                outcome.retry_at = Some(now_ms() + plan::backoff_ms(outcome.failures));
+                outcome.retry_at = Some(now_ms().plus_ms(plan::backoff_ms(outcome.failures)));
                 Err(e)
             }
         };

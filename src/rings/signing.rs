@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, CallerText, Kid, RingName, SignatureFacts, Violation,
+    AuditEvent, AuditRecord, CallerText, Kid, RingName, SignatureFacts, UnixMillis, Violation,
 };
 use crate::jose;
 use crate::json::{self, JsonError};
@@ -30,7 +30,7 @@ pub struct SignRequest {
 pub struct SignedToken {
     pub token: String,
     pub kid: Kid,
-    pub expires_at: i64,
+    pub expires_at: UnixMillis,
 }
 
 pub struct RawSignature {
@@ -129,7 +129,7 @@ impl RingService {
                 request.claims,
                 request.ttl_seconds,
                 request.nbf,
-                now_ms() / 1000,
+                now_ms().as_secs(),
                 random_id(16),
             )
             .map_err(RingError::Policy)?;
@@ -149,7 +149,7 @@ impl RingService {
         Ok(SignedToken {
             token: format!("{signing_input}.{}", jose::b64url(&signature)),
             kid: signer.kid.clone(),
-            expires_at: expires_at * 1000,
+            expires_at: UnixMillis::from_secs(expires_at),
         })
     }
 
@@ -217,7 +217,7 @@ impl RingService {
             .map_err(RingError::Policy)?;
         record
             .policy
-            .check_raw_claims(&claims, now_ms() / 1000, record.timing.leeway_seconds)
+            .check_raw_claims(&claims, now_ms().as_secs(), record.timing.leeway_seconds)
             .map_err(RingError::Policy)?;
         let signature = self
             .sign_audited(

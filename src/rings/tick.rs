@@ -9,7 +9,9 @@ use signet_core::{KeyId, KeyRef};
 
 use super::{provider_error, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, BackendKind, KeyRecord, KeyState, RingRecord};
+use crate::domain::{
+    AuditEvent, AuditRecord, BackendKind, KeyRecord, KeyState, RingRecord, UnixMillis,
+};
 
 /// How long a `pending` key may stay pending before the lifecycle tick treats its creator as dead.
 const PENDING_GRACE_MS: i64 = 60_000;
@@ -36,7 +38,7 @@ impl RingService {
             tracing::warn!(error = %e, "audit checkpoint failed; retrying on the next tick");
         }
         // A raw token's jti stays claimed until it has expired, plus the longest leeway.
-        if let Err(e) = self.store.purge_raw_jtis(now / 1000 - 3600).await {
+        if let Err(e) = self.store.purge_raw_jtis(now.as_secs() - 3600).await {
             tracing::warn!(error = %e, "expired jtis not purged; retrying on the next tick");
         }
         self.reload().await?;
@@ -49,9 +51,9 @@ impl RingService {
         ring: &RingRecord,
         key: &KeyRecord,
         keys: &[KeyRecord],
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(), RingError> {
-        let due = |at: Option<i64>| at.is_some_and(|at| at <= now);
+        let due = |at: Option<UnixMillis>| at.is_some_and(|at| at <= now);
         match key.state {
             KeyState::Published if due(key.activate_after) => {
                 let ring_keys: Vec<KeyRecord> = keys
@@ -62,7 +64,7 @@ impl RingService {
                 self.activate(SCHEDULER, ring, key, &ring_keys).await?;
             }
             KeyState::Retiring if due(key.retire_after) => {
-                let destroy_after = now + ring.timing.retain_retired_ms();
+                let destroy_after = now.plus_ms(ring.timing.retain_retired_ms());
                 let record = AuditRecord::of_ring(
                     now,
                     SCHEDULER,
@@ -77,7 +79,7 @@ impl RingService {
             KeyState::Retired | KeyState::Revoked if due(key.destroy_after) => {
                 self.destroy(ring, key).await?;
             }
-            KeyState::Pending if key.created_at + PENDING_GRACE_MS <= now => {
+            KeyState::Pending if key.created_at.plus_ms(PENDING_GRACE_MS) <= now => {
                 self.reconcile(ring, key).await?;
             }
             _ => {}
@@ -94,7 +96,8 @@ impl RingService {
             scheduled = provider
                 .destroy(&KeyRef(reference.clone()))
                 .await
-                .map_err(provider_error(provider.name()))?;
+                .map_err(provider_error(provider.name()))?
+                .map(UnixMillis::from_millis);
         }
         let now = now_ms();
         let record = AuditRecord::of_ring(

@@ -86,7 +86,7 @@ impl View {
                 .into_iter()
                 .filter(|k| k.state.is_published() && k.public_jwk.is_some())
                 .collect();
-            published_keys.sort_by_key(|k| (order(k.state), -k.created_at));
+            published_keys.sort_by_key(|k| (order(k.state), std::cmp::Reverse(k.created_at)));
             let jwks: Vec<Value> = published_keys
                 .iter()
                 .filter_map(|k| k.public_jwk.clone())

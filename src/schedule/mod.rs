@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::domain::{
-    KeyRecord, KeyState, Kid, Monthly, RingName, RingRecord, Rule, ScheduleRecord,
+    KeyRecord, KeyState, Kid, Monthly, RingName, RingRecord, Rule, ScheduleRecord, UnixMillis,
 };
 
 /// `PUT /v1/rings/{ring}/schedule`: exactly one rule, and any timing settings to change.
@@ -78,7 +78,7 @@ pub fn view(
     ring: &RingRecord,
     schedule: &ScheduleRecord,
     keys: &[KeyRecord],
-    now: i64,
+    now: UnixMillis,
 ) -> ScheduleView {
     let state = ring_state(schedule, keys);
     let next = plan::next_rotation(&schedule.rule, ring.timing.publish_lead_seconds, state, now);
@@ -108,7 +108,7 @@ pub fn view(
             let after =
                 plan::next_activation(&schedule.rule, activation, ring.timing.publish_lead_seconds);
             (
-                Some(after - 1000 * i64::from(ring.timing.publish_lead_seconds)),
+                Some(after.minus_ms(1000 * i64::from(ring.timing.publish_lead_seconds))),
                 Some(after),
             )
         }

@@ -7,14 +7,14 @@
 //! happens, and a late one (the service was down) publishes at once and activates only once
 //! `publish_lead` has passed since publication.
 
-use crate::domain::Rule;
+use crate::domain::{Rule, UnixMillis};
 
 /// When the key after one activated at `since` activates: the rule's first occurrence after
 /// `since`, unless that comes less than `publish_lead` after `since` (a ring created, or a key
 /// activated by hand, just before an occurrence keeps its key until the following one).
-pub fn next_activation(rule: &Rule, since: i64, publish_lead_seconds: u32) -> i64 {
+pub fn next_activation(rule: &Rule, since: UnixMillis, publish_lead_seconds: u32) -> UnixMillis {
     let planned = rule.next_after(since);
-    if planned - 1000 * i64::from(publish_lead_seconds) < since {
+    if planned.minus_ms(1000 * i64::from(publish_lead_seconds)) < since {
         rule.next_after(planned)
     } else {
         planned
@@ -25,19 +25,19 @@ pub fn next_activation(rule: &Rule, since: i64, publish_lead_seconds: u32) -> i6
 #[derive(Clone, Copy, Debug)]
 pub struct RingState {
     /// When the active key became active; `None` if the ring has no active key.
-    pub active_since: Option<i64>,
+    pub active_since: Option<UnixMillis>,
     /// Whether a key is already on its way in (pending or published).
     pub upcoming: bool,
     pub paused: bool,
     /// Not before this time (a failed attempt's backoff).
-    pub retry_at: Option<i64>,
+    pub retry_at: Option<UnixMillis>,
 }
 
 /// The next scheduled rotation: when its key is published and when it activates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Next {
-    pub publish_at: i64,
-    pub activate_at: i64,
+    pub publish_at: UnixMillis,
+    pub activate_at: UnixMillis,
 }
 
 /// When the next scheduled rotation publishes and activates, seen at `now`; `None` while paused
@@ -46,7 +46,7 @@ pub fn next_rotation(
     rule: &Rule,
     publish_lead_seconds: u32,
     state: RingState,
-    now: i64,
+    now: UnixMillis,
 ) -> Option<Next> {
     if state.paused || state.upcoming {
         return None;
@@ -59,18 +59,23 @@ pub fn next_rotation(
     };
     // Missed (the service was down, or an attempt failed): publish now, and activate only once
     // the key has been published for the full lead.
-    let mut publish_at = (planned - lead).max(now);
+    let mut publish_at = planned.minus_ms(lead).max(now);
     if let Some(retry_at) = state.retry_at {
         publish_at = publish_at.max(retry_at);
     }
     Some(Next {
         publish_at,
-        activate_at: planned.max(publish_at + lead),
+        activate_at: planned.max(publish_at.plus_ms(lead)),
     })
 }
 
 /// Whether a scheduled rotation should start at `now`.
-pub fn rotation_due(rule: &Rule, publish_lead_seconds: u32, state: RingState, now: i64) -> bool {
+pub fn rotation_due(
+    rule: &Rule,
+    publish_lead_seconds: u32,
+    state: RingState,
+    now: UnixMillis,
+) -> bool {
     next_rotation(rule, publish_lead_seconds, state, now).is_some_and(|next| next.publish_at <= now)
 }
 
@@ -87,10 +92,16 @@ mod tests {
     use super::*;
     use crate::domain::{DayOfMonth, Monthly, TimeOfDay};
 
-    fn at(text: &str) -> i64 {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .timestamp_millis()
+    fn ms(n: i64) -> UnixMillis {
+        UnixMillis::from_millis(n)
+    }
+
+    fn at(text: &str) -> UnixMillis {
+        UnixMillis::from_millis(
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis(),
+        )
     }
 
     fn monthly(day: u8, time: &str) -> Rule {
@@ -165,7 +176,10 @@ mod tests {
             at("2026-12-01T00:00:00Z")
         );
         // Periods always leave the lead: the period exceeds it.
-        assert_eq!(next_activation(&Rule::EverySeconds(60), 0, 30), 60_000);
+        assert_eq!(
+            next_activation(&Rule::EverySeconds(60), ms(0), 30),
+            ms(60_000)
+        );
     }
 
     #[test]
@@ -186,30 +200,30 @@ mod tests {
     #[test]
     fn periods_count_from_the_previous_activation() {
         let rule = Rule::EverySeconds(3600);
-        assert_eq!(rule.next_after(1_000), 3_601_000);
+        assert_eq!(rule.next_after(ms(1_000)), ms(3_601_000));
         let state = RingState {
-            active_since: Some(0),
+            active_since: Some(ms(0)),
             upcoming: false,
             paused: false,
             retry_at: None,
         };
-        let next = next_rotation(&rule, 60, state, 10).unwrap();
+        let next = next_rotation(&rule, 60, state, ms(10)).unwrap();
         assert_eq!(
             next,
             Next {
-                publish_at: 3_540_000,
-                activate_at: 3_600_000
+                publish_at: ms(3_540_000),
+                activate_at: ms(3_600_000)
             }
         );
-        assert!(!rotation_due(&rule, 60, state, 3_539_999));
-        assert!(rotation_due(&rule, 60, state, 3_540_000));
+        assert!(!rotation_due(&rule, 60, state, ms(3_539_999)));
+        assert!(rotation_due(&rule, 60, state, ms(3_540_000)));
     }
 
     #[test]
     fn paused_schedules_and_rotations_under_way_plan_nothing() {
         let rule = Rule::EverySeconds(60);
         let running = RingState {
-            active_since: Some(0),
+            active_since: Some(ms(0)),
             upcoming: false,
             paused: false,
             retry_at: None,
@@ -218,20 +232,20 @@ mod tests {
             paused: true,
             ..running
         };
-        assert!(next_rotation(&rule, 10, paused, 1_000_000).is_none());
-        assert!(!rotation_due(&rule, 10, paused, 1_000_000));
+        assert!(next_rotation(&rule, 10, paused, ms(1_000_000)).is_none());
+        assert!(!rotation_due(&rule, 10, paused, ms(1_000_000)));
         let under_way = RingState {
             upcoming: true,
             ..running
         };
-        assert!(!rotation_due(&rule, 10, under_way, 1_000_000));
+        assert!(!rotation_due(&rule, 10, under_way, ms(1_000_000)));
         // Resumed long after the due time: due at once, activating a full lead later.
-        assert!(rotation_due(&rule, 10, running, 1_000_000));
+        assert!(rotation_due(&rule, 10, running, ms(1_000_000)));
         assert_eq!(
-            next_rotation(&rule, 10, running, 1_000_000).unwrap(),
+            next_rotation(&rule, 10, running, ms(1_000_000)).unwrap(),
             Next {
-                publish_at: 1_000_000,
-                activate_at: 1_010_000
+                publish_at: ms(1_000_000),
+                activate_at: ms(1_010_000)
             }
         );
     }
@@ -249,7 +263,7 @@ mod tests {
         let back = at("2026-02-01T09:00:00Z");
         let next = next_rotation(&rule, LEAD, state, back).unwrap();
         assert_eq!(next.publish_at, back);
-        assert_eq!(next.activate_at, back + 1000 * i64::from(LEAD));
+        assert_eq!(next.activate_at, back.plus_ms(1000 * i64::from(LEAD)));
         // Up again shortly before the due time: the key is published now and still activates on time.
         let early = at("2026-01-31T23:55:00Z");
         let next = next_rotation(&rule, LEAD, state, early).unwrap();
@@ -265,13 +279,13 @@ mod tests {
     fn failed_attempts_back_off_and_stay_due() {
         let rule = Rule::EverySeconds(100);
         let state = RingState {
-            active_since: Some(0),
+            active_since: Some(ms(0)),
             upcoming: false,
             paused: false,
-            retry_at: Some(150_000),
+            retry_at: Some(ms(150_000)),
         };
-        assert!(!rotation_due(&rule, 10, state, 120_000));
-        assert!(rotation_due(&rule, 10, state, 150_000));
+        assert!(!rotation_due(&rule, 10, state, ms(120_000)));
+        assert!(rotation_due(&rule, 10, state, ms(150_000)));
         assert_eq!(backoff_ms(1), 5_000);
         assert_eq!(backoff_ms(2), 10_000);
         assert_eq!(backoff_ms(30), 300_000);
@@ -312,7 +326,7 @@ mod tests {
             paused: false,
             retry_at: None,
         };
-        assert!(rotation_due(&Rule::default(), LEAD, state, 5));
+        assert!(rotation_due(&Rule::default(), LEAD, state, ms(5)));
     }
 
     /// Two years of monthly rotations on every day of the month, with the service down at
@@ -344,14 +358,17 @@ mod tests {
                 let next = next_rotation(&rule, LEAD, state, now).unwrap();
                 let planned = next_activation(&rule, active_since, LEAD);
                 // Never signs with a key published for less than the lead.
-                assert!(next.activate_at - next.publish_at >= lead_ms, "{rule:?}");
+                assert!(
+                    next.activate_at.ms_since(next.publish_at) >= lead_ms,
+                    "{rule:?}"
+                );
                 // Never earlier than planned, and on time when nothing was missed.
                 assert!(next.activate_at >= planned);
-                if now <= planned - lead_ms {
+                if now <= planned.minus_ms(lead_ms) {
                     assert_eq!(
                         next,
                         Next {
-                            publish_at: planned - lead_ms,
+                            publish_at: planned.minus_ms(lead_ms),
                             activate_at: planned
                         }
                     );
@@ -359,14 +376,14 @@ mod tests {
                 // Never in the past, and rotations move forward.
                 assert!(next.publish_at >= now && next.activate_at > active_since);
                 if let Rule::Monthly(m) = &rule {
-                    let when = DateTime::from_timestamp_millis(planned).unwrap();
+                    let when = DateTime::from_timestamp_millis(planned.as_millis()).unwrap();
                     assert_eq!(when.format("%H:%M").to_string(), m.at.to_string());
                     let last_of_month =
                         when.date_naive().succ_opt().unwrap().month() != when.month();
                     assert!(when.day() == u32::from(u8::from(m.day)) || last_of_month);
                 }
                 // The service runs on, or is down for a while (sometimes past the due time).
-                now = next.publish_at + random(3) * random(2 * lead_ms + 1);
+                now = next.publish_at.plus_ms(random(3) * random(2 * lead_ms + 1));
                 let state = RingState {
                     active_since: Some(active_since),
                     upcoming: false,
@@ -376,7 +393,7 @@ mod tests {
                 let late = next_rotation(&rule, LEAD, state, now).unwrap();
                 assert!(rotation_due(&rule, LEAD, state, now));
                 active_since = late.activate_at;
-                now = active_since + random(1000);
+                now = active_since.plus_ms(random(1000));
             }
         }
     }

@@ -17,14 +17,14 @@ use super::change::Change;
 use super::{Store, StoreError};
 use serde_json::Value;
 
-use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord};
+use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord, UnixMillis};
 
 /// An audit record as stored: its place in the chain, its exact detail text and its hash
 /// (`None` only for records written before the chain existed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAuditRecord {
     pub seq: i64,
-    pub time: i64,
+    pub time: UnixMillis,
     pub action: String,
     pub principal: String,
     pub ring: Option<String>,
@@ -237,8 +237,8 @@ impl Store {
             }
         }
         for (condition, value) in [
-            ("time >=", query.from),
-            ("time <", query.to),
+            ("time >=", query.from.map(UnixMillis::as_millis)),
+            ("time <", query.to.map(UnixMillis::as_millis)),
             (
                 if query.oldest_first { "seq >" } else { "seq <" },
                 query.cursor,
@@ -346,7 +346,7 @@ mod tests {
     fn hash(action: &str, principal: &str, ring: Option<&str>, kid: Option<&str>) -> String {
         StoredAuditRecord {
             seq: 1,
-            time: 2,
+            time: UnixMillis::from_millis(2),
             action: action.into(),
             principal: principal.into(),
             ring: ring.map(Into::into),

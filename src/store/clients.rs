@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::Change;
-use super::{opt_i64, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, ClientRecord, RateLimit, Role};
+use super::{opt_i64, opt_time, parsed, Store, StoreError};
+use crate::domain::{AuditRecord, ClientRecord, RateLimit, Role, UnixMillis};
 
 const COLUMNS: &str =
     "id, name, role, rings, rate_per_second, rate_burst, token_hash, created_at, created_by, revoked_at";
@@ -33,7 +33,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRecord, sqlx::Error> {
         token_hash: row.try_get("token_hash")?,
         created_at: row.try_get("created_at")?,
         created_by: row.try_get("created_by")?,
-        revoked_at: opt_i64(row, "revoked_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
     })
 }
 
@@ -139,7 +139,7 @@ impl Store {
     pub(crate) async fn revoke_client(
         &self,
         id: &str,
-        now: i64,
+        now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = Change::begin(&self.pool).await?;

@@ -11,8 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::change::Change;
-use super::{opt_i64, optional, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState, Kid, RingName};
+use super::{opt_time, optional, parsed, Store, StoreError};
+use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState, Kid, RingName, UnixMillis};
 
 const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
     created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
@@ -34,15 +34,15 @@ fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
             .transpose()
             .map_err(|e| sqlx::Error::Decode(e.into()))?,
         created_at: row.try_get("created_at")?,
-        published_at: opt_i64(row, "published_at")?,
-        activate_after: opt_i64(row, "activate_after")?,
-        activated_at: opt_i64(row, "activated_at")?,
-        deactivated_at: opt_i64(row, "deactivated_at")?,
-        retire_after: opt_i64(row, "retire_after")?,
-        retired_at: opt_i64(row, "retired_at")?,
-        destroy_after: opt_i64(row, "destroy_after")?,
-        destroyed_at: opt_i64(row, "destroyed_at")?,
-        revoked_at: opt_i64(row, "revoked_at")?,
+        published_at: opt_time(row, "published_at")?,
+        activate_after: opt_time(row, "activate_after")?,
+        activated_at: opt_time(row, "activated_at")?,
+        deactivated_at: opt_time(row, "deactivated_at")?,
+        retire_after: opt_time(row, "retire_after")?,
+        retired_at: opt_time(row, "retired_at")?,
+        destroy_after: opt_time(row, "destroy_after")?,
+        destroyed_at: opt_time(row, "destroyed_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
         revoked_reason: row.try_get("revoked_reason")?,
     })
 }
@@ -70,8 +70,8 @@ pub(super) async fn insert_pending(
 async fn deactivate_current(
     conn: &mut AnyConnection,
     ring: &str,
-    now: i64,
-    retire_after: i64,
+    now: UnixMillis,
+    retire_after: UnixMillis,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE keys SET state = 'retiring', deactivated_at = $1, retire_after = $2 \
@@ -89,10 +89,10 @@ async fn deactivate_current(
 #[derive(Clone, Copy, Debug)]
 pub enum Completion {
     /// Published now, activated by a later tick once `activate_after` has passed.
-    Publish { activate_after: i64 },
+    Publish { activate_after: UnixMillis },
     /// Published and active at once; the ring's current active key (if any) starts retiring and
     /// leaves the JWKS after `retire_after`.
-    Activate { retire_after: i64 },
+    Activate { retire_after: UnixMillis },
 }
 
 /// A state change that only stamps its time: from any of `from` to `to`.
@@ -158,7 +158,7 @@ impl Store {
         ring: &str,
         id: &str,
         generated: GeneratedRecord<'_>,
-        now: i64,
+        now: UnixMillis,
         completion: Completion,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
@@ -196,8 +196,8 @@ impl Store {
         &self,
         ring: &str,
         id: &str,
-        now: i64,
-        retire_after: i64,
+        now: UnixMillis,
+        retire_after: UnixMillis,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
@@ -220,8 +220,8 @@ impl Store {
         &self,
         transition: &Transition,
         id: &str,
-        now: i64,
-        destroy_after: Option<i64>,
+        now: UnixMillis,
+        destroy_after: Option<UnixMillis>,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let from = transition
@@ -251,8 +251,8 @@ impl Store {
     pub(crate) async fn retire_key(
         &self,
         id: &str,
-        now: i64,
-        destroy_after: i64,
+        now: UnixMillis,
+        destroy_after: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         self.transition(&RETIRE, id, now, Some(destroy_after), record)
@@ -263,7 +263,7 @@ impl Store {
     pub(crate) async fn mark_key_destroyed(
         &self,
         id: &str,
-        now: i64,
+        now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         self.transition(&DESTROY, id, now, None, record).await
@@ -275,8 +275,8 @@ impl Store {
         &self,
         id: &str,
         reason: &str,
-        now: i64,
-        destroy_after: i64,
+        now: UnixMillis,
+        destroy_after: UnixMillis,
         successor: Option<&str>,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {

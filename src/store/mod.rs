@@ -21,6 +21,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::domain::UnixMillis;
+
 pub use audit::{ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub(crate) use keys::{Completion, GeneratedRecord};
 
@@ -230,6 +232,38 @@ fn optional<T>(
 
 fn opt_i64(row: &AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {
     row.try_get::<Option<i64>, _>(column)
+}
+
+fn opt_time(row: &AnyRow, column: &str) -> Result<Option<UnixMillis>, sqlx::Error> {
+    row.try_get::<Option<UnixMillis>, _>(column)
+}
+
+// Moments are BIGINT columns of Unix milliseconds.
+impl sqlx::Type<sqlx::Any> for UnixMillis {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for UnixMillis {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Encode<'q, sqlx::Any>>::encode_by_ref(&self.as_millis(), buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for UnixMillis {
+    fn decode(
+        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<UnixMillis, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value).map(UnixMillis::from_millis)
+    }
 }
 
 #[cfg(test)]

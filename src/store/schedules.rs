@@ -7,8 +7,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::Change;
-use super::{opt_i64, Dialect, Store, StoreError};
-use crate::domain::{AuditRecord, KeyRecord, Policy, Rule, ScheduleRecord, Timing};
+use super::{opt_time, Dialect, Store, StoreError};
+use crate::domain::{AuditRecord, KeyRecord, Policy, Rule, ScheduleRecord, Timing, UnixMillis};
 use crate::store::keys;
 
 fn from_row(row: &AnyRow) -> Result<(String, ScheduleRecord), sqlx::Error> {
@@ -20,9 +20,9 @@ fn from_row(row: &AnyRow) -> Result<(String, ScheduleRecord), sqlx::Error> {
             paused: row.try_get::<i64, _>("paused")? != 0,
             failures: u32::try_from(row.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
             last_error: row.try_get("last_error")?,
-            last_failure_at: opt_i64(row, "last_failure_at")?,
-            retry_at: opt_i64(row, "retry_at")?,
-            last_rotation_at: opt_i64(row, "last_rotation_at")?,
+            last_failure_at: opt_time(row, "last_failure_at")?,
+            retry_at: opt_time(row, "retry_at")?,
+            last_rotation_at: opt_time(row, "last_rotation_at")?,
         },
     ))
 }
@@ -71,7 +71,7 @@ impl Store {
         ring: &str,
         schedule: &ScheduleRecord,
         settings: Option<(&Policy, &Timing)>,
-        now: i64,
+        now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
@@ -106,7 +106,7 @@ impl Store {
         &self,
         ring: &str,
         outcome: &ScheduleRecord,
-        now: i64,
+        now: UnixMillis,
     ) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO schedules ({COLUMNS}, updated_at) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8) \

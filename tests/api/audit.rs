@@ -134,7 +134,7 @@ async fn signatures_are_listed_by_filter_and_cursor(db: Db) {
     app.create_ring("r", json!({})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let (_, auditor) = app.create_client("auditor", "auditor", &[]).await;
-    let before = signet::clock::rfc3339(signet::clock::now_ms() - 1000);
+    let before = signet::clock::rfc3339(signet::clock::now_ms().minus_ms(1000));
     let mut jtis = Vec::new();
     for i in 0..5 {
         let signed = app
@@ -177,7 +177,7 @@ async fn signatures_are_listed_by_filter_and_cursor(db: Db) {
         )
         .await;
     assert_eq!(by_kid.body["records"].as_array().unwrap().len(), 5);
-    let future = signet::clock::rfc3339(signet::clock::now_ms() + 60_000);
+    let future = signet::clock::rfc3339(signet::clock::now_ms().plus_ms(60_000));
     let none = app
         .get(&format!("/v1/audit?from={future}"), Some(&auditor))
         .await;
@@ -570,7 +570,7 @@ async fn a_late_checkpoint_is_reported_as_a_cadence_gap(db: Db) {
     let report = verify(&app).await;
     assert_eq!(report["cadence_gaps"], json!([]), "{report}");
     // A record stamped twenty minutes ago waits for the next checkpoint, which comes now.
-    let long_ago = chrono::Utc::now().timestamp_millis() - 20 * 60 * 1000;
+    let long_ago = signet::clock::now_ms().minus_ms(20 * 60 * 1000);
     app.store
         .append_audit_batch(&[AuditRecord::new(
             long_ago,

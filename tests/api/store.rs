@@ -34,7 +34,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
     app.create_ring("with-key", json!({})).await;
     app.create_ring("without-key", json!({})).await;
     let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
-    let two_minutes_ago = signet::clock::now_ms() - 120_000;
+    let two_minutes_ago = signet::clock::now_ms().minus_ms(120_000);
     // Unique ids: a KMS or token outlives the test's database.
     let suffix = signet::random::random_id(6);
     let crashed_after = format!("crashed-after-generate-{suffix}");
