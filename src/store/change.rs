@@ -3,6 +3,8 @@
 
 use std::ops::{Deref, DerefMut};
 
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 use super::audit::insert_many;
@@ -25,6 +27,20 @@ impl Change {
         insert_many(&mut self.tx, records).await?;
         self.tx.commit().await?;
         Ok(())
+    }
+
+    /// A change of one row by one conditional statement: committed with `record` if the
+    /// statement changed exactly one row, otherwise rolled back. Returns whether it did.
+    pub(super) async fn one_row<'q>(
+        pool: &AnyPool,
+        statement: Query<'q, Any, AnyArguments<'q>>,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        let mut change = Change::begin(pool).await?;
+        let happened = statement.execute(&mut *change.tx).await?.rows_affected() == 1;
+        change
+            .commit_if(happened, std::slice::from_ref(record))
+            .await
     }
 
     /// Ends a conditional change: commits it with `records` when it `happened`, otherwise

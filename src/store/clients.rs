@@ -101,19 +101,18 @@ impl Store {
         limit: Option<RateLimit>,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
-        let done = sqlx::query(
-            "UPDATE clients SET rate_per_second = $1, rate_burst = $2 \
-             WHERE id = $3 AND revoked_at IS NULL",
+        Change::one_row(
+            &self.pool,
+            sqlx::query(
+                "UPDATE clients SET rate_per_second = $1, rate_burst = $2 \
+                 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(limit.map(|l| i64::from(l.per_second)))
+            .bind(limit.map(|l| i64::from(l.burst)))
+            .bind(id),
+            record,
         )
-        .bind(limit.map(|l| i64::from(l.per_second)))
-        .bind(limit.map(|l| i64::from(l.burst)))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        tx.commit_if(done, std::slice::from_ref(record)).await
+        .await
     }
 
     /// Replaces a live client's token; `false` if there is no such live client.
@@ -123,16 +122,14 @@ impl Store {
         token_hash: &str,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
-        let done =
+        Change::one_row(
+            &self.pool,
             sqlx::query("UPDATE clients SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(token_hash)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        tx.commit_if(done, std::slice::from_ref(record)).await
+                .bind(id),
+            record,
+        )
+        .await
     }
 
     /// Revokes the client; `false` if there is no such client or it was already revoked.
@@ -142,15 +139,13 @@ impl Store {
         now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
-        let done =
+        Change::one_row(
+            &self.pool,
             sqlx::query("UPDATE clients SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        tx.commit_if(done, std::slice::from_ref(record)).await
+                .bind(id),
+            record,
+        )
+        .await
     }
 }

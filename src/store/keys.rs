@@ -141,14 +141,12 @@ impl Store {
         id: &str,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
-        let done = sqlx::query("DELETE FROM keys WHERE id = $1 AND state = 'pending'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        tx.commit_if(done, std::slice::from_ref(record)).await
+        Change::one_row(
+            &self.pool,
+            sqlx::query("DELETE FROM keys WHERE id = $1 AND state = 'pending'").bind(id),
+            record,
+        )
+        .await
     }
 
     /// Records the generated key and publishes or activates it. `false` if the key was no
@@ -230,21 +228,20 @@ impl Store {
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut tx = Change::begin(&self.pool).await?;
-        let done = sqlx::query(&format!(
-            "UPDATE keys SET state = $1, {} = $2, destroy_after = COALESCE($3, destroy_after) \
-             WHERE id = $4 AND state IN ({from})",
-            transition.stamp_column
-        ))
-        .bind(transition.to.as_str())
-        .bind(now)
-        .bind(destroy_after)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        tx.commit_if(done, std::slice::from_ref(record)).await
+        Change::one_row(
+            &self.pool,
+            sqlx::query(&format!(
+                "UPDATE keys SET state = $1, {} = $2, destroy_after = COALESCE($3, destroy_after) \
+                 WHERE id = $4 AND state IN ({from})",
+                transition.stamp_column
+            ))
+            .bind(transition.to.as_str())
+            .bind(now)
+            .bind(destroy_after)
+            .bind(id),
+            record,
+        )
+        .await
     }
 
     /// A retiring key leaves the JWKS.

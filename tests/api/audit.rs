@@ -1,6 +1,8 @@
 //! The audit log for auditors: what is recorded and by whom, the query API, the hash chain and its
 //! signed checkpoints, and tampering caught by `audit verify`.
 
+use std::collections::HashMap;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -293,6 +295,50 @@ async fn attacker(app: &TestApp, db: Db) -> sqlx::AnyConnection {
     conn
 }
 
+/// What an attacker with write access does: edits records from `first` on with `edit` (given
+/// each record and the new hashes so far, by seq), recomputes every hash after it and moves the
+/// chain head, leaving a chain that is consistent in itself.
+async fn rewrite_chain_from(
+    app: &TestApp,
+    conn: &mut sqlx::AnyConnection,
+    first: i64,
+    mut edit: impl FnMut(&mut signet::store::StoredAuditRecord, &HashMap<i64, String>),
+) {
+    let store = &app.store;
+    let mut hashes = HashMap::new();
+    let mut prev = store
+        .audit_record(first - 1)
+        .await
+        .unwrap()
+        .unwrap()
+        .hash
+        .unwrap();
+    let head = store.audit_head().await.unwrap();
+    for seq in first..=head.seq {
+        let mut record = store.audit_record(seq).await.unwrap().unwrap();
+        edit(&mut record, &hashes);
+        let hash = record.expected_hash(&prev).unwrap();
+        sqlx::query(
+            "UPDATE audit_log SET principal = $1, detail = $2, kid = $3, hash = $4 WHERE seq = $5",
+        )
+        .bind(&record.principal)
+        .bind(&record.detail)
+        .bind(&record.kid)
+        .bind(&hash)
+        .bind(seq)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        hashes.insert(seq, hash.clone());
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_chain SET hash = $1")
+        .bind(&prev)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
 /// A log with signatures and a signed checkpoint in the middle; returns the app and the seq of
 /// a signature record before the checkpoint.
 async fn log_with_a_checkpoint(db: Db) -> (TestApp, i64) {
@@ -386,36 +432,13 @@ async fn verify_names_an_edited_a_deleted_and_a_reordered_record(db: Db) {
 /// consistent chain, but not the signed checkpoint.
 async fn a_rewritten_chain_is_caught_by_its_signed_checkpoint(db: Db) {
     let (app, target) = log_with_a_checkpoint(db).await;
-    let store = &app.store;
     let mut conn = attacker(&app, db).await;
-    let mut prev = store
-        .audit_record(target - 1)
-        .await
-        .unwrap()
-        .unwrap()
-        .hash
-        .unwrap();
-    let head = store.audit_head().await.unwrap();
-    for seq in target..=head.seq {
-        let mut record = store.audit_record(seq).await.unwrap().unwrap();
-        if seq == target {
+    rewrite_chain_from(&app, &mut conn, target, |record, _| {
+        if record.seq == target {
             record.principal = "client:someone-else".into();
         }
-        let hash = record.expected_hash(&prev).unwrap();
-        sqlx::query("UPDATE audit_log SET principal = $1, hash = $2 WHERE seq = $3")
-            .bind(&record.principal)
-            .bind(&hash)
-            .bind(seq)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        prev = hash;
-    }
-    sqlx::query("UPDATE audit_chain SET hash = $1")
-        .bind(&prev)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    })
+    .await;
     let report = verify(&app).await;
     assert_eq!(report["ok"], false, "{report}");
     let checkpoint = app
@@ -474,19 +497,8 @@ async fn a_forged_checkpoint_is_caught_by_the_trust_anchor(db: Db) {
         .unwrap();
 
     // History rewritten from `target` on, every hash recomputed, the checkpoint re-signed.
-    let store = &app.store;
-    let mut hashes: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
-    let mut prev = store
-        .audit_record(target - 1)
-        .await
-        .unwrap()
-        .unwrap()
-        .hash
-        .unwrap();
-    let head = store.audit_head().await.unwrap();
-    for seq in target..=head.seq {
-        let mut record = store.audit_record(seq).await.unwrap().unwrap();
-        if seq == target {
+    rewrite_chain_from(&app, &mut conn, target, |record, hashes| {
+        if record.seq == target {
             record.principal = "client:someone-else".into();
         }
         if record.action == "audit_checkpoint" {
@@ -508,26 +520,8 @@ async fn a_forged_checkpoint_is_caught_by_the_trust_anchor(db: Db) {
             record.detail = detail.to_string();
             record.kid = Some(kid.clone());
         }
-        let hash = record.expected_hash(&prev).unwrap();
-        sqlx::query(
-            "UPDATE audit_log SET principal = $1, detail = $2, kid = $3, hash = $4 WHERE seq = $5",
-        )
-        .bind(&record.principal)
-        .bind(&record.detail)
-        .bind(&record.kid)
-        .bind(&hash)
-        .bind(seq)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        hashes.insert(seq, hash.clone());
-        prev = hash;
-    }
-    sqlx::query("UPDATE audit_chain SET hash = $1")
-        .bind(&prev)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    })
+    .await;
 
     // Trusting the store's keys, the forgery passes: that is why the anchor exists.
     let fooled = signet_process(&["audit", "verify"], &database)
