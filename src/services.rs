@@ -17,10 +17,11 @@ pub struct Services {
 }
 
 impl Services {
-    /// Writes the open tallies of refused requests, then closes the backends and the store:
-    /// after the last request and tick, before exit.
+    /// Writes the open tallies of refused requests, then closes the backends, the store and the
+    /// audit writer's connections: after the last request and tick, before exit.
     pub async fn close(&self) {
         self.audit.write_tallies(None).await;
         self.rings.close().await;
+        self.audit.close().await;
     }
 }

@@ -93,7 +93,8 @@ pub async fn open_services(settings: Settings) -> anyhow::Result<Services> {
         providers = providers.with(BackendKind::AwsKms, Arc::new(kms));
     }
     let health = Arc::new(Health::default());
-    let log = AuditLog::start(store.clone(), health.clone());
+    // One batch at a time: one connection.
+    let log = AuditLog::start(store.with_own_pool(1), health.clone());
     let audit_keys_seen = Arc::new(RwLock::new(TrustAnchor::default()));
     Ok(Services {
         clients: ClientService::new(store.clone()),
@@ -164,23 +165,36 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (services, callers) = (self.services.clone(), self.callers.clone());
         let health = services.rings.health().clone();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let ticker = tasks::supervise(LIFECYCLE, health, move || {
             let (services, callers) = (services.clone(), callers.clone());
+            let mut stopping = stopping.clone();
             async move {
-                report_orphans(&services.rings).await;
+                // The backends' work is cut short when the server stops (`close` then waits
+                // for a call in flight)...
+                tokio::select! {
+                    _ = stopping.wait_for(|stop| *stop) => return,
+                    () = report_orphans(&services.rings) => {}
+                }
                 let mut interval = tokio::time::interval(TICK);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    interval.tick().await;
-                    services.rings.tick().await;
+                    tokio::select! {
+                        _ = stopping.wait_for(|stop| *stop) => return,
+                        () = async {
+                            interval.tick().await;
+                            services.rings.tick().await;
+                        } => {}
+                    }
+                    // ...but never the writing of the tallies it took from the count.
                     services.audit.write_tallies(Some(now_ms())).await;
                     callers.forget_idle();
                 }
             }
         });
         let result = self.server.await;
-        ticker.abort();
-        // A tick cut short may still have a backend call in flight: `close` waits for it.
+        // Ends the ticker between two steps (the sender lives until here).
+        let _ = stop.send(true);
         let _ = ticker.await;
         self.services.close().await;
         result

@@ -37,6 +37,7 @@ pub const WRITER: &str = "audit writer";
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Entry>,
+    store: Store,
 }
 
 impl AuditLog {
@@ -45,10 +46,16 @@ impl AuditLog {
     pub fn start(store: Store, health: Arc<Health>) -> AuditLog {
         let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
+        let writer = store.clone();
         tasks::supervise(WRITER, health.clone(), move || {
-            write_batches(store.clone(), receiver.clone(), health.clone())
+            write_batches(writer.clone(), receiver.clone(), health.clone())
         });
-        AuditLog { queue }
+        AuditLog { queue, store }
+    }
+
+    /// Closes the writer's store: every record after this fails as `Unavailable`.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// Returns once `record` is committed; `Unavailable` if it could not be, or what the store

@@ -158,6 +158,11 @@ impl AuditService {
         self.refusals.count(refusal);
     }
 
+    /// Closes the audit writer's connections: after the last record (`Services::close`).
+    pub async fn close(&self) {
+        self.log.close().await;
+    }
+
     /// Writes the tallies whose minute has ended by `now`; every tally when `now` is `None`
     /// (when the server stops).
     pub async fn write_tallies(&self, now: Option<UnixMillis>) {

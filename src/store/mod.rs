@@ -118,6 +118,9 @@ fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
     }
 }
 
+/// How long a query waits for a connection before the store counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Connects to `url` (`postgres://...` or `sqlite://...`) and applies pending migrations.
     #[tracing::instrument(skip(url))]
@@ -141,7 +144,7 @@ impl Store {
                 Dialect::Postgres => 16,
                 Dialect::Sqlite => 8,
             })
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(|e| StoreError::Unavailable(redact(&e.to_string(), url)))?;
@@ -192,6 +195,21 @@ impl Store {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The same database through a pool of its own, of at most `connections`, opened when first
+    /// used. A connection belongs to the runtime of the task that opened it, and each HTTP
+    /// worker has its own runtime, which ends when the server stops: a task that must write
+    /// after that (the audit writer) opens its connections itself.
+    pub fn with_own_pool(&self, connections: u32) -> Store {
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        Store {
+            pool,
+            dialect: self.dialect,
+        }
     }
 
     pub async fn close(&self) {

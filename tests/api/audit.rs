@@ -297,7 +297,9 @@ async fn attacker(app: &TestApp, db: Db) -> sqlx::AnyConnection {
 
 /// What an attacker with write access does: edits records from `first` on with `edit` (given
 /// each record and the new hashes so far, by seq), recomputes every hash after it and moves the
-/// chain head, leaving a chain that is consistent in itself.
+/// chain head, leaving a chain that is consistent in itself. The chain head is locked first, so
+/// that a record the server appends meanwhile (a lifecycle event, a checkpoint) waits for the
+/// rewrite and is chained to its new head.
 async fn rewrite_chain_from(
     app: &TestApp,
     conn: &mut sqlx::AnyConnection,
@@ -305,6 +307,11 @@ async fn rewrite_chain_from(
     mut edit: impl FnMut(&mut signet::store::StoredAuditRecord, &HashMap<i64, String>),
 ) {
     let store = &app.store;
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("UPDATE audit_chain SET hash = hash WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     let mut hashes = HashMap::new();
     let mut prev = store
         .audit_record(first - 1)
@@ -326,7 +333,7 @@ async fn rewrite_chain_from(
         .bind(&record.kid)
         .bind(&hash)
         .bind(seq)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .unwrap();
         hashes.insert(seq, hash.clone());
@@ -334,9 +341,10 @@ async fn rewrite_chain_from(
     }
     sqlx::query("UPDATE audit_chain SET hash = $1")
         .bind(&prev)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
 }
 
 /// A log with signatures and a signed checkpoint in the middle; returns the app and the seq of

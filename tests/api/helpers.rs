@@ -346,6 +346,14 @@ impl TestApp {
         data_dir: Arc<TempDir>,
         db: Arc<TestDb>,
     ) -> TestApp {
+        // The servers' warnings (or what SIGNET_LOG asks for) in the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .try_init();
         let app = Application::build(settings)
             .await
             .expect("the server starts");
