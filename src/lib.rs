@@ -17,7 +17,7 @@ pub(crate) mod providers;
 pub mod random;
 pub mod rings;
 pub(crate) mod schedule;
-pub(crate) mod services;
+pub mod services;
 pub mod startup;
 pub mod store;
 pub(crate) mod tasks;

@@ -150,8 +150,8 @@ impl Application {
         self.port
     }
 
-    pub fn rings(&self) -> Arc<RingService> {
-        self.services.rings.clone()
+    pub fn services(&self) -> Arc<Services> {
+        self.services.clone().into_inner()
     }
 
     /// Stops the server from elsewhere (graceful with `stop(true)`).

@@ -360,7 +360,7 @@ async fn log_with_a_checkpoint(db: Db) -> (TestApp, i64) {
     for _ in 0..4 {
         sign().await;
     }
-    app.rings.checkpoint_audit().await.unwrap();
+    app.services.rings.checkpoint_audit().await.unwrap();
     let sign = || async {
         let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
         assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
@@ -582,7 +582,7 @@ async fn a_late_checkpoint_is_reported_as_a_cadence_gap(db: Db) {
         .await
         .unwrap();
     let waiting = app.store.audit_head().await.unwrap().seq;
-    app.rings.checkpoint_audit().await.unwrap();
+    app.services.rings.checkpoint_audit().await.unwrap();
     let report = verify(&app).await;
     assert_eq!(report["ok"], true, "{report}");
     let gaps = report["cadence_gaps"].as_array().unwrap();

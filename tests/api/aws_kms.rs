@@ -190,7 +190,7 @@ async fn kms_keys_that_no_record_names_are_reported_by_their_tag() {
         .send()
         .await
         .unwrap();
-    let orphans = app.rings.orphaned_keys().await.unwrap();
+    let orphans = app.services.rings.orphaned_keys().await.unwrap();
     assert!(orphans.contains(&(BackendKind::AwsKms, stray.clone())));
     assert!(!orphans.iter().any(|(_, id)| *id == recorded));
     let arn = created.key_metadata().unwrap().arn().unwrap();

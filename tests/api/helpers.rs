@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use signet::config::{HttpSettings, Settings};
-use signet::rings::RingService;
+use signet::services::Services;
 use signet::startup::Application;
 use signet::store::Store;
 use signet_aws_kms::{AwsKmsConfig, AwsKmsProvider};
@@ -241,7 +241,7 @@ pub struct TestApp {
     pub admin_token: String,
     pub data_dir: Arc<TempDir>,
     pub db: Arc<TestDb>,
-    pub rings: Arc<RingService>,
+    pub services: Arc<Services>,
     /// The test's own connection to the server's store, to look at what it recorded.
     pub store: Store,
     http: reqwest::Client,
@@ -358,7 +358,7 @@ impl TestApp {
             .await
             .expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
-        let rings = app.rings();
+        let services = app.services();
         let store = Store::connect(&SecretString::from(db.url.clone()))
             .await
             .expect("the test connects to the server's store");
@@ -373,7 +373,7 @@ impl TestApp {
             admin_token,
             data_dir,
             db,
-            rings,
+            services,
             store,
             http: reqwest::Client::new(),
             handle,

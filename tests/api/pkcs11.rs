@@ -242,7 +242,7 @@ async fn keys_on_the_token_that_no_record_names_are_reported() {
     let stray = KeyId(format!("orphan-{}", signet::random::random_id(6)));
     let generated = token.generate(&stray, KeySpec::EcP256).await.unwrap();
 
-    let orphans = app.rings.orphaned_keys().await.unwrap();
+    let orphans = app.services.rings.orphaned_keys().await.unwrap();
     assert!(orphans.contains(&(BackendKind::Pkcs11, stray.clone())));
     assert!(!orphans.iter().any(|(_, id)| *id == recorded));
     assert!(

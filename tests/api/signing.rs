@@ -414,7 +414,7 @@ async fn no_token_is_returned_when_its_audit_record_cannot_commit(db: Db) {
         StatusCode::OK
     );
     // The server's store goes away (its backends too; the ring's file backend signs regardless).
-    app.rings.close().await;
+    app.services.close().await;
     let response = app.sign(&issuer, "r", json!({"aud": "api"})).await;
     assert_eq!(
         response.status,

@@ -60,7 +60,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
             .unwrap();
     }
 
-    app.rings.advance().await.unwrap();
+    app.services.rings.advance().await.unwrap();
     let adopted = app.keys("with-key").await;
     let adopted = adopted
         .iter()
