@@ -69,6 +69,9 @@ pub struct KeyInfo {
     pub destroyed_at: Option<String>,
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
+    /// The latest `exp` of any token the key signed: it stays in the JWKS until then, plus
+    /// leeway and max-age.
+    pub last_token_exp: Option<String>,
 }
 
 impl From<&KeyRecord> for KeyInfo {
@@ -94,6 +97,7 @@ impl From<&KeyRecord> for KeyInfo {
             destroyed_at: time(key.destroyed_at),
             revoked_at: time(key.revoked_at),
             revoked_reason: key.revoked_reason.clone(),
+            last_token_exp: time(key.last_token_exp),
         }
     }
 }

@@ -75,4 +75,10 @@ pub struct KeyRecord {
     pub destroyed_at: Option<UnixMillis>,
     pub revoked_at: Option<UnixMillis>,
     pub revoked_reason: Option<String>,
+    /// The latest `exp` of any token the key signed (committed with the signatures' audit
+    /// records, so never lower than a returned token's).
+    pub last_token_exp: Option<UnixMillis>,
+    /// What the key keeps in the JWKS after its last token has expired: the longest
+    /// `windows::grace_ms` of its ring while the key was published.
+    pub jwks_grace_ms: i64,
 }

@@ -16,6 +16,7 @@ mod rings;
 mod schedule;
 mod text;
 mod time;
+pub mod windows;
 
 use std::time::Duration;
 
@@ -36,4 +37,4 @@ pub use time::UnixMillis;
 
 /// How often each replica advances key lifecycles and refreshes its view of the store. The
 /// timing rules count on it: a verifier's cached JWKS can be this much older than the newest key.
-pub const TICK: Duration = Duration::from_secs(1);
+pub const TICK: Duration = Duration::from_millis(windows::REFRESH_MS.unsigned_abs());

@@ -444,14 +444,6 @@ impl Timing {
         let seconds = self.retain_retired_seconds.min(MAX_RETAIN_RETIRED_SECONDS);
         1000 * i64::try_from(seconds).expect("bounded")
     }
-
-    /// How long after a key stops signing it must stay in the JWKS: until every token it signed
-    /// has expired and every cached JWKS has been refreshed (docs/design.md), in milliseconds.
-    pub fn retiring_window_ms(&self, max_ttl_seconds: u32) -> i64 {
-        1000 * (i64::from(max_ttl_seconds)
-            + i64::from(self.leeway_seconds)
-            + i64::from(self.jwks_max_age_seconds))
-    }
 }
 
 #[cfg(test)]
@@ -632,10 +624,6 @@ mod tests {
                 "jwks_max_age_seconds + leeway_seconds + 1 (the replicas' refresh interval) = 361"
             ),
             "{err}"
-        );
-        assert_eq!(
-            Timing::default().retiring_window_ms(900),
-            1000 * (900 + 60 + 300)
         );
     }
 

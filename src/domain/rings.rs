@@ -14,4 +14,7 @@ pub struct RingRecord {
     pub timing: Timing,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
+    /// Until when a JWKS served under a longer max-age than today's may still be cached
+    /// (`windows::cached_until`).
+    pub jwks_cached_until: Option<UnixMillis>,
 }

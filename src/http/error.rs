@@ -92,6 +92,14 @@ impl From<StoreError> for ApiError {
                     "the change conflicts with the stored state; read it and retry",
                 )
             }
+            StoreError::Changed(detail) => {
+                tracing::info!(%detail, "write on a state that changed meanwhile refused");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "state_changed",
+                    "the stored state changed meanwhile; retry",
+                )
+            }
             StoreError::Other(detail) | StoreError::Unreadable(detail) => {
                 tracing::error!(%detail, "database error");
                 ApiError::new(

@@ -85,6 +85,7 @@ impl RingService {
             timing: request.timing,
             created_at: now,
             updated_at: now,
+            jwks_cached_until: None,
         };
         let pending = pending_key(&ring, now);
         let created = AuditRecord::of_ring(

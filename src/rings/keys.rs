@@ -7,10 +7,18 @@ use signet_core::{KeyId, KeyRef, PublicKey};
 
 use super::{provider_error, Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, UnixMillis};
+use crate::domain::{
+    windows, AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, UnixMillis,
+};
 use crate::jose;
 use crate::random::random_id;
 use crate::store::{Completion, GeneratedRecord};
+
+/// When `key`, the active key until `now`, leaves the JWKS, from what it has signed so far (the
+/// lifecycle tick postpones it if a later signature commits).
+fn retirement_from(key: &KeyRecord, now: UnixMillis) -> UnixMillis {
+    windows::retirement_at(now, key.last_token_exp, key.jwks_grace_ms)
+}
 
 /// The intent record of a key about to be generated for `ring`.
 pub(super) fn pending_key(ring: &RingRecord, now: UnixMillis) -> KeyRecord {
@@ -35,6 +43,8 @@ pub(super) fn pending_key(ring: &RingRecord, now: UnixMillis) -> KeyRecord {
         destroyed_at: None,
         revoked_at: None,
         revoked_reason: None,
+        last_token_exp: None,
+        jwks_grace_ms: windows::grace_ms(&ring.timing),
     }
 }
 
@@ -104,8 +114,6 @@ impl RingService {
             },
         )];
         let completion = if activate {
-            let retire_after =
-                now.plus_ms(ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds));
             records.push(record(
                 Some(&kid),
                 AuditEvent::KeyActivated {
@@ -114,15 +122,22 @@ impl RingService {
                     replaces_revoked: None,
                 },
             ));
-            if let Some(previous) = self.active_kid(&ring.name).await? {
+            let keys = self.store.keys_of_ring(&ring.name).await?;
+            let previous = keys.iter().find(|k| k.state == KeyState::Active);
+            let retire_after = previous.map(|p| retirement_from(p, now));
+            if let (Some(previous), Some(retire_after)) = (previous, retire_after) {
                 records.push(record(
-                    Some(&previous),
+                    previous.kid.as_ref(),
                     AuditEvent::KeyRetiring { retire_after },
                 ));
             }
             Completion::Activate { retire_after }
         } else {
-            let activate_after = now.plus_ms(1000 * i64::from(ring.timing.publish_lead_seconds));
+            // The ring as stored now: a timing change since `ring` was read may hold the
+            // activation back (`windows::activation_floor`).
+            let stored = self.ring_record(&ring.name).await?;
+            let activate_after =
+                windows::activation_at(now, &stored.timing, stored.jwks_cached_until);
             Completion::Publish { activate_after }
         };
         let generated = GeneratedRecord {
@@ -176,7 +191,8 @@ impl RingService {
         keys: &[KeyRecord],
     ) -> Result<bool, RingError> {
         let now = now_ms();
-        let retire_after = now.plus_ms(ring.timing.retiring_window_ms(ring.policy.max_ttl_seconds));
+        let previous = keys.iter().find(|k| k.state == KeyState::Active);
+        let retire_after = previous.map(|p| retirement_from(p, now));
         let mut records = vec![AuditRecord::of_ring(
             now,
             actor,
@@ -188,7 +204,7 @@ impl RingService {
                 replaces_revoked: None,
             },
         )];
-        if let Some(previous) = keys.iter().find(|k| k.state == KeyState::Active) {
+        if let (Some(previous), Some(retire_after)) = (previous, retire_after) {
             records.push(AuditRecord::of_ring(
                 now,
                 actor,

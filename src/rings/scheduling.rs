@@ -5,10 +5,11 @@ use super::rotation::Trigger;
 use super::{Actor, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, ScheduleRecord, UnixMillis,
+    windows, AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, ScheduleRecord,
+    UnixMillis,
 };
 use crate::schedule::{self, plan, ScheduleUpdate, ScheduleView};
-use crate::store::StoreError;
+use crate::store::{RingSettings, StoreError};
 
 impl RingService {
     /// The ring's schedule, the scheduler's last outcome and the plan from now.
@@ -76,8 +77,18 @@ impl RingService {
                 max_token_ttl_seconds: policy.max_ttl_seconds,
             },
         );
+        let settings = RingSettings {
+            policy: &policy,
+            timing: &timing,
+            jwks_cached_until: windows::cached_until(
+                record.jwks_cached_until,
+                &record.timing,
+                &timing,
+                now,
+            ),
+        };
         self.store
-            .set_schedule(ring, &schedule, Some((&policy, &timing)), now, &changed)
+            .set_schedule(ring, &schedule, Some(settings), now, &changed)
             .await?;
         self.refresh().await;
         self.schedule(ring).await

@@ -100,7 +100,8 @@ impl RingService {
             )
             .await
             .map_err(provider_error(signer.provider.name()))?;
-        self.audit
+        let recorded = self
+            .audit
             .record(AuditRecord::of_ring(
                 now_ms(),
                 actor,
@@ -108,7 +109,17 @@ impl RingService {
                 Some(&signer.kid),
                 event(signature_facts(claims, payload)),
             ))
-            .await?;
+            .await;
+        if let Err(StoreError::Changed(_)) = recorded {
+            // This view's key left the signing states before the record committed: the next
+            // request signs with the key that replaced it.
+            self.refresh().await;
+            return Err(RingError::Conflict {
+                code: "key_changed",
+                message: "the ring's signing key changed while signing; sign again".into(),
+            });
+        }
+        recorded?;
         Ok(signature)
     }
 

@@ -10,7 +10,7 @@ use signet_core::{KeyId, KeyRef};
 use super::{provider_error, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, BackendKind, KeyRecord, KeyState, RingRecord, UnixMillis,
+    windows, AuditEvent, AuditRecord, BackendKind, KeyRecord, KeyState, RingRecord, UnixMillis,
 };
 
 /// How long a `pending` key may stay pending before the lifecycle tick treats its creator as dead.
@@ -63,18 +63,33 @@ impl RingService {
                     .collect();
                 self.activate(SCHEDULER, ring, key, &ring_keys).await?;
             }
-            KeyState::Retiring if due(key.retire_after) => {
-                let destroy_after = now.plus_ms(ring.timing.retain_retired_ms());
-                let record = AuditRecord::of_ring(
-                    now,
-                    SCHEDULER,
-                    &ring.name,
-                    key.kid.as_ref(),
-                    AuditEvent::KeyRetired { destroy_after },
-                );
-                self.store
-                    .retire_key(&key.id, now, destroy_after, &record)
-                    .await?;
+            KeyState::Retiring => {
+                let (Some(stored), Some(deactivated)) = (key.retire_after, key.deactivated_at)
+                else {
+                    return Ok(());
+                };
+                // A token committed after the key stopped signing (a replica's view not yet
+                // refreshed) or a longer grace given since moves the retirement later, never
+                // earlier.
+                let planned =
+                    windows::retirement_at(deactivated, key.last_token_exp, key.jwks_grace_ms);
+                let record = |event| {
+                    AuditRecord::of_ring(now, SCHEDULER, &ring.name, key.kid.as_ref(), event)
+                };
+                if planned > stored {
+                    let event = AuditEvent::KeyRetiring {
+                        retire_after: planned,
+                    };
+                    self.store
+                        .postpone_retirement(key, planned, &record(event))
+                        .await?;
+                } else if due(Some(stored)) {
+                    let destroy_after = now.plus_ms(ring.timing.retain_retired_ms());
+                    let event = AuditEvent::KeyRetired { destroy_after };
+                    self.store
+                        .retire_key(key, now, destroy_after, &record(event))
+                        .await?;
+                }
             }
             KeyState::Retired | KeyState::Revoked if due(key.destroy_after) => {
                 self.destroy(ring, key).await?;

@@ -8,6 +8,7 @@
 //! record's `hash` is `SHA-256(previous hash || canonical record)` (see [`StoredAuditRecord::expected_hash`]); the
 //! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use sqlx::any::AnyRow;
@@ -175,7 +176,46 @@ pub(super) async fn insert_many(
         .bind(&prev)
         .execute(&mut *conn)
         .await?;
-    claim_raw_jtis(conn, records).await
+    claim_raw_jtis(conn, records).await?;
+    extend_key_lifetimes(conn, records).await
+}
+
+/// Raises each signing key's `last_token_exp` to the latest `exp` its signatures in `records`
+/// carry. A key that has meanwhile left the signing states (retired, revoked) refuses them
+/// (`Changed`): no token is returned that its JWKS may no longer hold.
+async fn extend_key_lifetimes(
+    conn: &mut AnyConnection,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
+    for record in records {
+        let (Some(kid), AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts)) =
+            (&record.kid, &record.event)
+        else {
+            continue;
+        };
+        if let Some(exp) = facts.exp.as_ref().and_then(Value::as_i64) {
+            let exp = UnixMillis::from_secs(exp).as_millis();
+            let entry = latest.entry(kid.as_str()).or_insert(exp);
+            *entry = (*entry).max(exp);
+        }
+    }
+    for (kid, exp) in latest {
+        let signing = sqlx::query(
+            "UPDATE keys SET last_token_exp = CASE WHEN last_token_exp IS NULL OR last_token_exp < $1 \
+             THEN $1 ELSE last_token_exp END WHERE kid = $2 AND state IN ('active', 'retiring')",
+        )
+        .bind(exp)
+        .bind(kid)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if !signing {
+            return Err(StoreError::Changed(format!("key {kid} no longer signs")));
+        }
+    }
+    Ok(())
 }
 
 /// A raw signature's record claims its `jti` in its ring until the token expires: a second

@@ -16,7 +16,8 @@ use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState, Kid, RingName
 
 const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
     created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
-    retired_at, destroy_after, destroyed_at, revoked_at, revoked_reason";
+    retired_at, destroy_after, destroyed_at, revoked_at, revoked_reason, last_token_exp, \
+    jwks_grace_ms";
 
 fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
     let public_jwk: Option<String> = row.try_get("public_jwk")?;
@@ -44,6 +45,8 @@ fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
         destroyed_at: opt_time(row, "destroyed_at")?,
         revoked_at: opt_time(row, "revoked_at")?,
         revoked_reason: row.try_get("revoked_reason")?,
+        last_token_exp: opt_time(row, "last_token_exp")?,
+        jwks_grace_ms: row.try_get("jwks_grace_ms")?,
     })
 }
 
@@ -52,8 +55,8 @@ pub(super) async fn insert_pending(
     key: &KeyRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO keys (id, ring, state, algorithm, key_spec, backend, created_at) \
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6)",
+        "INSERT INTO keys (id, ring, state, algorithm, key_spec, backend, created_at, jwks_grace_ms) \
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)",
     )
     .bind(&key.id)
     .bind(key.ring.as_str())
@@ -61,18 +64,23 @@ pub(super) async fn insert_pending(
     .bind(key.key_spec.as_str())
     .bind(key.backend.as_str())
     .bind(key.created_at)
+    .bind(key.jwks_grace_ms)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Moves the ring's active key (if any) to `retiring`.
+/// Moves the ring's active key to `retiring`, to leave the JWKS after `retire_after`; `None`
+/// when the ring had no active key.
 async fn deactivate_current(
     conn: &mut AnyConnection,
     ring: &str,
     now: UnixMillis,
-    retire_after: UnixMillis,
+    retire_after: Option<UnixMillis>,
 ) -> Result<(), StoreError> {
+    let Some(retire_after) = retire_after else {
+        return Ok(());
+    };
     sqlx::query(
         "UPDATE keys SET state = 'retiring', deactivated_at = $1, retire_after = $2 \
          WHERE ring = $3 AND state = 'active'",
@@ -92,27 +100,8 @@ pub enum Completion {
     Publish { activate_after: UnixMillis },
     /// Published and active at once; the ring's current active key (if any) starts retiring and
     /// leaves the JWKS after `retire_after`.
-    Activate { retire_after: UnixMillis },
+    Activate { retire_after: Option<UnixMillis> },
 }
-
-/// A state change that only stamps its time: from any of `from` to `to`.
-struct Transition {
-    from: &'static [KeyState],
-    to: KeyState,
-    stamp_column: &'static str,
-}
-
-const RETIRE: Transition = Transition {
-    from: &[KeyState::Retiring],
-    to: KeyState::Retired,
-    stamp_column: "retired_at",
-};
-
-const DESTROY: Transition = Transition {
-    from: &[KeyState::Retired, KeyState::Revoked],
-    to: KeyState::Destroyed,
-    stamp_column: "destroyed_at",
-};
 
 /// The public facts of a freshly generated key.
 pub struct GeneratedRecord<'a> {
@@ -168,9 +157,12 @@ impl Store {
                 ("active", now, Some(now))
             }
         };
+        // A published key never activates before a floor that a timing change set on its
+        // pending record (`set_schedule`).
         let done = sqlx::query(
             "UPDATE keys SET state = $1, reference = $2, kid = $3, public_jwk = $4, \
-             published_at = $5, activate_after = $6, activated_at = $7 \
+             published_at = $5, activated_at = $7, activate_after = CASE \
+             WHEN $1 = 'published' AND activate_after > $6 THEN activate_after ELSE $6 END \
              WHERE id = $8 AND state = 'pending'",
         )
         .bind(state)
@@ -188,14 +180,14 @@ impl Store {
         tx.commit_if(done, records).await
     }
 
-    /// Makes the published key `id` the ring's active key; the previous one starts retiring.
-    /// `false` if `id` was no longer published (another replica got there first).
+    /// Makes the published key `id` the ring's active key; the previous one (if any) starts
+    /// retiring. `false` if `id` was no longer published (another replica got there first).
     pub(crate) async fn activate_key(
         &self,
         ring: &str,
         id: &str,
         now: UnixMillis,
-        retire_after: UnixMillis,
+        retire_after: Option<UnixMillis>,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
@@ -212,48 +204,48 @@ impl Store {
         tx.commit_if(done, records).await
     }
 
-    /// Makes `transition` for key `id` at `now`, optionally setting `destroy_after`. `false` if
-    /// the key was not in one of the transition's `from` states.
-    async fn transition(
+    /// A retiring key leaves the JWKS: `false` if it is no longer retiring or has signed a
+    /// token since `key` was read (its retirement is planned again).
+    pub(crate) async fn retire_key(
         &self,
-        transition: &Transition,
-        id: &str,
+        key: &KeyRecord,
         now: UnixMillis,
-        destroy_after: Option<UnixMillis>,
+        destroy_after: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let from = transition
-            .from
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
         Change::one_row(
             &self.pool,
-            sqlx::query(&format!(
-                "UPDATE keys SET state = $1, {} = $2, destroy_after = COALESCE($3, destroy_after) \
-                 WHERE id = $4 AND state IN ({from})",
-                transition.stamp_column
-            ))
-            .bind(transition.to.as_str())
+            sqlx::query(
+                "UPDATE keys SET state = 'retired', retired_at = $1, destroy_after = $2 \
+                 WHERE id = $3 AND state = 'retiring' AND COALESCE(last_token_exp, -1) = $4",
+            )
             .bind(now)
             .bind(destroy_after)
-            .bind(id),
+            .bind(&key.id)
+            .bind(key.last_token_exp.map_or(-1, UnixMillis::as_millis)),
             record,
         )
         .await
     }
 
-    /// A retiring key leaves the JWKS.
-    pub(crate) async fn retire_key(
+    /// A retiring key stays in the JWKS until `retire_after`, later than planned before.
+    pub(crate) async fn postpone_retirement(
         &self,
-        id: &str,
-        now: UnixMillis,
-        destroy_after: UnixMillis,
+        key: &KeyRecord,
+        retire_after: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.transition(&RETIRE, id, now, Some(destroy_after), record)
-            .await
+        Change::one_row(
+            &self.pool,
+            sqlx::query(
+                "UPDATE keys SET retire_after = $1 \
+                 WHERE id = $2 AND state = 'retiring' AND retire_after < $1",
+            )
+            .bind(retire_after)
+            .bind(&key.id),
+            record,
+        )
+        .await
     }
 
     /// The backend key is gone: only the record remains.
@@ -263,7 +255,17 @@ impl Store {
         now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.transition(&DESTROY, id, now, None, record).await
+        Change::one_row(
+            &self.pool,
+            sqlx::query(
+                "UPDATE keys SET state = 'destroyed', destroyed_at = $1 \
+                 WHERE id = $2 AND state IN ('retired', 'revoked')",
+            )
+            .bind(now)
+            .bind(id),
+            record,
+        )
+        .await
     }
 
     /// Revokes key `id` (it leaves the JWKS and never signs again); when `successor` is given, that

@@ -25,6 +25,7 @@ use crate::domain::UnixMillis;
 
 pub use audit::{ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub(crate) use keys::{Completion, GeneratedRecord};
+pub(crate) use schedules::RingSettings;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -41,6 +42,10 @@ pub enum StoreError {
     /// A stored value no parser accepts (a row written around signet).
     #[error("unreadable stored data: {0}")]
     Unreadable(String),
+    /// What the write relied on has changed since it was read (a signature by a key that has
+    /// stopped signing meanwhile); the same request may succeed once re-read.
+    #[error("changed meanwhile: {0}")]
+    Changed(String),
     #[error("database error: {0}")]
     Other(String),
 }

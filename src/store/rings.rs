@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::change::Change;
 use super::keys;
-use super::{parsed, Store, StoreError};
+use super::{opt_time, parsed, Store, StoreError};
 use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingName, RingRecord};
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
@@ -23,10 +23,12 @@ pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
         timing: decode(&row.try_get::<String, _>("timing")?)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        jwks_cached_until: opt_time(row, "jwks_cached_until")?,
     })
 }
 
-const COLUMNS: &str = "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at";
+const COLUMNS: &str =
+    "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at, jwks_cached_until";
 
 impl Store {
     /// Creates the ring together with the intent record of its first key.
@@ -38,7 +40,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
         sqlx::query(&format!(
-            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(ring.name.as_str())
         .bind(ring.backend.as_str())
@@ -48,6 +50,7 @@ impl Store {
         .bind(serde_json::to_string(&ring.timing).expect("timing serialises"))
         .bind(ring.created_at)
         .bind(ring.updated_at)
+        .bind(ring.jwks_cached_until)
         .execute(&mut *tx)
         .await?;
         keys::insert_pending(&mut tx, first_key).await?;

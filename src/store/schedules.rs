@@ -8,8 +8,18 @@ use sqlx::Row;
 
 use super::change::Change;
 use super::{opt_time, Dialect, Store, StoreError};
-use crate::domain::{AuditRecord, KeyRecord, Policy, Rule, ScheduleRecord, Timing, UnixMillis};
+use crate::domain::{
+    windows, AuditRecord, KeyRecord, Policy, Rule, ScheduleRecord, Timing, UnixMillis,
+};
 use crate::store::keys;
+
+/// A ring's new policy and timing, and until when a JWKS served under a longer max-age may
+/// still be cached (`windows::cached_until`).
+pub struct RingSettings<'a> {
+    pub policy: &'a Policy,
+    pub timing: &'a Timing,
+    pub jwks_cached_until: Option<UnixMillis>,
+}
 
 fn from_row(row: &AnyRow) -> Result<(String, ScheduleRecord), sqlx::Error> {
     let rule: String = row.try_get("rule")?;
@@ -65,26 +75,51 @@ impl Store {
     }
 
     /// Writes a ring's rule and pause flag with its audit record; with `settings`, also the ring's
-    /// policy and timing (they change together, validated together).
+    /// policy and timing (they change together, validated together), and what they mean for the
+    /// ring's keys on their way: a longer grace at once, and no activation before the floor
+    /// (`windows`).
     pub(crate) async fn set_schedule(
         &self,
         ring: &str,
         schedule: &ScheduleRecord,
-        settings: Option<(&Policy, &Timing)>,
+        settings: Option<RingSettings<'_>>,
         now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
-        if let Some((policy, timing)) = settings {
+        if let Some(settings) = settings {
             sqlx::query(
-                "UPDATE rings SET policy = $1, timing = $2, updated_at = $3 WHERE name = $4",
+                "UPDATE rings SET policy = $1, timing = $2, jwks_cached_until = $3, updated_at = $4 \
+                 WHERE name = $5",
             )
-            .bind(serde_json::to_string(policy).expect("policy serialises"))
-            .bind(serde_json::to_string(timing).expect("timing serialises"))
+            .bind(serde_json::to_string(settings.policy).expect("policy serialises"))
+            .bind(serde_json::to_string(settings.timing).expect("timing serialises"))
+            .bind(settings.jwks_cached_until)
             .bind(now)
             .bind(ring)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "UPDATE keys SET jwks_grace_ms = $1 WHERE ring = $2 AND jwks_grace_ms < $1 \
+                 AND state IN ('pending', 'published', 'active', 'retiring')",
+            )
+            .bind(windows::grace_ms(settings.timing))
+            .bind(ring)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(floor) =
+                windows::activation_floor(settings.timing, settings.jwks_cached_until)
+            {
+                sqlx::query(
+                    "UPDATE keys SET activate_after = $1 WHERE ring = $2 \
+                     AND (activate_after IS NULL OR activate_after < $1) \
+                     AND state IN ('pending', 'published')",
+                )
+                .bind(floor)
+                .bind(ring)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         sqlx::query(
             "INSERT INTO schedules (ring, rule, paused, updated_at) VALUES ($1, $2, $3, $4) \

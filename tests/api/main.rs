@@ -18,3 +18,4 @@ mod restart;
 mod schedule;
 mod signing;
 mod store;
+mod windows;

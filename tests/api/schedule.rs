@@ -17,6 +17,21 @@ fn fast_schedule() -> Value {
            "leeway_seconds": 0, "max_token_ttl_seconds": 2})
 }
 
+/// What creates a ring with the timing and token lifetime of `schedule` from the start (a ring
+/// that lowered its max-age later would hold its next key back until caches of the old one
+/// have expired).
+fn ring_for(schedule: &Value) -> Value {
+    let timing: serde_json::Map<String, Value> = schedule
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.ends_with("_seconds") && *name != "every_seconds")
+        .filter(|(name, _)| *name != "max_token_ttl_seconds")
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    json!({"policy": {"max_ttl_seconds": schedule["max_token_ttl_seconds"]}, "timing": timing})
+}
+
 /// Ring "r"'s schedule, as an admin sees it.
 async fn schedule_of(app: &TestApp) -> Value {
     let response = app
@@ -201,7 +216,7 @@ async fn fetch_jwks(app: &TestApp, ring: &str) -> (HashSet<String>, Duration) {
 /// a key the cached JWKS lacks, and every fresh JWKS holds every key with an unexpired token.
 async fn a_ring_rotates_by_itself_without_a_verification_failure(db: Db) {
     let app = TestApp::spawn(db).await;
-    app.create_ring("r", json!({})).await;
+    app.create_ring("r", ring_for(&fast_schedule())).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     assert_eq!(
         put_schedule(&app, "r", fast_schedule()).await.status,
@@ -277,9 +292,9 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
     let first = TestApp::spawn(Db::Postgres).await;
     let second = TestApp::start(first.data_dir.clone(), first.db.clone()).await;
     let third = TestApp::start(first.data_dir.clone(), first.db.clone()).await;
-    first.create_ring("r", json!({})).await;
     let mut schedule = fast_schedule();
     schedule["jwks_max_age_seconds"] = json!(2);
+    first.create_ring("r", ring_for(&schedule)).await;
     assert_eq!(
         put_schedule(&first, "r", schedule).await.status,
         StatusCode::OK
@@ -401,7 +416,7 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
 /// completes once the backend is back.
 async fn a_backend_outage_delays_the_rotation_but_not_signing(db: Db) {
     let app = TestApp::spawn(db).await;
-    let ring = app.create_ring("r", json!({})).await;
+    let ring = app.create_ring("r", ring_for(&fast_schedule())).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     // Break the backend: its keys directory becomes a file (root ignores read-only modes).
@@ -528,9 +543,9 @@ store_tests!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
     let survivor = TestApp::spawn(Db::Postgres).await;
-    survivor.create_ring("r", json!({})).await;
     let fast = json!({"every_seconds": 10, "publish_lead_seconds": 2, "jwks_max_age_seconds": 1,
                       "leeway_seconds": 0, "max_token_ttl_seconds": 1, "retain_retired_seconds": 1});
+    survivor.create_ring("r", ring_for(&fast)).await;
     assert_eq!(
         put_schedule(&survivor, "r", fast).await.status,
         StatusCode::OK
