@@ -84,20 +84,12 @@ impl From<StoreError> for ApiError {
                     "the database is unavailable; retry later",
                 )
             }
-            StoreError::Conflict(detail) => {
+            StoreError::Conflict(detail) | StoreError::Changed(detail) => {
                 tracing::info!(%detail, "conflicting change refused");
                 ApiError::new(
                     StatusCode::CONFLICT,
                     "conflict",
                     "the change conflicts with the stored state; read it and retry",
-                )
-            }
-            StoreError::Changed(detail) => {
-                tracing::info!(%detail, "write on a state that changed meanwhile refused");
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "state_changed",
-                    "the stored state changed meanwhile; retry",
                 )
             }
             StoreError::Other(detail) | StoreError::Unreadable(detail) => {
