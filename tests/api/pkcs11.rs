@@ -70,13 +70,22 @@ async fn pkcs11_tool_sees_the_keys_as_sensitive_never_extractable_and_local() {
     }
 }
 
+/// Ring "r"'s keys but for the latest exp each has signed, which every signature moves.
+async fn keys_but_last_exp(app: &TestApp) -> Vec<serde_json::Value> {
+    let mut keys = app.keys("r").await;
+    for key in &mut keys {
+        key.as_object_mut().unwrap().remove("last_token_exp");
+    }
+    keys
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_keys_are_found_on_the_token_and_sign_without_regeneration() {
     let app = TestApp::spawn_on(Db::Postgres, Backend::Pkcs11).await;
     let ring = app.create_ring("r", json!({"algorithm": "PS256"})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let kid = ring["active_kid"].as_str().unwrap().to_owned();
-    let before = app.keys("r").await;
+    let before = keys_but_last_exp(&app).await;
     assert_eq!(
         app.sign(&issuer, "r", json!({"aud": "api"})).await.status,
         StatusCode::OK
@@ -87,7 +96,7 @@ async fn after_a_restart_keys_are_found_on_the_token_and_sign_without_regenerati
     assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
     assert_eq!(signed.body["kid"], kid.as_str());
     assert_eq!(
-        app.keys("r").await,
+        keys_but_last_exp(&app).await,
         before,
         "no key was generated or changed"
     );
