@@ -148,11 +148,21 @@ pub(super) async fn insert_many(
         row.hash = Some(hash);
         stored.push(row);
     }
+    // SQLite looks up each numbered parameter by name in a list as long as the statement's:
+    // anonymous ones (bound in order) keep a large batch linear.
+    let sqlite = conn.backend_name() == "SQLite";
     for chunk in stored.chunks(ROWS_PER_STATEMENT) {
         let values = (0..chunk.len())
             .map(|i| {
-                let p = 8 * i;
-                let params: Vec<String> = (1..=8).map(|k| format!("${}", p + k)).collect();
+                let params: Vec<String> = (1..=8)
+                    .map(|k| {
+                        if sqlite {
+                            "?".to_owned()
+                        } else {
+                            format!("${}", 8 * i + k)
+                        }
+                    })
+                    .collect();
                 format!("({})", params.join(", "))
             })
             .collect::<Vec<_>>()
