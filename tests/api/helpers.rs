@@ -1,8 +1,10 @@
 //! `TestApp`: a signet server on port 0 with its own data directory and database, and one way to
 //! talk to it.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
@@ -519,6 +521,38 @@ impl TestApp {
             .iter()
             .map(|k| k["kid"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Sets a ring's schedule and timing as the admin.
+    pub async fn put_schedule(&self, ring: &str, body: Value) -> Response {
+        self.request(
+            Method::PUT,
+            &format!("/v1/rings/{ring}/schedule"),
+            Some(&self.admin_token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// The `kid`s in a ring's JWKS and how long it may be cached (its `Cache-Control: max-age`).
+    pub async fn jwks_and_max_age(&self, ring: &str) -> (HashSet<String>, Duration) {
+        let response = self.get(&format!("/v1/rings/{ring}/jwks.json"), None).await;
+        let cache_control = response.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let max_age = cache_control
+            .split(',')
+            .find_map(|d| d.trim().strip_prefix("max-age="))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no max-age in {cache_control}"));
+        let kids = response.body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        (kids, Duration::from_secs(max_age))
     }
 
     pub async fn keys(&self, ring: &str) -> Vec<Value> {

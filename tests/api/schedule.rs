@@ -41,16 +41,6 @@ async fn schedule_of(app: &TestApp) -> Value {
     response.body
 }
 
-async fn put_schedule(app: &TestApp, ring: &str, body: Value) -> crate::helpers::Response {
-    app.request(
-        Method::PUT,
-        &format!("/v1/rings/{ring}/schedule"),
-        Some(&app.admin_token),
-        Some(body),
-    )
-    .await
-}
-
 async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
     let app = TestApp::spawn(db).await;
     app.create_ring("r", json!({})).await;
@@ -73,8 +63,8 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         "published the default lead ahead"
     );
 
-    let set = put_schedule(
-        &app,
+    let set = app
+        .put_schedule(
         "r",
         json!({"every_seconds": 3600, "publish_lead_seconds": 900, "jwks_max_age_seconds": 600}),
     )
@@ -110,7 +100,7 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         ),
         (json!({"publish_lead_seconds": 60}), "exactly one rule"),
     ] {
-        let refused = put_schedule(&app, "r", body.clone()).await;
+        let refused = app.put_schedule("r", body.clone()).await;
         assert_eq!(
             refused.status,
             StatusCode::BAD_REQUEST,
@@ -120,10 +110,12 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         let message = refused.body["error"]["message"].as_str().unwrap();
         assert!(message.contains(needle), "{body}: {message}");
     }
-    let unknown_field = put_schedule(&app, "r", json!({"every_seconds": 60, "hourly": true})).await;
+    let unknown_field = app
+        .put_schedule("r", json!({"every_seconds": 60, "hourly": true}))
+        .await;
     assert_eq!(unknown_field.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        put_schedule(&app, "nope", json!({"every_seconds": 60}))
+        app.put_schedule("nope", json!({"every_seconds": 60}))
             .await
             .status,
         StatusCode::NOT_FOUND
@@ -190,27 +182,6 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
     );
 }
 
-/// Fetches the ring's JWKS and how long it may be cached (from `Cache-Control: max-age`).
-async fn fetch_jwks(app: &TestApp, ring: &str) -> (HashSet<String>, Duration) {
-    let response = app.get(&format!("/v1/rings/{ring}/jwks.json"), None).await;
-    let cache_control = response.headers["cache-control"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let max_age = cache_control
-        .split(',')
-        .find_map(|d| d.trim().strip_prefix("max-age="))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no max-age in {cache_control}"));
-    let kids = response.body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect();
-    (kids, Duration::from_secs(max_age))
-}
-
 /// A ring rotates by itself every 10 s while a client signs continuously (through three
 /// rotations) and a verifier caches the JWKS for as long as `max-age` allows: no token ever names
 /// a key the cached JWKS lacks, and every fresh JWKS holds every key with an unexpired token.
@@ -219,11 +190,11 @@ async fn a_ring_rotates_by_itself_without_a_verification_failure(db: Db) {
     app.create_ring("r", ring_for(&fast_schedule())).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     assert_eq!(
-        put_schedule(&app, "r", fast_schedule()).await.status,
+        app.put_schedule("r", fast_schedule()).await.status,
         StatusCode::OK
     );
 
-    let (mut cached, mut max_age) = fetch_jwks(&app, "r").await;
+    let (mut cached, mut max_age) = app.jwks_and_max_age("r").await;
     let mut fetched_at = Instant::now();
     let mut unexpired: Vec<(String, i64)> = Vec::new();
     let mut kids_seen = Vec::<String>::new();
@@ -236,7 +207,7 @@ async fn a_ring_rotates_by_itself_without_a_verification_failure(db: Db) {
             "fewer than three rotations in 150 s: saw {kids_seen:?} over {signed} tokens"
         );
         if fetched_at.elapsed() >= max_age {
-            (cached, max_age) = fetch_jwks(&app, "r").await;
+            (cached, max_age) = app.jwks_and_max_age("r").await;
             fetched_at = Instant::now();
             let now = chrono::Utc::now().timestamp();
             unexpired.retain(|(_, exp)| *exp >= now);
@@ -296,7 +267,7 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
     schedule["jwks_max_age_seconds"] = json!(2);
     first.create_ring("r", ring_for(&schedule)).await;
     assert_eq!(
-        put_schedule(&first, "r", schedule).await.status,
+        first.put_schedule("r", schedule).await.status,
         StatusCode::OK
     );
     let replicas = Arc::new([first, second, third]);
@@ -319,7 +290,7 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
             "fewer than three rotations in 150 s: {published_kids:?}"
         );
         for (i, replica) in replicas.iter().enumerate() {
-            let served = fetch_jwks(replica, "r").await.0;
+            let served = replica.jwks_and_max_age("r").await.0;
             for kid in &served {
                 assert!(
                     !dropped[i].contains(kid),
@@ -404,7 +375,7 @@ async fn three_replicas_rotate_each_ring_exactly_once() {
     eventually(60, "the replicas to serve the same JWKS", || async {
         let mut sets = Vec::new();
         for replica in replicas.iter() {
-            sets.push(fetch_jwks(replica, "r").await.0);
+            sets.push(replica.jwks_and_max_age("r").await.0);
         }
         sets.iter().all(|s| *s == sets[0])
     })
@@ -425,7 +396,7 @@ async fn a_backend_outage_delays_the_rotation_but_not_signing(db: Db) {
     std::fs::rename(&keys_dir, &aside).unwrap();
     std::fs::write(&keys_dir, b"not a directory").unwrap();
     assert_eq!(
-        put_schedule(&app, "r", fast_schedule()).await.status,
+        app.put_schedule("r", fast_schedule()).await.status,
         StatusCode::OK
     );
 
@@ -484,7 +455,7 @@ async fn an_unreadable_stored_schedule_is_reported_and_the_tick_goes_on(db: Db) 
     .await;
     let monthly = json!({"monthly": {"day": 1, "at": "00:00"}});
     assert_eq!(
-        put_schedule(&app, "r", monthly.clone()).await.status,
+        app.put_schedule("r", monthly.clone()).await.status,
         StatusCode::OK
     );
     assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
@@ -518,10 +489,7 @@ async fn an_unreadable_stored_schedule_is_reported_and_the_tick_goes_on(db: Db) 
     })
     .await;
 
-    assert_eq!(
-        put_schedule(&app, "r", monthly).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.put_schedule("r", monthly).await.status, StatusCode::OK);
     eventually(30, "readiness to recover", || async {
         app.get("/readyz", None).await.status == StatusCode::OK
     })
@@ -547,7 +515,7 @@ async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
                       "leeway_seconds": 0, "max_token_ttl_seconds": 1, "retain_retired_seconds": 1});
     survivor.create_ring("r", ring_for(&fast)).await;
     assert_eq!(
-        put_schedule(&survivor, "r", fast).await.status,
+        survivor.put_schedule("r", fast).await.status,
         StatusCode::OK
     );
     let pool = sqlx::AnyPool::connect(&survivor.db.url).await.unwrap();

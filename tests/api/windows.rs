@@ -11,17 +11,11 @@ use sqlx::Row;
 use crate::helpers::{decode_parts, eventually, Db, TestApp, TestDb};
 use crate::store_tests;
 
-async fn put_schedule(app: &TestApp, body: Value) {
-    let mut body = body;
+/// Changes ring "r"'s timing (keeping the default monthly rule).
+async fn retime(app: &TestApp, timing: Value) {
+    let mut body = timing;
     body["monthly"] = json!({"day": 1, "at": "00:00"});
-    let response = app
-        .request(
-            Method::PUT,
-            "/v1/rings/r/schedule",
-            Some(&app.admin_token),
-            Some(body),
-        )
-        .await;
+    let response = app.put_schedule("r", body).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
 }
 
@@ -55,7 +49,7 @@ async fn a_key_stays_published_until_its_last_token_expires(db: Db) {
     let old = signed.body["kid"].as_str().unwrap().to_owned();
     let exp = decode_parts(&token).1["exp"].as_i64().unwrap();
 
-    put_schedule(&app, json!({"max_token_ttl_seconds": 2})).await;
+    retime(&app, json!({"max_token_ttl_seconds": 2})).await;
     let rotated = app
         .post(
             "/v1/rings/r/rotate",
@@ -113,28 +107,12 @@ async fn a_shorter_max_age_holds_back_the_next_key_until_old_caches_expire(db: D
     )
     .await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
-    let fetch = || async {
-        let response = app.get("/v1/rings/r/jwks.json", None).await;
-        let max_age: u64 = response.headers["cache-control"]
-            .to_str()
-            .unwrap()
-            .split(',')
-            .find_map(|d| d.trim().strip_prefix("max-age="))
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-        let kids: Vec<String> = response.body["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect();
-        (kids, Duration::from_secs(max_age), Instant::now())
-    };
-    let (mut cached, mut max_age, mut fetched_at) = fetch().await;
+    let (mut cached, mut max_age) = app.jwks_and_max_age("r").await;
+    let mut fetched_at = Instant::now();
     assert_eq!(max_age, Duration::from_secs(8));
-    let old = cached[0].clone();
+    let old = cached.iter().next().unwrap().clone();
 
-    put_schedule(
+    retime(
         &app,
         json!({"jwks_max_age_seconds": 1, "publish_lead_seconds": 2}),
     )
@@ -147,13 +125,14 @@ async fn a_shorter_max_age_holds_back_the_next_key_until_old_caches_expire(db: D
     loop {
         assert!(Instant::now() < deadline, "the new key never signed");
         if fetched_at.elapsed() >= max_age {
-            (cached, max_age, fetched_at) = fetch().await;
+            (cached, max_age) = app.jwks_and_max_age("r").await;
+            fetched_at = Instant::now();
         }
         let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
         assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
         let kid = signed.body["kid"].as_str().unwrap();
         assert!(
-            cached.iter().any(|k| k == kid),
+            cached.contains(kid),
             "signed by {kid}, which the verifier's JWKS ({cached:?}, fetched {:?} ago for {max_age:?}) lacks",
             fetched_at.elapsed()
         );
