@@ -23,6 +23,8 @@ pub struct RingInfo {
     pub timing: Timing,
     pub active_kid: Option<Kid>,
     pub jwks_uri: String,
+    /// Whether `/.well-known/jwks.json` lists the ring's keys too.
+    pub combined_jwks: bool,
     pub created_at: String,
 }
 
@@ -37,6 +39,7 @@ impl RingInfo {
             timing: ring.timing.clone(),
             active_kid: active_kid.cloned(),
             jwks_uri: format!("/v1/rings/{}/jwks.json", ring.name),
+            combined_jwks: ring.combined_jwks,
             created_at: rfc3339(ring.created_at),
         }
     }

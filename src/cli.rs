@@ -207,6 +207,9 @@ struct RingCreate {
     /// The JWKS Cache-Control max-age, in seconds.
     #[arg(long)]
     jwks_max_age: Option<u32>,
+    /// List the ring's keys in the combined /.well-known/jwks.json too.
+    #[arg(long)]
+    combined_jwks: bool,
 }
 
 fn parse_role(role: &str) -> Result<Role, String> {
@@ -356,6 +359,7 @@ async fn run_on_services(
                         .unwrap_or(defaults.jwks_max_age_seconds),
                     ..defaults
                 },
+                combined_jwks: args.combined_jwks,
             };
             let (ring, key) = rings.create_ring(actor, request).await?;
             print(&RingInfo::new(&ring, key.kid.as_ref()));

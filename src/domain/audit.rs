@@ -140,6 +140,7 @@ pub enum AuditEvent {
         key_spec: KeySpec,
         policy: Policy,
         timing: Timing,
+        combined_jwks: bool,
     },
     RingCreationFailed {
         error: String,
@@ -238,6 +239,20 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// Whether the event changes its ring as replicas hold it in memory (its settings, keys or
+    /// schedule): what signs, what is published and what is due. Signatures, denials and
+    /// checkpoints do not.
+    pub fn changes_ring(&self) -> bool {
+        !matches!(
+            self,
+            AuditEvent::Sign(_)
+                | AuditEvent::SignRaw(_)
+                | AuditEvent::RequestDenied { .. }
+                | AuditEvent::RequestsDenied { .. }
+                | AuditEvent::AuditCheckpoint { .. }
+        )
+    }
+
     pub fn action(&self) -> Action {
         match self {
             AuditEvent::Sign(_) => Action::Sign,
@@ -285,8 +300,9 @@ impl AuditEvent {
                 key_spec,
                 policy,
                 timing,
+                combined_jwks,
             } => json!({"backend": backend, "algorithm": algorithm, "key_spec": key_spec,
-                        "policy": policy, "timing": timing}),
+                        "policy": policy, "timing": timing, "combined_jwks": combined_jwks}),
             AuditEvent::RingCreationFailed { error }
             | AuditEvent::KeyGenerationFailed { error } => {
                 json!({"error": error})

@@ -17,4 +17,6 @@ pub struct RingRecord {
     /// Until when a JWKS served under a longer max-age than today's may still be cached
     /// (`windows::cached_until`).
     pub jwks_cached_until: Option<UnixMillis>,
+    /// Whether the ring's keys are listed in the combined `/.well-known/jwks.json`.
+    pub combined_jwks: bool,
 }

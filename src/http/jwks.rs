@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{ApiError, Json, Services};
 use crate::jose;
-use crate::rings::{Jwks, RingError};
+use crate::rings::{CombinedTooLarge, Jwks, RingError, COMBINED_JWKS_MAX_KEYS};
 
 fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
     let cache = format!("public, max-age={}", jwks.max_age_seconds);
@@ -46,8 +46,20 @@ fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
     }
 }
 
-pub async fn all(req: HttpRequest, state: web::Data<Services>) -> HttpResponse {
-    serve(&req, &state.rings.view().all)
+/// The keys of the rings created with `"combined_jwks": true`, refused rather than served
+/// incomplete once they are more than verifiers accept.
+pub async fn all(req: HttpRequest, state: web::Data<Services>) -> Result<HttpResponse, ApiError> {
+    match &state.rings.view().combined {
+        Ok(jwks) => Ok(serve(&req, jwks)),
+        Err(CombinedTooLarge) => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "jwks_too_large",
+            format!(
+                "the combined JWKS would list more than {COMBINED_JWKS_MAX_KEYS} keys, more than \
+                 verifiers accept; fetch each ring's /v1/rings/{{ring}}/jwks.json instead"
+            ),
+        )),
+    }
 }
 
 pub async fn ring(

@@ -65,6 +65,7 @@ impl RingService {
                 policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
                     .expect("a valid policy"),
                 timing: Timing::default(),
+                combined_jwks: false,
             };
             match self
                 .create_named_ring(SCHEDULER, RingName::audit(), request)

@@ -27,6 +27,10 @@ pub struct NewRing {
     pub policy: Policy,
     #[serde(default)]
     pub timing: Timing,
+    /// Whether the ring's keys are listed in the combined `/.well-known/jwks.json` as well as in
+    /// its own JWKS.
+    #[serde(default)]
+    pub combined_jwks: bool,
 }
 
 fn default_algorithm() -> Algorithm {
@@ -86,6 +90,7 @@ impl RingService {
             created_at: now,
             updated_at: now,
             jwks_cached_until: None,
+            combined_jwks: request.combined_jwks,
         };
         let pending = pending_key(&ring, now);
         let created = AuditRecord::of_ring(
@@ -99,6 +104,7 @@ impl RingService {
                 key_spec: spec,
                 policy: ring.policy.clone(),
                 timing: ring.timing.clone(),
+                combined_jwks: ring.combined_jwks,
             },
         );
         self.store

@@ -18,6 +18,7 @@ mod signing;
 mod tick;
 mod view;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -27,11 +28,13 @@ pub use create::NewRing;
 pub use readiness::Readiness;
 pub use revocation::Revocation;
 pub use signing::{RawSignature, SignRequest, SignedToken};
-pub use view::{Jwks, RingView, View};
+pub use view::{CombinedTooLarge, Jwks, RingView, View, COMBINED_JWKS_MAX_KEYS};
 
 use crate::audit::verify::TrustAnchor;
 use crate::audit::AuditLog;
-use crate::domain::{BackendKind, KeyRecord, Kid, RingName, RingRecord, Violation, AUDIT_RING};
+use crate::domain::{
+    BackendKind, KeyRecord, Kid, RingName, RingRecord, ScheduleRecord, Violation, AUDIT_RING,
+};
 use crate::providers::Providers;
 use crate::store::{Store, StoreError};
 use crate::tasks::Health;
@@ -40,6 +43,10 @@ use crate::tasks::Health;
 pub type Actor = str;
 
 pub const SCHEDULER: &Actor = "scheduler";
+
+/// More changed rings than this in one reload rebuild the whole view (one read of every ring
+/// instead of two per changed ring).
+const REBUILD_ABOVE_CHANGES: usize = 256;
 
 /// The lifecycle tick's name in the log and in `/readyz`.
 pub const LIFECYCLE: &str = "lifecycle tick";
@@ -87,8 +94,9 @@ pub struct RingService {
     /// The audit-ring keys published when this process started, and those it made itself: the
     /// trust anchor of `GET /v1/audit/verify` (`crate::audit::verify`).
     audit_keys_seen: Arc<RwLock<TrustAnchor>>,
-    /// The installed view and the number of the reload that built it.
-    view: RwLock<(u64, Arc<View>)>,
+    view: RwLock<Arc<View>>,
+    /// Held by the reload under way.
+    reloading: tokio::sync::Mutex<()>,
     reloads: AtomicU64,
 }
 
@@ -107,10 +115,17 @@ impl RingService {
             audit,
             health,
             audit_keys_seen,
-            view: RwLock::new((0, Arc::new(View::build(vec![], &[], &Providers::default())))),
+            view: RwLock::new(Arc::new(View::default())),
+            reloading: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
         };
-        service.reload().await?;
+        // The audit keys published when the process starts anchor the chain; later ones are
+        // trusted through it (`crate::audit::verify`), or because this process made them.
+        let view = service.build_all().await?;
+        if let Some(audit_ring) = view.rings.get(AUDIT_RING) {
+            service.trust_audit_keys(audit_ring.published.iter().map(|(_, jwk)| jwk));
+        }
+        *service.view.write().expect("view lock poisoned") = Arc::new(view);
         Ok(service)
     }
 
@@ -167,30 +182,75 @@ impl RingService {
     }
 
     /// The current view (cheap: an `Arc` clone).
-    pub(crate) fn view(&self) -> Arc<View> {
-        self.view.read().expect("view lock poisoned").1.clone()
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().expect("view lock poisoned").clone()
     }
 
-    /// Rebuilds the view from the store. Reloads overlap (the tick's, and the one after each
-    /// change): a reload that started earlier read an older state, so it never replaces the view
-    /// of one that started later.
+    /// How many reloads have completed: one that completes after a change committed has it.
+    pub fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::SeqCst)
+    }
+
+    /// Brings the view up to date with the store: reads the rings changed since the view's
+    /// revision and rebuilds their views alone. Reloads (the tick's, and the one after each
+    /// change) run one at a time, each from the view the previous one installed. A ring gone
+    /// from the store (a creation taken back) or a burst of changes rebuilds the whole view.
     pub(crate) async fn reload(&self) -> Result<(), RingError> {
-        let number = self.reloads.fetch_add(1, Ordering::SeqCst) + 1;
-        let rings = self.store.rings().await?;
-        let keys = self.store.live_keys().await?;
-        let view = Arc::new(View::build(rings, &keys, &self.providers));
-        // The audit keys published when the process starts anchor the chain; later ones are
-        // trusted through it (`crate::audit::verify`), or because this process made them.
-        if number == 1 {
-            if let Some(audit_ring) = view.rings.get(AUDIT_RING) {
-                self.trust_audit_keys(audit_ring.published.values());
-            }
+        let _one_at_a_time = self.reloading.lock().await;
+        let current = self.view();
+        let changes = self.store.ring_changes(current.revision).await?;
+        if !changes.rings.is_empty() || current.rings.len() > changes.count {
+            let view = if changes.rings.len() > REBUILD_ABOVE_CHANGES {
+                self.build_all().await?
+            } else {
+                let mut views = Vec::with_capacity(changes.rings.len());
+                for (_, record) in changes.rings {
+                    views.push(self.build_ring(record).await?);
+                }
+                let view = current.with(views, changes.revision);
+                if view.rings.len() > changes.count {
+                    self.build_all().await?
+                } else {
+                    view
+                }
+            };
+            *self.view.write().expect("view lock poisoned") = Arc::new(view);
         }
-        let mut installed = self.view.write().expect("view lock poisoned");
-        if number > installed.0 {
-            *installed = (number, view);
-        }
+        self.reloads.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// The view of every ring, read from the store.
+    async fn build_all(&self) -> Result<View, RingError> {
+        let (rings, revision) = self.store.rings_with_revisions().await?;
+        let mut keys: HashMap<String, Vec<KeyRecord>> = HashMap::new();
+        for key in self.store.live_keys().await? {
+            keys.entry(key.ring.to_string()).or_default().push(key);
+        }
+        let mut schedules = self.store.schedules().await?;
+        let views = rings
+            .into_iter()
+            .map(|(_, record)| {
+                let schedule = match schedules.remove(record.name.as_str()) {
+                    None => Ok(ScheduleRecord::default()),
+                    Some(schedule) => schedule.map_err(|e| e.to_string()),
+                };
+                let ring_keys = keys.remove(record.name.as_str()).unwrap_or_default();
+                RingView::build(record, &ring_keys, schedule, &self.providers)
+            })
+            .collect();
+        Ok(View::default().with(views, revision))
+    }
+
+    /// The view of one ring, read from the store.
+    async fn build_ring(&self, record: RingRecord) -> Result<RingView, RingError> {
+        let keys = self.store.live_keys_of_ring(&record.name).await?;
+        let schedule = match self.store.schedule(&record.name).await {
+            Ok(schedule) => Ok(schedule),
+            Err(StoreError::Unreadable(e)) => Err(e),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(RingView::build(record, &keys, schedule, &self.providers))
     }
 
     fn trust_audit_keys<'a>(&self, jwks: impl Iterator<Item = &'a serde_json::Value>) {

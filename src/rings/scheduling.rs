@@ -2,7 +2,7 @@
 //! step of the lifecycle tick that starts every rotation that is due.
 
 use super::rotation::Trigger;
-use super::{Actor, RingError, RingService, SCHEDULER};
+use super::{Actor, RingError, RingService, View, SCHEDULER};
 use crate::clock::now_ms;
 use crate::domain::{
     windows, AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, ScheduleRecord,
@@ -118,47 +118,54 @@ impl RingService {
         self.schedule(ring).await
     }
 
-    /// Starts each scheduled rotation that is due at `now` (a step of the lifecycle tick).
-    /// Returns the rings whose stored schedule cannot be read: they do not rotate until it is
-    /// rewritten (`PUT /v1/rings/{ring}/schedule`); every other ring goes on.
+    /// Starts each scheduled rotation that is due at `now` (a step of the lifecycle tick): the
+    /// rings the view has due, each checked again against its schedule and keys as stored now
+    /// (another replica may have rotated it, or backed off after a failure). Returns the rings
+    /// whose stored schedule cannot be read: they do not rotate until it is rewritten
+    /// (`PUT /v1/rings/{ring}/schedule`); every other ring goes on.
     pub(super) async fn run_schedules(
         &self,
-        rings: &[RingRecord],
-        keys: &[KeyRecord],
+        view: &View,
         now: UnixMillis,
     ) -> Result<(), RingError> {
-        let mut schedules = self.store.schedules().await?;
-        let mut unreadable = Vec::new();
-        for ring in rings {
+        let mut unreadable: Vec<String> = view
+            .unreadable_schedules()
+            .map(ToString::to_string)
+            .collect();
+        for ring in view.due(now) {
+            let ring = &ring.record;
             if self.provider_for(ring.backend).is_err() {
                 continue; // a replica without this ring's backend leaves it to one that has it
             }
-            let schedule = match schedules.remove(ring.name.as_str()) {
-                None => ScheduleRecord::default(),
-                Some(Ok(schedule)) => schedule,
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, ring = %ring.name, "the ring's stored schedule cannot be read; it does not rotate until the schedule is set again");
+            match self.rotate_if_due(ring, now).await {
+                Ok(()) => {}
+                Err(RingError::Store(StoreError::Unreadable(_))) => {
                     unreadable.push(ring.name.to_string());
-                    continue;
                 }
-            };
-            let ring_keys: Vec<KeyRecord> = keys
-                .iter()
-                .filter(|k| k.ring == ring.name)
-                .cloned()
-                .collect();
-            let state = schedule::ring_state(&schedule, &ring_keys);
-            if plan::rotation_due(&schedule.rule, ring.timing.publish_lead_seconds, state, now) {
-                if let Err(e) = self.scheduled_rotation(ring, &ring_keys, schedule).await {
+                Err(e) => {
                     tracing::warn!(error = %e, ring = %ring.name, "scheduled rotation failed; retrying after a backoff");
                 }
             }
+        }
+        for ring in &unreadable {
+            tracing::error!(%ring, "the ring's stored schedule cannot be read; it does not rotate until the schedule is set again");
         }
         if unreadable.is_empty() {
             Ok(())
         } else {
             Err(RingError::UnreadableSchedules(unreadable))
         }
+    }
+
+    /// Starts the ring's scheduled rotation if it is due as stored now.
+    async fn rotate_if_due(&self, ring: &RingRecord, now: UnixMillis) -> Result<(), RingError> {
+        let schedule = self.store.schedule(&ring.name).await?;
+        let keys = self.store.live_keys_of_ring(&ring.name).await?;
+        let state = schedule::ring_state(&schedule, &keys);
+        if plan::rotation_due(&schedule.rule, ring.timing.publish_lead_seconds, state, now) {
+            self.scheduled_rotation(ring, &keys, schedule).await?;
+        }
+        Ok(())
     }
 
     /// One scheduled rotation: claimed (only one replica wins), generated, published; its

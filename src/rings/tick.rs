@@ -18,20 +18,20 @@ const PENDING_GRACE_MS: i64 = 60_000;
 
 impl RingService {
     /// Advances every key whose time has come, starts the scheduled rotations that are due and
-    /// checkpoints the audit chain when due. A step that fails is logged and retried on the
-    /// next tick; the tick fails when the store cannot be read, or a ring's stored schedule
-    /// cannot be (after every other step has run).
+    /// checkpoints the audit chain when due. The work is what is due, never every ring: the
+    /// keys in motion come from one indexed read, the due rotations from the view. A step that
+    /// fails is logged and retried on the next tick; the tick fails when the store cannot be
+    /// read, or a ring's stored schedule cannot be (after every other step has run).
     pub async fn advance(&self) -> Result<(), RingError> {
         let now = now_ms();
-        let rings = self.store.rings().await?;
-        let keys = self.store.live_keys().await?;
-        let schedules = self.run_schedules(&rings, &keys, now).await;
-        for key in &keys {
-            let Some(ring) = rings.iter().find(|r| r.name == key.ring) else {
-                continue;
+        let view = self.view();
+        let schedules = self.run_schedules(&view, now).await;
+        for key in self.store.keys_in_motion(now).await? {
+            let Some(ring) = view.rings.get(key.ring.as_str()) else {
+                continue; // a ring created since the view was read: the next tick has it
             };
-            if let Err(e) = self.step(ring, key, &keys, now).await {
-                tracing::warn!(error = %e, ring = %ring.name, key = %key.id, state = key.state.as_str(), "lifecycle step failed; retrying on the next tick");
+            if let Err(e) = self.step(&ring.record, &key, now).await {
+                tracing::warn!(error = %e, ring = %ring.record.name, key = %key.id, state = key.state.as_str(), "lifecycle step failed; retrying on the next tick");
             }
         }
         if let Err(e) = self.checkpoint_audit_if_due().await {
@@ -50,17 +50,12 @@ impl RingService {
         &self,
         ring: &RingRecord,
         key: &KeyRecord,
-        keys: &[KeyRecord],
         now: UnixMillis,
     ) -> Result<(), RingError> {
         let due = |at: Option<UnixMillis>| at.is_some_and(|at| at <= now);
         match key.state {
             KeyState::Published if due(key.activate_after) => {
-                let ring_keys: Vec<KeyRecord> = keys
-                    .iter()
-                    .filter(|k| k.ring == ring.name)
-                    .cloned()
-                    .collect();
+                let ring_keys = self.store.live_keys_of_ring(&ring.name).await?;
                 self.activate(SCHEDULER, ring, key, &ring_keys).await?;
             }
             KeyState::Retiring => {

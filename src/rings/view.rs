@@ -1,16 +1,22 @@
-//! The in-memory view of every ring that the hot paths read: which key signs for a ring and the
-//! JWKS documents to serve. Rebuilt from the store after every local change and on every lifecycle
-//! tick, so replicas converge on another replica's changes within one tick.
+//! The in-memory view of every ring that the hot paths read: which key signs for a ring, the
+//! JWKS documents to serve, and when each ring's next scheduled rotation is due. Replicas keep
+//! it current by reading only the rings whose revision moved (`Store::ring_changes`): a change
+//! rebuilds the view of its ring alone, and the rest of the view is shared with the one before.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use signet_core::{KeyProvider, KeyRef};
 
-use crate::domain::{KeyRecord, KeyState, Kid, RingRecord};
+use crate::domain::{KeyRecord, KeyState, Kid, RingRecord, ScheduleRecord, UnixMillis};
 use crate::jose;
 use crate::providers::Providers;
+use crate::schedule::{self, plan};
+
+/// The most keys the combined `/.well-known/jwks.json` lists: verifiers such as AWS IAM OIDC
+/// federation accept no more.
+pub const COMBINED_JWKS_MAX_KEYS: usize = 100;
 
 /// A JWKS document ready to serve.
 #[derive(Clone, Debug)]
@@ -42,89 +48,206 @@ pub struct Signer {
     pub header: String,
 }
 
+/// When the lifecycle tick should look at a ring's schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheduled {
+    /// A scheduled rotation starts at this time (or at once, if it has passed).
+    At(UnixMillis),
+    /// Paused, or a rotation is under way: the ring's next change says what comes next.
+    Idle,
+    /// The stored schedule cannot be read: the ring does not rotate until it is set again.
+    Unreadable,
+}
+
 pub struct RingView {
     pub record: RingRecord,
     pub signer: Option<Signer>,
     pub jwks: Jwks,
-    /// Published JWKs by `kid`, for verification.
-    pub published: HashMap<String, Value>,
+    /// Published JWKs with their `kid`, in the order the ring's JWKS lists them.
+    pub published: Vec<(String, Value)>,
+    pub scheduled: Scheduled,
 }
 
+impl RingView {
+    /// The view of one ring from its record, its keys that are not destroyed and its schedule.
+    pub(crate) fn build(
+        record: RingRecord,
+        keys: &[KeyRecord],
+        schedule: Result<ScheduleRecord, String>,
+        providers: &Providers,
+    ) -> RingView {
+        let provider = providers.get(record.backend);
+        let signer = keys
+            .iter()
+            .find(|k| k.state == KeyState::Active)
+            .and_then(|k| {
+                Some(Signer {
+                    kid: k.kid.clone()?,
+                    reference: KeyRef(k.reference.clone()?),
+                    provider: provider?.clone(),
+                    header: jose::encoded_header(k.algorithm, k.kid.as_deref()?),
+                })
+            });
+        // Active first, then the next key, then keys still covering unexpired tokens.
+        let order = |s: KeyState| match s {
+            KeyState::Active => 0,
+            KeyState::Published => 1,
+            _ => 2,
+        };
+        let mut published_keys: Vec<&KeyRecord> = keys
+            .iter()
+            .filter(|k| k.state.is_published() && k.public_jwk.is_some())
+            .collect();
+        published_keys.sort_by_key(|k| (order(k.state), std::cmp::Reverse(k.created_at)));
+        let published: Vec<(String, Value)> = published_keys
+            .iter()
+            .filter_map(|k| Some((k.kid.as_ref()?.to_string(), k.public_jwk.clone()?)))
+            .collect();
+        let scheduled = match schedule {
+            Ok(schedule) => {
+                let state = schedule::ring_state(&schedule, keys);
+                plan::due_at(&schedule.rule, record.timing.publish_lead_seconds, state)
+                    .map_or(Scheduled::Idle, Scheduled::At)
+            }
+            Err(_) => Scheduled::Unreadable,
+        };
+        RingView {
+            jwks: Jwks::new(
+                published.iter().map(|(_, jwk)| jwk.clone()).collect(),
+                record.timing.jwks_max_age_seconds,
+            ),
+            signer,
+            published,
+            scheduled,
+            record,
+        }
+    }
+
+    fn name(&self) -> Arc<str> {
+        Arc::from(self.record.name.as_str())
+    }
+}
+
+/// The combined set would list more keys than verifiers accept.
+#[derive(Clone, Copy, Debug)]
+pub struct CombinedTooLarge;
+
+#[derive(Clone)]
 pub struct View {
-    pub rings: HashMap<String, Arc<RingView>>,
-    /// Every ring's published keys, served at `/.well-known/jwks.json`.
-    pub all: Jwks,
+    pub rings: HashMap<Arc<str>, Arc<RingView>>,
+    /// The ring that publishes each `kid`.
+    kids: HashMap<Arc<str>, Arc<RingView>>,
+    /// The rings listed in the combined set, in name order.
+    combined_rings: BTreeSet<Arc<str>>,
+    /// The keys of every ring in `combined_rings`, served at `/.well-known/jwks.json`.
+    pub combined: Result<Jwks, CombinedTooLarge>,
+    /// Rings by the time their next scheduled rotation is due.
+    due: BTreeSet<(UnixMillis, Arc<str>)>,
+    unreadable: BTreeSet<Arc<str>>,
+    /// Every ring change up to this revision is in the view.
+    pub(crate) revision: i64,
+}
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            rings: HashMap::new(),
+            kids: HashMap::new(),
+            combined_rings: BTreeSet::new(),
+            combined: Ok(Jwks::new(vec![], 60)),
+            due: BTreeSet::new(),
+            unreadable: BTreeSet::new(),
+            revision: 0,
+        }
+    }
 }
 
 impl View {
-    pub(crate) fn build(rings: Vec<RingRecord>, keys: &[KeyRecord], providers: &Providers) -> View {
-        let mut views = HashMap::new();
-        let mut all_keys = Vec::new();
-        let mut all_max_age = u32::MAX;
-        for record in rings {
-            let ring_keys: Vec<&KeyRecord> =
-                keys.iter().filter(|k| k.ring == record.name).collect();
-            let provider = providers.get(record.backend);
-            let signer = ring_keys
-                .iter()
-                .find(|k| k.state == KeyState::Active)
-                .and_then(|k| {
-                    Some(Signer {
-                        kid: k.kid.clone()?,
-                        reference: KeyRef(k.reference.clone()?),
-                        provider: provider?.clone(),
-                        header: jose::encoded_header(k.algorithm, k.kid.as_deref()?),
-                    })
-                });
-            // Active first, then the next key, then keys still covering unexpired tokens.
-            let order = |s: KeyState| match s {
-                KeyState::Active => 0,
-                KeyState::Published => 1,
-                _ => 2,
-            };
-            let mut published_keys: Vec<&KeyRecord> = ring_keys
-                .into_iter()
-                .filter(|k| k.state.is_published() && k.public_jwk.is_some())
-                .collect();
-            published_keys.sort_by_key(|k| (order(k.state), std::cmp::Reverse(k.created_at)));
-            let jwks: Vec<Value> = published_keys
-                .iter()
-                .filter_map(|k| k.public_jwk.clone())
-                .collect();
-            // Audit checkpoint keys sign records, never tokens: they stay out of the combined set.
-            if !record.name.is_audit() {
-                all_keys.extend(jwks.iter().cloned());
-                all_max_age = all_max_age.min(record.timing.jwks_max_age_seconds);
+    /// This view with `changed` replacing the views of their rings, up to `revision`. Only
+    /// the changed rings are indexed again; the others' views are shared with this one.
+    pub(crate) fn with(&self, changed: Vec<RingView>, revision: i64) -> View {
+        let mut view = self.clone();
+        let mut combined_changed = false;
+        for ring in changed {
+            let ring = Arc::new(ring);
+            let name = ring.name();
+            if let Some(old) = view.rings.remove(&name) {
+                view.unindex(&name, &old);
+                combined_changed |= old.record.combined_jwks;
             }
-            let published = published_keys
-                .iter()
-                .filter_map(|k| Some((k.kid.as_ref()?.to_string(), k.public_jwk.clone()?)))
-                .collect();
-            views.insert(
-                record.name.to_string(),
-                Arc::new(RingView {
-                    jwks: Jwks::new(jwks, record.timing.jwks_max_age_seconds),
-                    signer,
-                    published,
-                    record,
-                }),
-            );
+            combined_changed |= ring.record.combined_jwks;
+            view.index(&name, &ring);
+            view.rings.insert(name, ring);
         }
-        let all_max_age = if all_max_age == u32::MAX {
-            60
-        } else {
-            all_max_age
-        };
-        View {
-            rings: views,
-            all: Jwks::new(all_keys, all_max_age),
+        if combined_changed {
+            view.combined = view.combine();
         }
+        view.revision = revision.max(self.revision);
+        view
+    }
+
+    fn index(&mut self, name: &Arc<str>, ring: &Arc<RingView>) {
+        for (kid, _) in &ring.published {
+            self.kids.insert(Arc::from(kid.as_str()), ring.clone());
+        }
+        // Audit checkpoint keys sign records, never tokens: they stay out of the combined set.
+        if ring.record.combined_jwks && !ring.record.name.is_audit() {
+            self.combined_rings.insert(name.clone());
+        }
+        match ring.scheduled {
+            Scheduled::At(at) => {
+                self.due.insert((at, name.clone()));
+            }
+            Scheduled::Unreadable => {
+                self.unreadable.insert(name.clone());
+            }
+            Scheduled::Idle => {}
+        }
+    }
+
+    fn unindex(&mut self, name: &Arc<str>, ring: &RingView) {
+        for (kid, _) in &ring.published {
+            self.kids.remove(kid.as_str());
+        }
+        self.combined_rings.remove(name);
+        if let Scheduled::At(at) = ring.scheduled {
+            self.due.remove(&(at, name.clone()));
+        }
+        self.unreadable.remove(name);
+    }
+
+    fn combine(&self) -> Result<Jwks, CombinedTooLarge> {
+        let mut keys = Vec::new();
+        let mut max_age = None::<u32>;
+        for name in &self.combined_rings {
+            let ring = &self.rings[name];
+            keys.extend(ring.published.iter().map(|(_, jwk)| jwk.clone()));
+            if keys.len() > COMBINED_JWKS_MAX_KEYS {
+                return Err(CombinedTooLarge);
+            }
+            let ring_max_age = ring.record.timing.jwks_max_age_seconds;
+            max_age = Some(max_age.map_or(ring_max_age, |m| m.min(ring_max_age)));
+        }
+        Ok(Jwks::new(keys, max_age.unwrap_or(60)))
     }
 
     /// The published JWK with this `kid`, and the ring it belongs to.
     pub(crate) fn published_key(&self, kid: &str) -> Option<(&RingView, &Value)> {
-        self.rings
-            .values()
-            .find_map(|r| r.published.get(kid).map(|jwk| (r.as_ref(), jwk)))
+        let ring = self.kids.get(kid)?;
+        let (_, jwk) = ring.published.iter().find(|(k, _)| k == kid)?;
+        Some((ring.as_ref(), jwk))
+    }
+
+    /// The rings whose scheduled rotation is due at `now`.
+    pub(crate) fn due(&self, now: UnixMillis) -> impl Iterator<Item = &Arc<RingView>> {
+        self.due
+            .iter()
+            .take_while(move |(at, _)| *at <= now)
+            .filter_map(|(_, name)| self.rings.get(name))
+    }
+
+    /// The rings whose stored schedule cannot be read.
+    pub(crate) fn unreadable_schedules(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.unreadable.iter()
     }
 }

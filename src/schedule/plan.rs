@@ -69,6 +69,21 @@ pub fn next_rotation(
     })
 }
 
+/// From when a scheduled rotation should start: the time at which [`next_rotation`]'s
+/// `publish_at` stops lying ahead. Independent of the time it is asked at, so replicas index
+/// rings by it; `None` while paused or while a rotation is under way.
+pub fn due_at(rule: &Rule, publish_lead_seconds: u32, state: RingState) -> Option<UnixMillis> {
+    if state.paused || state.upcoming {
+        return None;
+    }
+    let lead = 1000 * i64::from(publish_lead_seconds);
+    let publish = match state.active_since {
+        Some(since) => next_activation(rule, since, publish_lead_seconds).minus_ms(lead),
+        None => UnixMillis::from_millis(0), // no key signs: at once
+    };
+    Some(state.retry_at.map_or(publish, |retry| publish.max(retry)))
+}
+
 /// Whether a scheduled rotation should start at `now`.
 pub fn rotation_due(
     rule: &Rule,
@@ -76,7 +91,7 @@ pub fn rotation_due(
     state: RingState,
     now: UnixMillis,
 ) -> bool {
-    next_rotation(rule, publish_lead_seconds, state, now).is_some_and(|next| next.publish_at <= now)
+    due_at(rule, publish_lead_seconds, state).is_some_and(|at| at <= now)
 }
 
 /// How long to wait before retrying after `failures` consecutive failed attempts: 5 s doubling
@@ -394,6 +409,37 @@ mod tests {
                 assert!(rotation_due(&rule, LEAD, state, now));
                 active_since = late.activate_at;
                 now = active_since.plus_ms(random(1000));
+            }
+        }
+    }
+
+    #[test]
+    fn a_rotation_is_due_exactly_when_its_publication_no_longer_lies_ahead() {
+        let rules = [
+            Rule::EverySeconds(60),
+            Rule::EverySeconds(3_600),
+            monthly(31, "12:30"),
+        ];
+        for rule in &rules {
+            for active_since in [None, Some(at("2026-01-31T12:00:00Z"))] {
+                for retry_at in [None, Some(at("2026-02-10T00:00:00Z"))] {
+                    let state = RingState {
+                        active_since,
+                        upcoming: false,
+                        paused: false,
+                        retry_at,
+                    };
+                    let start = at("2026-01-31T12:00:00Z").as_millis();
+                    for step in 0..2_000 {
+                        let now = ms(start + step * 1_800_000);
+                        let next = next_rotation(rule, LEAD, state, now).unwrap();
+                        assert_eq!(
+                            rotation_due(rule, LEAD, state, now),
+                            next.publish_at <= now,
+                            "{rule:?} {state:?} at {now:?}"
+                        );
+                    }
+                }
             }
         }
     }

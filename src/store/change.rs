@@ -1,6 +1,7 @@
 //! A state change and its audit records commit together, by construction: a [`Change`] is a
 //! transaction whose only ways to commit take the records. Dropping one rolls it back.
 
+use std::collections::BTreeSet;
 use std::ops::{Deref, DerefMut};
 
 use sqlx::any::AnyArguments;
@@ -9,7 +10,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 use super::audit::insert_many;
 use super::StoreError;
-use crate::domain::AuditRecord;
+use crate::domain::{AuditRecord, RingName};
 
 pub(super) struct Change {
     tx: Transaction<'static, Any>,
@@ -22,9 +23,24 @@ impl Change {
         })
     }
 
-    /// Appends `records` to the audit chain and commits them with the change.
+    /// Appends `records` to the audit chain and commits them with the change. Each ring a
+    /// record says changed ([`AuditEvent::changes_ring`](crate::domain::AuditEvent)) takes the
+    /// chain's new head `seq` as its `revision`: replicas pick up the change from it.
     pub(super) async fn commit(mut self, records: &[AuditRecord]) -> Result<(), StoreError> {
         insert_many(&mut self.tx, records).await?;
+        let changed: BTreeSet<&str> = records
+            .iter()
+            .filter(|r| r.event.changes_ring())
+            .filter_map(|r| r.ring.as_ref().map(RingName::as_str))
+            .collect();
+        for ring in changed {
+            sqlx::query(
+                "UPDATE rings SET revision = (SELECT seq FROM audit_chain WHERE id = 1) WHERE name = $1",
+            )
+            .bind(ring)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }

@@ -332,11 +332,42 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
-    /// Every key that is not destroyed: the working set of the JWKS, signing and the lifecycle tick.
+    /// Every key that is not destroyed: the working set of the JWKS and signing.
     pub(crate) async fn live_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM keys WHERE state <> 'destroyed' ORDER BY ring, created_at, id"
         ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The ring's keys that are not destroyed.
+    pub(crate) async fn live_keys_of_ring(&self, ring: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM keys WHERE ring = $1 AND state <> 'destroyed' \
+             ORDER BY created_at, id"
+        ))
+        .bind(ring)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The keys the lifecycle tick may have to move at `now`: those on their way in or out
+    /// (pending, published, retiring; a handful per rotation under way) and the retired or
+    /// revoked ones due for destruction. Read through the `(state, destroy_after)` index, never
+    /// every key.
+    pub(crate) async fn keys_in_motion(
+        &self,
+        now: UnixMillis,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM keys WHERE state IN ('pending', 'published', 'retiring') \
+             OR (state IN ('retired', 'revoked') AND destroy_after <= $1) \
+             ORDER BY ring, created_at, id"
+        ))
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)

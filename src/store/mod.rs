@@ -25,6 +25,7 @@ use crate::domain::UnixMillis;
 
 pub use audit::{ChainHead, StoredAuditRecord, GENESIS_HASH};
 pub(crate) use keys::{Completion, GeneratedRecord};
+pub use rings::RingChanges;
 pub(crate) use schedules::RingSettings;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -24,11 +24,23 @@ pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         jwks_cached_until: opt_time(row, "jwks_cached_until")?,
+        combined_jwks: row.try_get::<i64, _>("combined_jwks")? != 0,
     })
 }
 
 const COLUMNS: &str =
-    "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at, jwks_cached_until";
+    "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at, \
+     jwks_cached_until, combined_jwks";
+
+/// The rings changed since a revision, as one snapshot saw them.
+pub struct RingChanges {
+    /// The changed rings with their revision, oldest change first.
+    pub rings: Vec<(i64, RingRecord)>,
+    /// The highest revision the snapshot held: read everything above it next time.
+    pub revision: i64,
+    /// How many rings the snapshot held (fewer than a replica holds: one was removed).
+    pub count: usize,
+}
 
 impl Store {
     /// Creates the ring together with the intent record of its first key.
@@ -40,7 +52,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = Change::begin(&self.pool).await?;
         sqlx::query(&format!(
-            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(ring.name.as_str())
         .bind(ring.backend.as_str())
@@ -51,6 +63,7 @@ impl Store {
         .bind(ring.created_at)
         .bind(ring.updated_at)
         .bind(ring.jwks_cached_until)
+        .bind(i64::from(ring.combined_jwks))
         .execute(&mut *tx)
         .await?;
         keys::insert_pending(&mut tx, first_key).await?;
@@ -92,5 +105,53 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Every ring with its revision, and the highest revision: what a replica's view starts from.
+    pub(crate) async fn rings_with_revisions(
+        &self,
+    ) -> Result<(Vec<(i64, RingRecord)>, i64), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT revision, {COLUMNS} FROM rings ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let rings: Vec<(i64, RingRecord)> = rows
+            .iter()
+            .map(|row| Ok((row.try_get("revision")?, from_row(row)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let revision = rings.iter().map(|(r, _)| *r).max().unwrap_or(0);
+        Ok((rings, revision))
+    }
+
+    /// The rings changed after `since`: one cheap indexed read when nothing changed. The count
+    /// and the highest revision come from one statement (one snapshot); the changed rings are
+    /// read up to that revision, so a ring changed again meanwhile is read next time.
+    pub(crate) async fn ring_changes(&self, since: i64) -> Result<RingChanges, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS count, MAX(revision) AS revision FROM rings")
+            .fetch_one(&self.pool)
+            .await?;
+        let count: i64 = row.try_get("count")?;
+        let revision = row.try_get::<Option<i64>, _>("revision")?.unwrap_or(0);
+        let mut rings = Vec::new();
+        if revision > since {
+            let rows = sqlx::query(&format!(
+                "SELECT revision, {COLUMNS} FROM rings WHERE revision > $1 AND revision <= $2 \
+                 ORDER BY revision"
+            ))
+            .bind(since)
+            .bind(revision)
+            .fetch_all(&self.pool)
+            .await?;
+            rings = rows
+                .iter()
+                .map(|row| Ok((row.try_get("revision")?, from_row(row)?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+        }
+        Ok(RingChanges {
+            rings,
+            revision: revision.max(since),
+            count: usize::try_from(count).unwrap_or(0),
+        })
     }
 }

@@ -351,7 +351,7 @@ async fn rewrite_chain_from(
 /// a signature record before the checkpoint.
 async fn log_with_a_checkpoint(db: Db) -> (TestApp, i64) {
     let app = TestApp::spawn(db).await;
-    app.create_ring("r", json!({})).await;
+    app.create_ring("r", json!({"combined_jwks": true})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let sign = || async {
         let signed = app.sign(&issuer, "r", json!({"aud": "api"})).await;
@@ -608,6 +608,12 @@ async fn checkpoints_verify_against_the_audit_rings_jwks(db: Db) {
         .find(|k| k["kid"] == record["kid"])
         .expect("the checkpoint key is published");
     let all = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(
+        all.body["keys"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        all.body
+    );
     assert!(
         !all.body
             .to_string()

@@ -511,6 +511,16 @@ impl TestApp {
         .await
     }
 
+    /// Rotates `ring` with a key that signs at once; returns the rotation's answer (the new key).
+    pub async fn rotate_immediately(&self, ring: &str) -> Response {
+        self.post(
+            &format!("/v1/rings/{ring}/rotate"),
+            &self.admin_token,
+            json!({"immediate": true}),
+        )
+        .await
+    }
+
     /// The `kid`s in a ring's JWKS.
     pub async fn jwks_kids(&self, ring: &str) -> Vec<String> {
         let response = self.get(&format!("/v1/rings/{ring}/jwks.json"), None).await;

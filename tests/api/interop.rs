@@ -113,7 +113,9 @@ async fn tokens_of_every_algorithm_verify_in_jose_and_pyjwt(db: Db, backend: Bac
         .collect();
     let names: Vec<&str> = rings.iter().map(|(n, _)| *n).collect();
     for (name, body) in &rings {
-        app.create_ring(name, body.clone()).await;
+        let mut body = body.clone();
+        body["combined_jwks"] = json!(true);
+        app.create_ring(name, body).await;
     }
     let (_, issuer) = app.create_client("svc", "issuer", &names).await;
     let mut all = Vec::new();

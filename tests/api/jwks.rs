@@ -58,7 +58,7 @@ async fn no_jwks_ever_holds_private_members(db: Db) {
         ("eddsa", "EdDSA", None),
     ];
     for (name, alg, bits) in algorithms {
-        let mut body = json!({"algorithm": alg});
+        let mut body = json!({"algorithm": alg, "combined_jwks": true});
         if let Some(bits) = bits {
             body["rsa_bits"] = json!(bits);
         }
@@ -87,7 +87,46 @@ async fn no_jwks_ever_holds_private_members(db: Db) {
     );
 }
 
+/// `/.well-known/jwks.json` lists the rings that opted in, and is refused once it would list
+/// more keys than verifiers accept (100), while every ring's own set is still served.
+async fn the_combined_jwks_lists_opted_in_rings_up_to_a_hundred_keys(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let own = app.create_ring("own", json!({})).await;
+    let own_kid = own["active_kid"].as_str().unwrap().to_owned();
+    assert_eq!(own["combined_jwks"], false);
+    let combined_kids = || async {
+        let all = app.get("/.well-known/jwks.json", None).await;
+        assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+        let keys = all.body["keys"].as_array().unwrap().clone();
+        keys.iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(combined_kids().await.is_empty());
+    for i in 0..100 {
+        let ring = app
+            .create_ring(&format!("c{i:03}"), json!({"combined_jwks": true}))
+            .await;
+        assert_eq!(ring["combined_jwks"], true);
+    }
+    let kids = combined_kids().await;
+    assert_eq!(kids.len(), 100);
+    assert!(
+        !kids.contains(&own_kid),
+        "a ring that did not opt in is not listed"
+    );
+
+    app.create_ring("c100", json!({"combined_jwks": true}))
+        .await;
+    let refused = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.body["error"]["code"], "jwks_too_large");
+    assert_eq!(app.jwks_kids("c100").await.len(), 1);
+    assert_eq!(app.jwks_kids("own").await, vec![own_kid]);
+}
+
 store_tests!(
     the_jwks_is_cacheable_with_etag_and_304,
-    no_jwks_ever_holds_private_members
+    no_jwks_ever_holds_private_members,
+    the_combined_jwks_lists_opted_in_rings_up_to_a_hundred_keys
 );

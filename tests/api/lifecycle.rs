@@ -176,7 +176,7 @@ async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db, backend: B
 
 async fn a_revoked_key_leaves_the_jwks_at_once_and_never_signs_again(db: Db, backend: Backend) {
     let app = TestApp::spawn_on(db, backend).await;
-    let ring = app.create_ring("r", json!({})).await;
+    let ring = app.create_ring("r", json!({"combined_jwks": true})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
     let before = app.sign(&issuer, "r", json!({"aud": "api"})).await.body["token"]

@@ -15,6 +15,7 @@ mod lifecycle;
 mod migrations;
 mod pkcs11;
 mod restart;
+mod scale;
 mod schedule;
 mod signing;
 mod store;

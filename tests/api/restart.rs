@@ -9,7 +9,8 @@ use crate::store_tests;
 async fn a_restart_keeps_keys_jwks_and_clients(db: Db) {
     let app = TestApp::spawn(db).await;
     for (name, alg) in [("es", "ES256"), ("rsa", "RS256"), ("ed", "EdDSA")] {
-        app.create_ring(name, json!({"algorithm": alg})).await;
+        app.create_ring(name, json!({"algorithm": alg, "combined_jwks": true}))
+            .await;
     }
     app.rotate("es").await;
     let (_, issuer) = app
