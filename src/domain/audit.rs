@@ -36,6 +36,7 @@ actions! {
     SignRaw => "sign_raw",
     RingCreated => "ring_created",
     RingCreationFailed => "ring_creation_failed",
+    RingChanged => "ring_changed",
     RotationRequested => "rotation_requested",
     RotationScheduled => "rotation_scheduled",
     KeyPublished => "key_published",
@@ -144,6 +145,9 @@ pub enum AuditEvent {
     },
     RingCreationFailed {
         error: String,
+    },
+    RingChanged {
+        combined_jwks: bool,
     },
     RotationRequested {
         key_id: String,
@@ -259,6 +263,7 @@ impl AuditEvent {
             AuditEvent::SignRaw(_) => Action::SignRaw,
             AuditEvent::RingCreated { .. } => Action::RingCreated,
             AuditEvent::RingCreationFailed { .. } => Action::RingCreationFailed,
+            AuditEvent::RingChanged { .. } => Action::RingChanged,
             AuditEvent::RotationRequested { .. } => Action::RotationRequested,
             AuditEvent::RotationScheduled { .. } => Action::RotationScheduled,
             AuditEvent::KeyPublished { .. } => Action::KeyPublished,
@@ -339,6 +344,7 @@ impl AuditEvent {
                 deletion_scheduled_for,
             } => json!({"key_id": key_id, "deletion_scheduled_for": deletion_scheduled_for}),
             AuditEvent::KeyRevoked { reason } => json!({"reason": reason}),
+            AuditEvent::RingChanged { combined_jwks } => json!({"combined_jwks": combined_jwks}),
             AuditEvent::ScheduleChanged {
                 rule,
                 paused,

@@ -171,6 +171,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/rings", web::post().to(rings::create))
         .route("/v1/rings", web::get().to(rings::list))
         .route("/v1/rings/{ring}", web::get().to(rings::show))
+        .route("/v1/rings/{ring}", web::patch().to(rings::update))
         .route("/v1/rings/{ring}/keys", web::get().to(rings::keys))
         .route("/v1/rings/{ring}/jwks.json", web::get().to(jwks::ring))
         .route("/v1/rings/{ring}/sign", web::post().to(rings::sign))

@@ -51,6 +51,28 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(RingInfo::new(&ring, active.and_then(|k| k.kid.as_ref()))))
 }
 
+/// `PATCH /v1/rings/{ring}`: the settings of a ring that change without a new key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingUpdate {
+    combined_jwks: bool,
+}
+
+pub async fn update(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+    body: Json<RingUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin])?;
+    let (ring, keys) = state
+        .rings
+        .set_combined_jwks(&who.actor(), &ring_in_path(&path)?, body.combined_jwks)
+        .await?;
+    let active = keys.iter().find(|k| k.state == KeyState::Active);
+    Ok(HttpResponse::Ok().json(RingInfo::new(&ring, active.and_then(|k| k.kid.as_ref()))))
+}
+
 pub async fn keys(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,

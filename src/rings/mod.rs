@@ -32,8 +32,10 @@ pub use view::{CombinedTooLarge, Jwks, RingView, View, COMBINED_JWKS_MAX_KEYS};
 
 use crate::audit::verify::TrustAnchor;
 use crate::audit::AuditLog;
+use crate::clock::now_ms;
 use crate::domain::{
-    BackendKind, KeyRecord, Kid, RingName, RingRecord, ScheduleRecord, Violation, AUDIT_RING,
+    AuditEvent, AuditRecord, BackendKind, KeyRecord, Kid, RingName, RingRecord, ScheduleRecord,
+    Violation, AUDIT_RING,
 };
 use crate::providers::Providers;
 use crate::store::{Store, StoreError};
@@ -160,6 +162,32 @@ impl RingService {
     ) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
         let ring = self.ring_record(name).await?;
         Ok((ring, self.store.keys_of_ring(name).await?))
+    }
+
+    /// Lists the ring in the combined `/.well-known/jwks.json`, or takes it out.
+    pub(crate) async fn set_combined_jwks(
+        &self,
+        actor: &Actor,
+        name: &RingName,
+        combined_jwks: bool,
+    ) -> Result<(RingRecord, Vec<KeyRecord>), RingError> {
+        let now = now_ms();
+        let record = AuditRecord::of_ring(
+            now,
+            actor,
+            name,
+            None,
+            AuditEvent::RingChanged { combined_jwks },
+        );
+        if !self
+            .store
+            .set_combined_jwks(name, combined_jwks, now, &record)
+            .await?
+        {
+            return Err(RingError::RingNotFound(name.to_string()));
+        }
+        self.refresh().await;
+        self.ring(name).await
     }
 
     /// One lifecycle tick ([`RingService::advance`]), its outcome reported as the health of the

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::change::Change;
 use super::keys;
 use super::{opt_time, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingName, RingRecord};
+use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingName, RingRecord, UnixMillis};
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
@@ -90,6 +90,25 @@ impl Store {
         .await?;
         tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
+    }
+
+    /// Lists the ring in the combined JWKS or takes it out. `false` if there is no such ring.
+    pub(crate) async fn set_combined_jwks(
+        &self,
+        name: &str,
+        combined: bool,
+        now: UnixMillis,
+        record: &AuditRecord,
+    ) -> Result<bool, StoreError> {
+        Change::one_row(
+            &self.pool,
+            sqlx::query("UPDATE rings SET combined_jwks = $1, updated_at = $2 WHERE name = $3")
+                .bind(i64::from(combined))
+                .bind(now)
+                .bind(name),
+            record,
+        )
+        .await
     }
 
     pub(crate) async fn ring(&self, name: &str) -> Result<Option<RingRecord>, StoreError> {

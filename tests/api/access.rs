@@ -136,6 +136,12 @@ async fn every_endpoint_admits_only_its_roles(db: Db) {
             Allowed::IssuerOfRing,
         ),
         (
+            Method::PATCH,
+            "/v1/rings/ghost".into(),
+            Some(json!({"combined_jwks": true})),
+            Allowed::Admin,
+        ),
+        (
             Method::POST,
             "/v1/rings/ring-a/rotate".into(),
             Some(json!({"unknown": true})),

@@ -122,7 +122,27 @@ async fn the_combined_jwks_lists_opted_in_rings_up_to_a_hundred_keys(db: Db) {
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.body["error"]["code"], "jwks_too_large");
     assert_eq!(app.jwks_kids("c100").await.len(), 1);
-    assert_eq!(app.jwks_kids("own").await, vec![own_kid]);
+    assert_eq!(app.jwks_kids("own").await, vec![own_kid.clone()]);
+
+    // Taking one ring out serves the set again; the change is audited.
+    let out = app
+        .request(
+            reqwest::Method::PATCH,
+            "/v1/rings/c000",
+            Some(&app.admin_token),
+            Some(json!({"combined_jwks": false})),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert_eq!(out.body["combined_jwks"], false);
+    let kids = combined_kids().await;
+    assert_eq!(kids.len(), 100);
+    assert!(!kids.contains(&app.jwks_kids("c000").await[0]));
+    let changed = app
+        .get("/v1/audit?action=ring_changed", Some(&app.admin_token))
+        .await;
+    assert_eq!(changed.body["records"][0]["ring"], "c000");
+    assert_eq!(changed.body["records"][0]["detail"]["combined_jwks"], false);
 }
 
 store_tests!(
