@@ -219,28 +219,23 @@ impl RingService {
         self.reloads.load(Ordering::SeqCst)
     }
 
-    /// Brings the view up to date with the store: reads the rings changed since the view's
-    /// revision and rebuilds their views alone. Reloads (the tick's, and the one after each
-    /// change) run one at a time, each from the view the previous one installed. A ring gone
-    /// from the store (a creation taken back) or a burst of changes rebuilds the whole view.
+    /// Brings the view up to date with the store: reads what changed since the view's revision
+    /// and rebuilds the changed rings' views alone. Reloads (the tick's, and the one after each
+    /// change) run one at a time, each from the view the previous one installed; a burst of
+    /// changes rebuilds the whole view.
     pub(crate) async fn reload(&self) -> Result<(), RingError> {
         let _one_at_a_time = self.reloading.lock().await;
         let current = self.view();
         let changes = self.store.ring_changes(current.revision).await?;
-        if !changes.rings.is_empty() || current.rings.len() > changes.count {
+        if changes.revision > current.revision {
             let view = if changes.rings.len() > REBUILD_ABOVE_CHANGES {
                 self.build_all().await?
             } else {
                 let mut views = Vec::with_capacity(changes.rings.len());
-                for (_, record) in changes.rings {
+                for record in changes.rings {
                     views.push(self.build_ring(record).await?);
                 }
-                let view = current.with(views, changes.revision);
-                if view.rings.len() > changes.count {
-                    self.build_all().await?
-                } else {
-                    view
-                }
+                current.with(&changes.removed, views, changes.revision)
             };
             *self.view.write().expect("view lock poisoned") = Arc::new(view);
         }
@@ -250,7 +245,7 @@ impl RingService {
 
     /// The view of every ring, read from the store.
     async fn build_all(&self) -> Result<View, RingError> {
-        let (rings, revision) = self.store.rings_with_revisions().await?;
+        let (rings, revision) = self.store.rings_and_revision().await?;
         let mut keys: HashMap<String, Vec<KeyRecord>> = HashMap::new();
         for key in self.store.live_keys().await? {
             keys.entry(key.ring.to_string()).or_default().push(key);
@@ -258,7 +253,7 @@ impl RingService {
         let mut schedules = self.store.schedules().await?;
         let views = rings
             .into_iter()
-            .map(|(_, record)| {
+            .map(|record| {
                 let schedule = match schedules.remove(record.name.as_str()) {
                     None => Ok(ScheduleRecord::default()),
                     Some(schedule) => schedule.map_err(|e| e.to_string()),
@@ -267,7 +262,7 @@ impl RingService {
                 RingView::build(record, &ring_keys, schedule, &self.providers)
             })
             .collect();
-        Ok(View::default().with(views, revision))
+        Ok(View::default().with(&[], views, revision))
     }
 
     /// The view of one ring, read from the store.

@@ -163,11 +163,18 @@ impl Default for View {
 }
 
 impl View {
-    /// This view with `changed` replacing the views of their rings, up to `revision`. Only
-    /// the changed rings are indexed again; the others' views are shared with this one.
-    pub(crate) fn with(&self, changed: Vec<RingView>, revision: i64) -> View {
+    /// This view without the `removed` rings and with `changed` replacing the views of their
+    /// rings, up to `revision`. Only those rings are indexed again; the others' views are
+    /// shared with this one.
+    pub(crate) fn with(&self, removed: &[String], changed: Vec<RingView>, revision: i64) -> View {
         let mut view = self.clone();
         let mut combined_changed = false;
+        for name in removed {
+            if let Some((name, old)) = view.rings.remove_entry(name.as_str()) {
+                view.unindex(&name, &old);
+                combined_changed |= old.record.combined_jwks;
+            }
+        }
         for ring in changed {
             let ring = Arc::new(ring);
             let name = ring.name();
@@ -249,5 +256,59 @@ impl View {
     /// The rings whose stored schedule cannot be read.
     pub(crate) fn unreadable_schedules(&self) -> impl Iterator<Item = &Arc<str>> {
         self.unreadable.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use signet_core::{Algorithm, KeySpec};
+
+    use super::*;
+    use crate::domain::{BackendKind, Policy, RingName, Timing};
+
+    fn ring(name: &str) -> RingView {
+        let record = RingRecord {
+            name: RingName::parse(name).unwrap(),
+            backend: BackendKind::File,
+            algorithm: Algorithm::ES256,
+            key_spec: KeySpec::EcP256,
+            policy: Policy::new("https://issuer.test".into()),
+            timing: Timing::default(),
+            created_at: UnixMillis::from_millis(0),
+            updated_at: UnixMillis::from_millis(0),
+            jwks_cached_until: None,
+            combined_jwks: false,
+        };
+        RingView::build(
+            record,
+            &[],
+            Ok(ScheduleRecord::default()),
+            &Providers::default(),
+        )
+    }
+
+    #[test]
+    fn a_change_replaces_its_ring_alone_and_a_removal_takes_it_out() {
+        let view = View::default().with(&[], vec![ring("a"), ring("b")], 5);
+        let (a, b) = (view.rings["a"].clone(), view.rings["b"].clone());
+        // A ring without an active key is due for a rotation at once.
+        assert_eq!(view.due(UnixMillis::from_millis(0)).count(), 2);
+
+        let changed = view.with(&[], vec![ring("b")], 6);
+        assert!(Arc::ptr_eq(&a, &changed.rings["a"]));
+        assert!(!Arc::ptr_eq(&b, &changed.rings["b"]));
+        assert_eq!(changed.due(UnixMillis::from_millis(0)).count(), 2);
+
+        let removed = changed.with(&["b".into()], vec![], 7);
+        assert!(!removed.rings.contains_key("b"));
+        assert!(Arc::ptr_eq(&a, &removed.rings["a"]));
+        assert_eq!(removed.due(UnixMillis::from_millis(0)).count(), 1);
+        assert_eq!(removed.revision, 7);
+
+        // Taken back and made again between two reloads: the new ring stays.
+        let again = removed.with(&["a".into()], vec![ring("a")], 9);
+        assert!(again.rings.contains_key("a"));
+        assert!(!Arc::ptr_eq(&a, &again.rings["a"]));
+        assert_eq!(again.due(UnixMillis::from_millis(0)).count(), 1);
     }
 }

@@ -7,7 +7,9 @@ use sqlx::Row;
 use super::change::Change;
 use super::keys;
 use super::{opt_time, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, BackendKind, KeyRecord, RingName, RingRecord, UnixMillis};
+use crate::domain::{
+    Action, AuditRecord, BackendKind, KeyRecord, RingName, RingRecord, UnixMillis,
+};
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(e.into()))
@@ -32,14 +34,15 @@ const COLUMNS: &str =
     "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at, \
      jwks_cached_until, combined_jwks";
 
-/// The rings changed since a revision, as one snapshot saw them.
+/// What changed among the rings since a revision.
 pub struct RingChanges {
-    /// The changed rings with their revision, oldest change first.
-    pub rings: Vec<(i64, RingRecord)>,
-    /// The highest revision the snapshot held: read everything above it next time.
+    /// Rings taken back since (a creation whose first key could not be generated); a ring of
+    /// the same name made again since is among `rings` too.
+    pub removed: Vec<String>,
+    /// The changed rings, oldest change first.
+    pub rings: Vec<RingRecord>,
+    /// Everything up to this revision has been read: read above it next time.
     pub revision: i64,
-    /// How many rings the snapshot held (fewer than a replica holds: one was removed).
-    pub count: usize,
 }
 
 impl Store {
@@ -126,51 +129,60 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Every ring with its revision, and the highest revision: what a replica's view starts from.
-    pub(crate) async fn rings_with_revisions(
-        &self,
-    ) -> Result<(Vec<(i64, RingRecord)>, i64), StoreError> {
+    /// Every ring, and the highest revision among them: what a replica's view starts from.
+    pub(crate) async fn rings_and_revision(&self) -> Result<(Vec<RingRecord>, i64), StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT revision, {COLUMNS} FROM rings ORDER BY name"
         ))
         .fetch_all(&self.pool)
         .await?;
-        let rings: Vec<(i64, RingRecord)> = rows
-            .iter()
-            .map(|row| Ok((row.try_get("revision")?, from_row(row)?)))
-            .collect::<Result<_, sqlx::Error>>()?;
-        let revision = rings.iter().map(|(r, _)| *r).max().unwrap_or(0);
+        let mut revision = 0;
+        let mut rings = Vec::with_capacity(rows.len());
+        for row in &rows {
+            revision = revision.max(row.try_get("revision")?);
+            rings.push(from_row(row)?);
+        }
         Ok((rings, revision))
     }
 
-    /// The rings changed after `since`: one cheap indexed read when nothing changed. The count
-    /// and the highest revision come from one statement (one snapshot); the changed rings are
-    /// read up to that revision, so a ring changed again meanwhile is read next time.
+    /// What changed among the rings after revision `since`, through indexes only: nothing
+    /// scales with the number of rings. Removals are read first, from their audit records
+    /// (`ring_creation_failed`, the same transaction as the removal): every revision below a
+    /// removal seen there has committed before it, so the highest revision read next covers it.
     pub(crate) async fn ring_changes(&self, since: i64) -> Result<RingChanges, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS count, MAX(revision) AS revision FROM rings")
+        let removals =
+            sqlx::query("SELECT seq, ring FROM audit_log WHERE action = $1 AND seq > $2")
+                .bind(Action::RingCreationFailed.as_str())
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut removed = Vec::with_capacity(removals.len());
+        let mut revision = since;
+        for row in &removals {
+            revision = revision.max(row.try_get("seq")?);
+            removed.extend(row.try_get::<Option<String>, _>("ring")?);
+        }
+        let latest: Option<i64> = sqlx::query("SELECT MAX(revision) AS revision FROM rings")
             .fetch_one(&self.pool)
-            .await?;
-        let count: i64 = row.try_get("count")?;
-        let revision = row.try_get::<Option<i64>, _>("revision")?.unwrap_or(0);
+            .await?
+            .try_get("revision")?;
+        let latest = latest.unwrap_or(0);
         let mut rings = Vec::new();
-        if revision > since {
+        if latest > since {
             let rows = sqlx::query(&format!(
-                "SELECT revision, {COLUMNS} FROM rings WHERE revision > $1 AND revision <= $2 \
+                "SELECT {COLUMNS} FROM rings WHERE revision > $1 AND revision <= $2 \
                  ORDER BY revision"
             ))
             .bind(since)
-            .bind(revision)
+            .bind(latest)
             .fetch_all(&self.pool)
             .await?;
-            rings = rows
-                .iter()
-                .map(|row| Ok((row.try_get("revision")?, from_row(row)?)))
-                .collect::<Result<_, sqlx::Error>>()?;
+            rings = rows.iter().map(from_row).collect::<Result<_, _>>()?;
         }
         Ok(RingChanges {
+            removed,
             rings,
-            revision: revision.max(since),
-            count: usize::try_from(count).unwrap_or(0),
+            revision: revision.max(latest),
         })
     }
 }

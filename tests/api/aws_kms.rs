@@ -122,13 +122,7 @@ async fn aliases_follow_rotation_and_a_destroyed_key_is_pending_deletion_in_kms(
     let active_alias = format!("alias/signet/{ring}/active");
     assert_eq!(alias_target(&kms, &active_alias).await, arn_of(&first));
 
-    let rotated = app
-        .post(
-            &format!("/v1/rings/{ring}/rotate"),
-            &app.admin_token,
-            json!({"immediate": true}),
-        )
-        .await;
+    let rotated = app.rotate_immediately(&ring).await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
     let second = rotated.body;
     assert_eq!(alias_target(&kms, &active_alias).await, arn_of(&second));

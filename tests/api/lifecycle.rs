@@ -142,13 +142,7 @@ async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db, backend: B
     let ring = app.create_ring("r", json!({})).await;
     let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
-    let rotated = app
-        .post(
-            "/v1/rings/r/rotate",
-            &app.admin_token,
-            json!({"immediate": true}),
-        )
-        .await;
+    let rotated = app.rotate_immediately("r").await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
     assert_eq!(rotated.body["state"], "active");
     let new = rotated.body["kid"].as_str().unwrap();
@@ -163,13 +157,7 @@ async fn an_immediate_rotation_signs_with_the_new_key_at_once(db: Db, backend: B
     // A published key waiting for its lead is activated at once by an immediate rotation.
     let pending = app.rotate("r").await;
     let waiting = pending.body["kid"].as_str().unwrap().to_owned();
-    let now = app
-        .post(
-            "/v1/rings/r/rotate",
-            &app.admin_token,
-            json!({"immediate": true}),
-        )
-        .await;
+    let now = app.rotate_immediately("r").await;
     assert_eq!(now.body["kid"], waiting);
     assert_eq!(now.body["state"], "active");
 }
@@ -253,13 +241,7 @@ async fn retired_keys_are_destroyed_in_the_backend_after_retention(db: Db, backe
     timing["timing"]["retain_retired_seconds"] = json!(1);
     let ring = app.create_ring("r", timing).await;
     let old = ring["active_kid"].as_str().unwrap().to_owned();
-    let rotated = app
-        .post(
-            "/v1/rings/r/rotate",
-            &app.admin_token,
-            json!({"immediate": true}),
-        )
-        .await;
+    let rotated = app.rotate_immediately("r").await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED);
     let reference = {
         let keys = app.keys("r").await;

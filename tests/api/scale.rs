@@ -78,3 +78,50 @@ async fn a_change_to_one_of_many_rings_rebuilds_that_ring_alone_on_both_replicas
     assert_only_rebuilt(&before[1], &after[1], &ring, "the second replica");
     assert_eq!(second.jwks_kids(&ring).await[0], kid);
 }
+
+/// A ring whose first key cannot be generated is taken back: no replica keeps it, and its name
+/// can be used again. (Whether a replica's view held the ring for the few milliseconds it
+/// existed is up to timing; `rings::view`'s unit test covers taking a held ring out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_taken_back_leaves_every_replica() {
+    let first = TestApp::spawn(Db::Postgres).await;
+    let second = TestApp::start(first.data_dir.clone(), first.db.clone()).await;
+    // Break the file backend both replicas share: its keys directory becomes a file.
+    let keys_dir = first.data_dir.path().join("file-backend/keys");
+    let aside = first.data_dir.path().join("file-backend/keys.aside");
+    std::fs::rename(&keys_dir, &aside).unwrap();
+    std::fs::write(&keys_dir, b"not a directory").unwrap();
+    let body = json!({"name": "gone", "policy": {"issuer": "https://issuer.test"}});
+    let refused = first
+        .post("/v1/rings", &first.admin_token, body.clone())
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    std::fs::remove_file(&keys_dir).unwrap();
+    std::fs::rename(&aside, &keys_dir).unwrap();
+
+    for app in [&first, &second] {
+        let reloads = app.services.rings.reloads();
+        eventually(120, "two reloads", || async {
+            app.services.rings.reloads() >= reloads + 2
+        })
+        .await;
+        assert!(!app.services.rings.view().rings.contains_key("gone"));
+        let jwks = app.get("/v1/rings/gone/jwks.json", None).await;
+        assert_eq!(jwks.status, StatusCode::NOT_FOUND);
+    }
+    let made = first.post("/v1/rings", &first.admin_token, body).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let kid = made.body["active_kid"].as_str().unwrap().to_owned();
+    eventually(
+        120,
+        "the second replica to serve the ring made again",
+        || async { second.get("/v1/rings/gone/jwks.json", None).await.status == StatusCode::OK },
+    )
+    .await;
+    assert_eq!(second.jwks_kids("gone").await, vec![kid]);
+}

@@ -50,13 +50,7 @@ async fn a_key_stays_published_until_its_last_token_expires(db: Db) {
     let exp = decode_parts(&token).1["exp"].as_i64().unwrap();
 
     retime(&app, json!({"max_token_ttl_seconds": 2})).await;
-    let rotated = app
-        .post(
-            "/v1/rings/r/rotate",
-            &app.admin_token,
-            json!({"immediate": true}),
-        )
-        .await;
+    let rotated = app.rotate_immediately("r").await;
     assert_eq!(rotated.status, StatusCode::ACCEPTED, "{}", rotated.body);
     assert_ne!(rotated.body["kid"], old);
 
