@@ -12,6 +12,7 @@ use signet_core::ProviderError;
 use super::request_id;
 use crate::audit::AuditError;
 use crate::auth::{AuthError, ClientError};
+use crate::domain::CallerText;
 use crate::rings::RingError;
 use crate::store::StoreError;
 
@@ -22,6 +23,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for a 429 or a 503 that knows when to come back.
     retry_after: Option<u64>,
+    /// The methods the path takes, for a 405.
+    allow: Option<String>,
 }
 
 impl ApiError {
@@ -31,6 +34,24 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// 405: the path exists, but not for this method.
+    pub fn method_not_allowed(method: &str, path: &str, allow: String) -> ApiError {
+        let message = format!(
+            "{} takes {allow}, not {}",
+            CallerText::echoed(path),
+            CallerText::echoed(method)
+        );
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                message,
+            )
         }
     }
 
@@ -64,6 +85,9 @@ impl ResponseError for ApiError {
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        if let Some(allow) = &self.allow {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(id) = request_id::current() {

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Route};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -159,48 +159,133 @@ async fn readyz(state: web::Data<Services>) -> HttpResponse {
     }
 }
 
+/// A path and the methods it takes, each with its handler; any other method gets 405 with
+/// `Allow` listing them.
+fn resource(path: &'static str, routes: Vec<(Method, Route)>) -> actix_web::Resource {
+    let allow: Vec<&str> = routes.iter().map(|(method, _)| method.as_str()).collect();
+    let allow = allow.join(", ");
+    routes
+        .into_iter()
+        .fold(web::resource(path), |resource, (method, route)| {
+            resource.route(route.method(method))
+        })
+        .default_service(web::to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move {
+                Err::<HttpResponse, _>(ApiError::method_not_allowed(
+                    req.method().as_str(),
+                    req.path(),
+                    allow,
+                ))
+            }
+        }))
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    let (get, post, put, patch, delete) = (
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    );
     cfg.app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/.well-known/jwks.json", web::get().to(jwks::all))
-        .route("/v1/verify", web::post().to(jwks::verify))
-        .route("/v1/rings", web::post().to(rings::create))
-        .route("/v1/rings", web::get().to(rings::list))
-        .route("/v1/rings/{ring}", web::get().to(rings::show))
-        .route("/v1/rings/{ring}", web::patch().to(rings::update))
-        .route("/v1/rings/{ring}/keys", web::get().to(rings::keys))
-        .route("/v1/rings/{ring}/jwks.json", web::get().to(jwks::ring))
-        .route("/v1/rings/{ring}/sign", web::post().to(rings::sign))
-        .route("/v1/rings/{ring}/sign-raw", web::post().to(rings::sign_raw))
-        .route("/v1/rings/{ring}/rotate", web::post().to(rings::rotate))
-        .route("/v1/rings/{ring}/schedule", web::get().to(schedules::show))
-        .route("/v1/rings/{ring}/schedule", web::put().to(schedules::set))
-        .route(
+        .service(resource("/healthz", vec![(get.clone(), web::to(healthz))]))
+        .service(resource("/readyz", vec![(get.clone(), web::to(readyz))]))
+        .service(resource(
+            "/.well-known/jwks.json",
+            vec![(get.clone(), web::to(jwks::all))],
+        ))
+        .service(resource(
+            "/v1/verify",
+            vec![(post.clone(), web::to(jwks::verify))],
+        ))
+        .service(resource(
+            "/v1/rings",
+            vec![
+                (get.clone(), web::to(rings::list)),
+                (post.clone(), web::to(rings::create)),
+            ],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}",
+            vec![
+                (get.clone(), web::to(rings::show)),
+                (patch, web::to(rings::update)),
+            ],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}/keys",
+            vec![(get.clone(), web::to(rings::keys))],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}/jwks.json",
+            vec![(get.clone(), web::to(jwks::ring))],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}/sign",
+            vec![(post.clone(), web::to(rings::sign))],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}/sign-raw",
+            vec![(post.clone(), web::to(rings::sign_raw))],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}/rotate",
+            vec![(post.clone(), web::to(rings::rotate))],
+        ))
+        .service(resource(
+            "/v1/rings/{ring}/schedule",
+            vec![
+                (get.clone(), web::to(schedules::show)),
+                (put.clone(), web::to(schedules::set)),
+            ],
+        ))
+        .service(resource(
             "/v1/rings/{ring}/schedule/pause",
-            web::post().to(schedules::pause),
-        )
-        .route(
+            vec![(post.clone(), web::to(schedules::pause))],
+        ))
+        .service(resource(
             "/v1/rings/{ring}/schedule/resume",
-            web::post().to(schedules::resume),
-        )
-        .route("/v1/keys/{kid}/revoke", web::post().to(rings::revoke))
-        .route("/v1/keys/{kid}/history", web::get().to(audit::key_history))
-        .route(
+            vec![(post.clone(), web::to(schedules::resume))],
+        ))
+        .service(resource(
+            "/v1/keys/{kid}/revoke",
+            vec![(post.clone(), web::to(rings::revoke))],
+        ))
+        .service(resource(
+            "/v1/keys/{kid}/history",
+            vec![(get.clone(), web::to(audit::key_history))],
+        ))
+        .service(resource(
             "/v1/rings/{ring}/history",
-            web::get().to(audit::ring_history),
-        )
-        .route("/v1/audit", web::get().to(audit::list))
-        .route("/v1/audit/verify", web::get().to(audit::verify))
-        .route("/v1/clients", web::post().to(clients::create))
-        .route("/v1/clients", web::get().to(clients::list))
-        .route("/v1/clients/{id}", web::delete().to(clients::revoke))
-        .route(
+            vec![(get.clone(), web::to(audit::ring_history))],
+        ))
+        .service(resource(
+            "/v1/audit",
+            vec![(get.clone(), web::to(audit::list))],
+        ))
+        .service(resource(
+            "/v1/audit/verify",
+            vec![(get.clone(), web::to(audit::verify))],
+        ))
+        .service(resource(
+            "/v1/clients",
+            vec![
+                (get.clone(), web::to(clients::list)),
+                (post.clone(), web::to(clients::create)),
+            ],
+        ))
+        .service(resource(
+            "/v1/clients/{id}",
+            vec![(delete, web::to(clients::revoke))],
+        ))
+        .service(resource(
             "/v1/clients/{id}/rate-limit",
-            web::put().to(clients::set_rate_limit),
-        )
+            vec![(put, web::to(clients::set_rate_limit))],
+        ))
         .default_service(web::to(not_found));
 }

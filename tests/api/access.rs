@@ -306,7 +306,39 @@ async fn client_tokens_are_shown_once_and_stored_only_as_hashes(db: Db) {
     assert_eq!(no_ring.status, StatusCode::BAD_REQUEST);
 }
 
+/// A path that exists answers another method with 405 and the methods it takes; a path that
+/// does not exist is 404.
+async fn a_wrong_method_is_405_with_allow(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    for (method, path, allow) in [
+        (Method::GET, "/v1/rings/r/sign", "POST"),
+        (Method::DELETE, "/v1/rings", "GET, POST"),
+        (Method::POST, "/v1/rings/r/schedule", "GET, PUT"),
+        (Method::PUT, "/.well-known/jwks.json", "GET"),
+    ] {
+        let response = app
+            .request(method.clone(), path, Some(&app.admin_token), None)
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(response.headers["allow"], allow, "{method} {path}");
+        assert_eq!(response.body["error"]["code"], "method_not_allowed");
+        assert_eq!(
+            response.body["error"]["message"],
+            format!("{path} takes {allow}, not {method}")
+        );
+    }
+    let missing = app.get("/v1/nothing-here", Some(&app.admin_token)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["error"]["code"], "not_found");
+}
+
 store_tests!(
+    a_wrong_method_is_405_with_allow,
     every_endpoint_admits_only_its_roles,
     a_revoked_client_token_stops_working_at_once,
     client_tokens_are_shown_once_and_stored_only_as_hashes,
