@@ -241,7 +241,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen } => {
             overrides.listen = listen;
-            let app = Application::build(Settings::load(overrides)?).await?;
+            let settings = Settings::load(overrides)?;
+            let store = settings
+                .database_url
+                .expose_secret()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            tracing::info!(
+                listen = %settings.listen,
+                data_dir = %settings.data_dir.display(),
+                %store,
+                file_kek = if settings.file_kek.is_some() { "configured" } else { "generated master.key" },
+                pkcs11_token = settings.pkcs11.as_ref().map(|p| p.token_label.as_str()),
+                aws_kms = settings.aws_kms.is_some(),
+                "starting"
+            );
+            let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "signet is serving");
             app.run_until_stopped().await?;
         }

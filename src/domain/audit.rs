@@ -243,18 +243,29 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    /// Whether the event changes its ring as replicas hold it in memory (its settings, keys or
-    /// schedule): what signs, what is published and what is due. Signatures, denials and
-    /// checkpoints do not.
-    pub fn changes_ring(&self) -> bool {
-        !matches!(
+    /// Signatures and denials: records of requests, not of changes.
+    fn records_a_request(&self) -> bool {
+        matches!(
             self,
             AuditEvent::Sign(_)
                 | AuditEvent::SignRaw(_)
                 | AuditEvent::RequestDenied { .. }
                 | AuditEvent::RequestsDenied { .. }
-                | AuditEvent::AuditCheckpoint { .. }
         )
+    }
+
+    /// Whether the event changes its ring as replicas hold it in memory (its settings, keys or
+    /// schedule): what signs, what is published and what is due. Requests and checkpoints do
+    /// not.
+    pub fn changes_ring(&self) -> bool {
+        !self.records_a_request() && !matches!(self, AuditEvent::AuditCheckpoint { .. })
+    }
+
+    /// Whether a person watching the server's log wants a line for the event once it is
+    /// recorded: every change and checkpoint. Signatures are too many; denials are logged
+    /// where they are refused.
+    pub fn is_event_for_operators(&self) -> bool {
+        !self.records_a_request()
     }
 
     pub fn action(&self) -> Action {

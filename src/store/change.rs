@@ -10,7 +10,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 use super::audit::insert_many;
 use super::StoreError;
-use crate::domain::{AuditRecord, RingName};
+use crate::domain::{AuditRecord, Kid, RingName};
 
 pub(super) struct Change {
     tx: Transaction<'static, Any>,
@@ -42,6 +42,15 @@ impl Change {
             .await?;
         }
         self.tx.commit().await?;
+        for record in records.iter().filter(|r| r.event.is_event_for_operators()) {
+            tracing::info!(
+                ring = record.ring.as_ref().map(RingName::as_str),
+                kid = record.kid.as_ref().map(Kid::as_str),
+                by = %record.principal,
+                "{}",
+                record.event.action().as_str()
+            );
+        }
         Ok(())
     }
 
