@@ -14,6 +14,7 @@ mod jwks;
 mod lifecycle;
 mod migrations;
 mod pkcs11;
+mod readme;
 mod restart;
 mod scale;
 mod schedule;
