@@ -43,6 +43,12 @@ impl RingInfo {
             created_at: rfc3339(ring.created_at),
         }
     }
+
+    /// The ring with the kid of its active key among `keys`.
+    pub fn with_keys(ring: &RingRecord, keys: &[KeyRecord]) -> RingInfo {
+        let active = keys.iter().find(|k| k.state == KeyState::Active);
+        RingInfo::new(ring, active.and_then(|k| k.kid.as_ref()))
+    }
 }
 
 #[derive(Serialize)]

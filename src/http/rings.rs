@@ -10,7 +10,7 @@ use crate::api::{
     KeyInfo, KeyList, RawSignatureInfo, RevokedKey, RingInfo, RingList, SignedTokenInfo,
 };
 use crate::clock::rfc3339;
-use crate::domain::{CallerText, KeyState, Role};
+use crate::domain::{CallerText, Role};
 use crate::rings::{NewRing, SignRequest};
 
 pub async fn create(
@@ -47,8 +47,7 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Auditor])?;
     let (ring, keys) = state.rings.ring(&ring_in_path(&path)?).await?;
-    let active = keys.iter().find(|k| k.state == KeyState::Active);
-    Ok(HttpResponse::Ok().json(RingInfo::new(&ring, active.and_then(|k| k.kid.as_ref()))))
+    Ok(HttpResponse::Ok().json(RingInfo::with_keys(&ring, &keys)))
 }
 
 /// `PATCH /v1/rings/{ring}`: the settings of a ring that change without a new key.
@@ -69,8 +68,7 @@ pub async fn update(
         .rings
         .set_combined_jwks(&who.actor(), &ring_in_path(&path)?, body.combined_jwks)
         .await?;
-    let active = keys.iter().find(|k| k.state == KeyState::Active);
-    Ok(HttpResponse::Ok().json(RingInfo::new(&ring, active.and_then(|k| k.kid.as_ref()))))
+    Ok(HttpResponse::Ok().json(RingInfo::with_keys(&ring, &keys)))
 }
 
 pub async fn keys(
