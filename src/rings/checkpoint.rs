@@ -4,9 +4,9 @@
 //! chain itself. Rewriting the whole log with fresh hashes then needs that key's signature, which
 //! anyone holding the ring's JWKS (`/v1/rings/_audit/jwks.json`) can check.
 //!
-//! The audit ring is created, by the scheduler, at the first checkpoint, on the strongest backend
-//! configured. Its name cannot be taken
-//! by a user's ring, and no client may be made an issuer of it.
+//! The audit ring is created, by the scheduler, at the first start, on the strongest backend
+//! configured. Its name cannot be taken by a user's ring, and no client may be made an issuer
+//! of it.
 
 use serde_json::json;
 
@@ -53,32 +53,40 @@ impl RingService {
         Ok(())
     }
 
+    /// Creates the audit ring, and its first key, unless it exists: at every start, so that its
+    /// JWKS can be saved before the first checkpoint, and again before a checkpoint. Replicas
+    /// starting at once create it once.
+    pub async fn ensure_audit_ring(&self) -> Result<(), RingError> {
+        if self.view().rings.contains_key(AUDIT_RING) {
+            return Ok(());
+        }
+        let request = NewRing {
+            name: AUDIT_RING.into(),
+            backend: self.audit_backend(),
+            algorithm: signet_core::Algorithm::ES256,
+            rsa_bits: None,
+            policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
+                .expect("a valid policy"),
+            timing: Timing::default(),
+            combined_jwks: false,
+        };
+        match self
+            .create_named_ring(SCHEDULER, RingName::audit(), request)
+            .await
+        {
+            Ok((_, key)) => {
+                self.trust_audit_keys(key.public_jwk.iter());
+                self.reload().await
+            }
+            Err(RingError::RingExists(_)) => self.reload().await,
+            Err(e) => Err(e),
+        }
+    }
+
     /// Signs the current head of the chain with the audit ring's active key and appends the
     /// checkpoint. Replicas checkpointing at once only add a redundant checkpoint.
     pub async fn checkpoint_audit(&self) -> Result<(), RingError> {
-        if !self.view().rings.contains_key(AUDIT_RING) {
-            let request = NewRing {
-                name: AUDIT_RING.into(),
-                backend: self.audit_backend(),
-                algorithm: signet_core::Algorithm::ES256,
-                rsa_bits: None,
-                policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
-                    .expect("a valid policy"),
-                timing: Timing::default(),
-                combined_jwks: false,
-            };
-            match self
-                .create_named_ring(SCHEDULER, RingName::audit(), request)
-                .await
-            {
-                Ok((_, key)) => {
-                    self.trust_audit_keys(key.public_jwk.iter());
-                    self.reload().await?;
-                }
-                Err(RingError::RingExists(_)) => self.reload().await?,
-                Err(e) => return Err(e),
-            }
-        }
+        self.ensure_audit_ring().await?;
         let ring = self.signing_ring(AUDIT_RING)?;
         let signer = ring.signer.as_ref().expect("a signing ring has a signer");
         let head = self.store.audit_head().await?;

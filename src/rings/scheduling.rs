@@ -20,8 +20,8 @@ impl RingService {
         Ok(schedule::view(&record, &schedule, &keys, now_ms()))
     }
 
-    /// Replaces the ring's rule and changes the timing settings given; everything is validated
-    /// together before anything is written.
+    /// Replaces the ring's rule if the update names one, and changes the timing settings
+    /// given; everything is validated together before anything is written.
     pub(crate) async fn set_schedule(
         &self,
         actor: &Actor,
@@ -29,6 +29,11 @@ impl RingService {
         update: ScheduleUpdate,
     ) -> Result<ScheduleView, RingError> {
         let record = self.ring_record(ring).await?;
+        if update.is_empty() {
+            return Err(RingError::Invalid(
+                "give a rule or a timing setting to change".into(),
+            ));
+        }
         let rule = update.rule().map_err(RingError::Invalid)?;
         let mut timing = record.timing.clone();
         let mut policy = record.policy.clone();
@@ -49,18 +54,27 @@ impl RingService {
         }
         policy.validate().map_err(RingError::Invalid)?;
         timing.validate().map_err(RingError::Invalid)?;
-        rule.validate(timing.publish_lead_seconds)
-            .map_err(RingError::Invalid)?;
-        let mut schedule = match self.store.schedule(ring).await {
-            Ok(schedule) => schedule,
+        let mut schedule = match (self.store.schedule(ring).await, &rule) {
+            (Ok(schedule), _) => schedule,
             // An unreadable stored schedule is replaced whole: the scheduler starts afresh.
-            Err(StoreError::Unreadable(e)) => {
+            (Err(StoreError::Unreadable(e)), Some(_)) => {
                 tracing::warn!(%ring, error = %e, "replacing an unreadable stored schedule");
                 ScheduleRecord::default()
             }
-            Err(e) => return Err(e.into()),
+            (Err(StoreError::Unreadable(_)), None) => {
+                return Err(RingError::Invalid(
+                    "the stored schedule cannot be read: give a rule to replace it".into(),
+                ))
+            }
+            (Err(e), _) => return Err(e.into()),
         };
-        schedule.rule = rule;
+        if let Some(rule) = rule {
+            schedule.rule = rule;
+        }
+        schedule
+            .rule
+            .validate(timing.publish_lead_seconds)
+            .map_err(RingError::Invalid)?;
         if let Some(paused) = update.paused {
             schedule.paused = paused;
         }

@@ -10,7 +10,8 @@ use crate::domain::{
     KeyRecord, KeyState, Kid, Monthly, RingName, RingRecord, Rule, ScheduleRecord, UnixMillis,
 };
 
-/// `PUT /v1/rings/{ring}/schedule`: exactly one rule, and any timing settings to change.
+/// `PUT /v1/rings/{ring}/schedule`: at most one rule (none: the ring keeps its rule), and the
+/// timing settings to change; at least one of them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleUpdate {
@@ -25,12 +26,36 @@ pub struct ScheduleUpdate {
 }
 
 impl ScheduleUpdate {
-    pub fn rule(&self) -> Result<Rule, String> {
+    /// The new rule, if the update names one.
+    pub fn rule(&self) -> Result<Option<Rule>, String> {
         match (&self.monthly, self.every_seconds) {
-            (Some(monthly), None) => Ok(Rule::Monthly(monthly.clone())),
-            (None, Some(seconds)) => Ok(Rule::EverySeconds(seconds)),
-            _ => Err("give exactly one rule: {\"monthly\": {\"day\": 1, \"at\": \"00:00\"}} or {\"every_seconds\": n}".into()),
+            (Some(monthly), None) => Ok(Some(Rule::Monthly(monthly.clone()))),
+            (None, Some(seconds)) => Ok(Some(Rule::EverySeconds(seconds))),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err("give one rule, not both: {\"monthly\": {\"day\": 1, \"at\": \"00:00\"}} or {\"every_seconds\": n}".into()),
         }
+    }
+
+    /// Whether the update changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        let ScheduleUpdate {
+            monthly,
+            every_seconds,
+            jwks_max_age_seconds,
+            publish_lead_seconds,
+            max_token_ttl_seconds,
+            leeway_seconds,
+            retain_retired_seconds,
+            paused,
+        } = self;
+        monthly.is_none()
+            && every_seconds.is_none()
+            && jwks_max_age_seconds.is_none()
+            && publish_lead_seconds.is_none()
+            && max_token_ttl_seconds.is_none()
+            && leeway_seconds.is_none()
+            && retain_retired_seconds.is_none()
+            && paused.is_none()
     }
 }
 

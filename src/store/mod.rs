@@ -94,18 +94,40 @@ pub struct Store {
 /// Creates the file of a `sqlite://PATH` URL readable by its owner only (0600), or makes an
 /// existing one so: it holds the audit log and the clients' token hashes. SQLite gives its `-wal`
 /// and `-shm` files the database file's permissions. In-memory URLs are left alone.
-fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-
+/// The file a `sqlite:` URL names (`None` for another database, or SQLite in memory).
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?
         .split('?')
         .next()
         .unwrap_or_default();
-    if path.is_empty() || path.starts_with(':') || url.contains("mode=memory") {
-        return Ok(());
+    (!path.is_empty() && !path.starts_with(':') && !url.contains("mode=memory")).then_some(path)
+}
+
+/// Where a database URL points, for messages: the SQLite file, or the Postgres database, host
+/// and port (never the user or password).
+pub fn location(url: &str) -> String {
+    if let Some(path) = sqlite_path(url) {
+        return path.to_owned();
     }
+    match reqwest::Url::parse(url) {
+        Ok(url) if url.scheme().starts_with("postgres") => format!(
+            "the Postgres database {} at {}:{}",
+            url.path().trim_start_matches('/'),
+            url.host_str().unwrap_or("localhost"),
+            url.port().unwrap_or(5432)
+        ),
+        _ => "the database".to_owned(),
+    }
+}
+
+fn private_sqlite_file(url: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
     let unreadable = |e: std::io::Error| StoreError::Unavailable(format!("{path}: {e}"));
     // Never open an existing database file here: closing a descriptor drops every POSIX lock
     // this process holds on the file, including those of SQLite connections already open.

@@ -96,9 +96,14 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         (json!({"monthly": {"day": 1, "at": "25:00"}}), "HH:MM"),
         (
             json!({"monthly": {"day": 1, "at": "00:00"}, "every_seconds": 60}),
-            "exactly one rule",
+            "one rule, not both",
         ),
-        (json!({"publish_lead_seconds": 60}), "exactly one rule"),
+        (json!({}), "give a rule or a timing setting"),
+        // Without a rule, the timing is checked against the ring's rule (every 3600 s).
+        (
+            json!({"publish_lead_seconds": 3600}),
+            "every_seconds (3600) must exceed publish_lead_seconds (3600)",
+        ),
     ] {
         let refused = app.put_schedule("r", body.clone()).await;
         assert_eq!(
@@ -126,6 +131,15 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         .await;
     assert_eq!(shown.body["every_seconds"], 3600);
     assert_eq!(shown.body["publish_lead_seconds"], 900);
+
+    // Timing alone: the rule stays.
+    let timing = app
+        .put_schedule("r", json!({"publish_lead_seconds": 1200, "leeway_seconds": 30}))
+        .await;
+    assert_eq!(timing.status, StatusCode::OK, "{}", timing.body);
+    assert_eq!(timing.body["every_seconds"], 3600);
+    assert_eq!(timing.body["publish_lead_seconds"], 1200);
+    assert_eq!(timing.body["leeway_seconds"], 30);
 
     let paused = app
         .post("/v1/rings/r/schedule/pause", &app.admin_token, json!({}))

@@ -24,47 +24,28 @@ use crate::http::{self, Callers};
 use crate::providers::Providers;
 use crate::rings::{RingService, LIFECYCLE};
 use crate::services::Services;
-use crate::store::Store;
+use crate::store::{self, Store};
 use crate::tasks::{self, Health};
+use data_dir::{ADMIN_TOKEN_FILE, FILE_BACKEND_DIR};
+
+pub use data_dir::existing_store;
+
+mod data_dir;
 
 /// Creates the data directory (0700) if it is missing.
-pub fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&settings.data_dir)
-        .with_context(|| {
-            format!(
-                "creating the data directory {}",
-                settings.data_dir.display()
-            )
-        })
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
 }
 
-/// Opens the store and the key backends and starts the audit writer: everything but the HTTP
-/// server (the CLI uses this too).
-pub async fn open_services(settings: Settings) -> anyhow::Result<Services> {
-    ensure_data_dir(&settings)?;
-    let store = Store::connect(&settings.database_url)
-        .await
-        .context("opening the store")?;
-    let file_config = signet_file::FileConfig {
-        dir: settings.data_dir.join("file-backend"),
-        kek: settings.file_kek,
-    };
-    let file = tokio::task::spawn_blocking(move || signet_file::FileProvider::open(file_config))
-        .await?
-        .map_err(|e| {
-            let setting = match e {
-                KekError::MissingKey(_) => "; set SIGNET_FILE_KEK or SIGNET_FILE_KEK_FILE",
-                KekError::MissingPassphrase(_) => {
-                    "; set SIGNET_FILE_PASSPHRASE or SIGNET_FILE_PASSPHRASE_FILE"
-                }
-                _ => "",
-            };
-            anyhow::anyhow!("opening the file key backend: {e}{setting}")
-        })?;
-    let mut providers = Providers::default().with(BackendKind::File, Arc::new(file));
+/// Opens the key backends and the store and starts the audit writer: everything but the HTTP
+/// server. The backends outside the machine come first: when one cannot be opened, nothing has
+/// been created yet.
+async fn open_services(settings: Settings) -> anyhow::Result<Services> {
+    let mut providers = Providers::default();
     if let Some(config) = settings.pkcs11 {
         let token =
             tokio::task::spawn_blocking(move || signet_pkcs11::Pkcs11Provider::open(config))
@@ -92,6 +73,32 @@ pub async fn open_services(settings: Settings) -> anyhow::Result<Services> {
             })?;
         providers = providers.with(BackendKind::AwsKms, Arc::new(kms));
     }
+    create_data_dir(&settings.data_dir)?;
+    let file_config = signet_file::FileConfig {
+        dir: settings.data_dir.join(FILE_BACKEND_DIR),
+        kek: settings.file_kek,
+    };
+    let file = tokio::task::spawn_blocking(move || signet_file::FileProvider::open(file_config))
+        .await?
+        .map_err(|e| {
+            let setting = match e {
+                KekError::MissingKey(_) => "; set SIGNET_FILE_KEK or SIGNET_FILE_KEK_FILE",
+                KekError::MissingPassphrase(_) => {
+                    "; set SIGNET_FILE_PASSPHRASE or SIGNET_FILE_PASSPHRASE_FILE"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("opening the file key backend: {e}{setting}")
+        })?;
+    providers = providers.with(BackendKind::File, Arc::new(file));
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store {}",
+                store::location(settings.database_url.expose_secret())
+            )
+        })?;
     let health = Arc::new(Health::default());
     // One batch at a time: one connection.
     let log = AuditLog::start(store.with_own_pool(1), health.clone());
@@ -118,10 +125,24 @@ impl Application {
         let data_dir = settings.data_dir.clone();
         let http_settings = settings.http.clone();
         let callers = web::Data::new(Callers::new(http_settings.clone()));
-        let services = web::Data::new(open_services(settings).await?);
+        let footprint = data_dir::check(&settings)?;
+        let services = match open_services(settings).await {
+            Ok(services) => web::Data::new(services),
+            Err(e) => {
+                footprint.remove();
+                return Err(e);
+            }
+        };
+        // From here on a failure keeps what was created: the store may hold the first admin's
+        // client, and a backend a key the store records.
         if let Some(created) = services.clients.bootstrap_admin().await? {
             announce_bootstrap_token(&data_dir, &created.token)?;
         }
+        services
+            .rings
+            .ensure_audit_ring()
+            .await
+            .context("creating the audit ring's key")?;
         let state = services.clone();
         let app_callers = callers.clone();
         let server = HttpServer::new(move || {
@@ -216,7 +237,7 @@ async fn report_orphans(rings: &RingService) {
 /// Shows the first admin token once (stdout, not the log) and keeps it in `DIR/admin-token` (0600).
 fn announce_bootstrap_token(data_dir: &Path, token: &SecretString) -> anyhow::Result<()> {
     use std::io::Write;
-    let path = data_dir.join("admin-token");
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
