@@ -282,6 +282,7 @@ enum KeyCommand {
     /// key takes over.
     Revoke {
         /// The key's kid.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Why, for the audit log.
         #[arg(long)]
@@ -358,11 +359,13 @@ enum ClientCommand {
     /// Revokes a client: its token is refused from now on.
     Revoke {
         /// The client's id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Sets a client's limit on sign requests.
     RateLimit {
         /// The client's id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// N per second or N/BURST.
         #[arg(
@@ -613,5 +616,25 @@ fn client_call(command: ClientCommand) -> Call {
             &["v1", "clients", &id, "rate-limit"],
             Some(json!({ "rate_limit": limit })),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// Client ids and kids are base64url: one may start with '-'.
+    #[test]
+    fn ids_and_kids_may_start_with_a_hyphen() {
+        for args in [
+            &["signet", "client", "revoke", "-u5x"][..],
+            &["signet", "client", "rate-limit", "-u5x", "10/20"],
+            &["signet", "client", "rate-limit", "-u5x", "--default"],
+            &["signet", "key", "revoke", "-Jq0", "--reason", "lost"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
     }
 }

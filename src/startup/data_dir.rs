@@ -22,11 +22,11 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// What this start will create if it is missing, so that a failed start can remove it.
 pub struct Footprint {
-    /// Removed whole; the data directory's topmost missing ancestor, when it was missing.
-    new_dir: Option<PathBuf>,
-    /// Removed one by one, in an existing data directory.
-    new_files: Vec<PathBuf>,
-    new_dirs: Vec<PathBuf>,
+    /// Removed whole: the data directory's topmost missing ancestor, when it was missing.
+    data_dir: Option<PathBuf>,
+    /// Removed one by one, from a data directory that existed (or a store outside it).
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
 }
 
 impl Footprint {
@@ -38,13 +38,13 @@ impl Footprint {
             }
             _ => {}
         };
-        if let Some(dir) = &self.new_dir {
+        if let Some(dir) = &self.data_dir {
             removed(dir, std::fs::remove_dir_all(dir));
         }
-        for file in &self.new_files {
+        for file in &self.files {
             removed(file, std::fs::remove_file(file));
         }
-        for dir in &self.new_dirs {
+        for dir in &self.dirs {
             removed(dir, std::fs::remove_dir_all(dir));
         }
     }
@@ -55,9 +55,9 @@ impl Footprint {
 pub fn check(settings: &Settings) -> anyhow::Result<Footprint> {
     let dir = &settings.data_dir;
     let mut footprint = Footprint {
-        new_dir: None,
-        new_files: Vec::new(),
-        new_dirs: Vec::new(),
+        data_dir: None,
+        files: Vec::new(),
+        dirs: Vec::new(),
     };
     match std::fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => bail!(
@@ -81,7 +81,7 @@ pub fn check(settings: &Settings) -> anyhow::Result<Footprint> {
                     denied(&ancestor, &format!("{} ", ancestor.display()))
                 );
             }
-            footprint.new_dir = Some(topmost_missing);
+            footprint.data_dir = Some(topmost_missing);
         }
         Err(e) => bail!("cannot read the data directory {}: {e}", dir.display()),
     }
@@ -99,7 +99,7 @@ pub fn check(settings: &Settings) -> anyhow::Result<Footprint> {
         } else {
             for suffix in ["", "-wal", "-shm"] {
                 footprint
-                    .new_files
+                    .files
                     .push(PathBuf::from(format!("{}{suffix}", db.display())));
             }
         }
@@ -115,11 +115,11 @@ pub fn check(settings: &Settings) -> anyhow::Result<Footprint> {
             }
         }
     } else {
-        footprint.new_dirs.push(backend);
+        footprint.dirs.push(backend);
     }
     let token = dir.join(ADMIN_TOKEN_FILE);
     if !token.exists() {
-        footprint.new_files.push(token);
+        footprint.files.push(token);
     }
     Ok(footprint)
 }

@@ -62,8 +62,19 @@ async fn every_admin_action_and_state_change_is_recorded_once_with_its_principal
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
 
     let admin = "client:bootstrap-admin";
+    let audit_kid = app
+        .get("/v1/rings/_audit", Some(&app.admin_token))
+        .await
+        .body["active_kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let expected = [
         ("client_created", "bootstrap", None),
+        // The audit ring, at the first start.
+        ("ring_created", "scheduler", None),
+        ("key_published", "scheduler", Some(&audit_kid)),
+        ("key_activated", "scheduler", Some(&audit_kid)),
         ("ring_created", admin, None),
         ("key_published", admin, Some(&first)),
         ("key_activated", admin, Some(&first)),
@@ -790,7 +801,8 @@ async fn the_cli_verifies_the_chain_and_fails_on_a_tampered_record() {
     );
     let report: Value = serde_json::from_slice(&good.stdout).unwrap();
     assert_eq!(report["ok"], true);
-    assert_eq!(report["records"], 4, "{report}");
+    // The bootstrap admin, the audit ring and its key at start, then the ring "r" and its key.
+    assert_eq!(report["records"], 7, "{report}");
 
     let mut conn = attacker(&app, Db::Sqlite).await;
     sqlx::query("UPDATE audit_log SET time = time + 1 WHERE seq = 3")

@@ -636,9 +636,9 @@ pub async fn serve_process(
     let data_dir = data_dir.to_str().expect("a UTF-8 temporary directory");
     let child = signet_process(
         &[
+            "serve",
             "--data-dir",
             data_dir,
-            "serve",
             "--listen",
             &listen,
             "--database-url",
@@ -658,13 +658,19 @@ pub async fn serve_process(
     (child, base)
 }
 
-/// Runs `signet serve` with `env` on a fresh data directory and expects it to refuse to start;
-/// returns its stderr.
+/// Runs `signet serve` with `env` on a data directory that does not exist yet and expects it to
+/// refuse to start, leaving no data directory behind; returns its stderr.
 pub fn refused_start(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
+    let data_dir = dir.path().join("data");
     let mut child = signet_process(
-        &["--data-dir", data_dir, "serve", "--listen", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
         env,
     )
     .stdout(std::process::Stdio::null())
@@ -682,6 +688,11 @@ pub fn refused_start(env: &[(&str, &str)]) -> String {
     }
     let output = child.wait_with_output().unwrap();
     assert!(!output.status.success());
+    assert!(
+        !data_dir.exists(),
+        "the failed start left {}",
+        data_dir.display()
+    );
     String::from_utf8(output.stderr).unwrap()
 }
 

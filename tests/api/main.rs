@@ -19,5 +19,6 @@ mod restart;
 mod scale;
 mod schedule;
 mod signing;
+mod startup;
 mod store;
 mod windows;

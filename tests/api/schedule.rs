@@ -134,7 +134,10 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
 
     // Timing alone: the rule stays.
     let timing = app
-        .put_schedule("r", json!({"publish_lead_seconds": 1200, "leeway_seconds": 30}))
+        .put_schedule(
+            "r",
+            json!({"publish_lead_seconds": 1200, "leeway_seconds": 30}),
+        )
         .await;
     assert_eq!(timing.status, StatusCode::OK, "{}", timing.body);
     assert_eq!(timing.body["every_seconds"], 3600);
@@ -192,7 +195,12 @@ async fn the_schedule_api_shows_sets_validates_and_pauses(db: Db) {
         .collect();
     assert_eq!(
         schedule_actions,
-        ["schedule_changed", "schedule_paused", "schedule_resumed"]
+        [
+            "schedule_changed",
+            "schedule_changed",
+            "schedule_paused",
+            "schedule_resumed"
+        ]
     );
 }
 
