@@ -41,12 +41,11 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", dir.display()))
 }
 
-/// Opens the key backends and the store and starts the audit writer: everything but the HTTP
-/// server. The backends outside the machine come first: when one cannot be opened, nothing has
-/// been created yet.
-async fn open_services(settings: Settings) -> anyhow::Result<Services> {
+/// Opens the backends outside the machine (PKCS#11, AWS KMS): first, so that when one cannot be
+/// opened, nothing has been created yet. Closes those already open when a later one fails.
+async fn open_remote_backends(settings: &mut Settings) -> anyhow::Result<Providers> {
     let mut providers = Providers::default();
-    if let Some(config) = settings.pkcs11 {
+    if let Some(config) = settings.pkcs11.take() {
         let token =
             tokio::task::spawn_blocking(move || signet_pkcs11::Pkcs11Provider::open(config))
                 .await?
@@ -62,17 +61,24 @@ async fn open_services(settings: Settings) -> anyhow::Result<Services> {
         providers = providers.with(BackendKind::Pkcs11, Arc::new(token));
     }
     if let Some(config) = &settings.aws_kms {
-        let kms = signet_aws_kms::AwsKmsProvider::open(config)
-            .await
-            .map_err(|e| {
+        match signet_aws_kms::AwsKmsProvider::open(config).await {
+            Ok(kms) => providers = providers.with(BackendKind::AwsKms, Arc::new(kms)),
+            Err(e) => {
+                providers.close().await;
                 let setting = match e {
                     StartError::NoRegion => "; set AWS_REGION, or region in [aws_kms]",
                     _ => "",
                 };
-                anyhow::anyhow!("opening the aws-kms key backend: {e}{setting}")
-            })?;
-        providers = providers.with(BackendKind::AwsKms, Arc::new(kms));
+                anyhow::bail!("opening the aws-kms key backend: {e}{setting}");
+            }
+        }
     }
+    Ok(providers)
+}
+
+/// Creates the data directory if it is missing, opens the file backend and the store, and
+/// starts the audit writer: with `remote`, everything but the HTTP server.
+async fn open_local(settings: Settings, remote: Providers) -> anyhow::Result<Services> {
     create_data_dir(&settings.data_dir)?;
     let file_config = signet_file::FileConfig {
         dir: settings.data_dir.join(FILE_BACKEND_DIR),
@@ -90,7 +96,7 @@ async fn open_services(settings: Settings) -> anyhow::Result<Services> {
             };
             anyhow::anyhow!("opening the file key backend: {e}{setting}")
         })?;
-    providers = providers.with(BackendKind::File, Arc::new(file));
+    let providers = remote.with(BackendKind::File, Arc::new(file));
     let store = Store::connect(&settings.database_url)
         .await
         .with_context(|| {
@@ -110,6 +116,19 @@ async fn open_services(settings: Settings) -> anyhow::Result<Services> {
     })
 }
 
+/// What the first start does once the services are open (and every start checks): the
+/// bootstrap admin and its token file, and the audit ring.
+async fn first_start(services: &Services, data_dir: &Path) -> anyhow::Result<()> {
+    if let Some(created) = services.clients.bootstrap_admin().await? {
+        announce_bootstrap_token(data_dir, &created.token)?;
+    }
+    services
+        .rings
+        .ensure_audit_ring()
+        .await
+        .context("creating the audit ring's key")
+}
+
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
@@ -118,7 +137,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -126,23 +145,21 @@ impl Application {
         let http_settings = settings.http.clone();
         let callers = web::Data::new(Callers::new(http_settings.clone()));
         let footprint = data_dir::check(&settings)?;
-        let services = match open_services(settings).await {
+        let remote = open_remote_backends(&mut settings).await?;
+        let services = match open_local(settings, remote.clone()).await {
             Ok(services) => web::Data::new(services),
             Err(e) => {
+                remote.close().await;
                 footprint.remove();
                 return Err(e);
             }
         };
         // From here on a failure keeps what was created: the store may hold the first admin's
         // client, and a backend a key the store records.
-        if let Some(created) = services.clients.bootstrap_admin().await? {
-            announce_bootstrap_token(&data_dir, &created.token)?;
+        if let Err(e) = first_start(&services, &data_dir).await {
+            services.close().await;
+            return Err(e);
         }
-        services
-            .rings
-            .ensure_audit_ring()
-            .await
-            .context("creating the audit ring's key")?;
         let state = services.clone();
         let app_callers = callers.clone();
         let server = HttpServer::new(move || {
