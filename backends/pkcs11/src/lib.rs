@@ -265,6 +265,7 @@ impl KeyProvider for Pkcs11Provider {
         let id = self.key_id(reference)?.to_owned();
         self.keys.write().expect("key cache poisoned").remove(&id);
         self.call(move |session, _| {
+            let _one_at_a_time = objects::changing_objects();
             for object in objects::find_all(session, &id)? {
                 session
                     .destroy_object(object)

@@ -10,9 +10,22 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use signet_core::{Algorithm, KeySpec, PublicKey};
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use crate::fault::Fault;
 
 pub(crate) const LABEL_PREFIX: &str = "signet:";
+
+/// SoftHSM 2.6.1 now and then fails object creation or removal that runs at the same time as
+/// another with `CKR_GENERAL_ERROR` (its file object store; SoftHSMv2 issue 573): this process
+/// changes the token's objects one at a time. Key generation and destruction are rare
+/// (rotations), so no token loses anything by it; signing is not serialised.
+static TOKEN_CHANGES: Mutex<()> = Mutex::new(());
+
+/// Holds off every other creation or removal of objects in this process while it lives.
+pub(crate) fn changing_objects() -> MutexGuard<'static, ()> {
+    TOKEN_CHANGES.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// DER-encoded curve OIDs for `CKA_EC_PARAMS`.
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -35,6 +48,7 @@ pub(crate) struct KeyObject {
 /// Generates a key pair of `spec` for signet key `id`. The private half is sensitive, never
 /// extractable, and can only sign.
 pub(crate) fn generate(session: &Session, id: &str, spec: KeySpec) -> Result<KeyObject, Fault> {
+    let _one_at_a_time = changing_objects();
     let (mechanism, mut public) = match spec {
         KeySpec::EcP256 => (
             Mechanism::EccKeyPairGen,
