@@ -25,9 +25,12 @@ use crate::tasks::{self, Health};
 /// The most records committed in one transaction.
 const MAX_BATCH: usize = 512;
 
+/// A record waiting to be written, and where to say how it went. The record goes back with
+/// the answer, so that the request's thread, which allocated it, frees it: freed on the
+/// writer's thread, a batch of records cost the writer more than writing them.
 struct Entry {
     record: AuditRecord,
-    committed: oneshot::Sender<Result<(), StoreError>>,
+    committed: oneshot::Sender<(AuditRecord, Result<(), StoreError>)>,
 }
 
 /// The writer task's name in the log and in `/readyz`.
@@ -66,8 +69,10 @@ impl AuditLog {
             .send(Entry { record, committed })
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
-        done.await
-            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?
+        let (_record, result) = done
+            .await
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        result
     }
 }
 
@@ -86,29 +91,29 @@ async fn write_batches(
         match store.append_audit_batch(&records).await {
             Ok(()) => {
                 health.ok(WRITER);
-                for waiter in waiters {
-                    let _ = waiter.send(Ok(()));
+                for (record, waiter) in records.into_iter().zip(waiters) {
+                    let _ = waiter.send((record, Ok(())));
                 }
             }
             // The store is down: the whole batch fails, and every request with it.
             Err(e @ StoreError::Unavailable(_)) => {
                 tracing::error!(error = %e, records = records.len(), "audit batch not committed");
-                for waiter in waiters {
-                    let _ = waiter.send(Err(e.clone()));
+                for (record, waiter) in records.into_iter().zip(waiters) {
+                    let _ = waiter.send((record, Err(e.clone())));
                 }
             }
             // The store refused something in the batch: one record at a time, so that a record
             // it refuses fails its own request and no other.
             Err(e) => {
                 tracing::warn!(error = %e, records = records.len(), "audit batch refused; committing its records one by one");
-                for (record, waiter) in records.iter().zip(waiters) {
+                for (record, waiter) in records.into_iter().zip(waiters) {
                     let result = store
-                        .append_audit_batch(std::slice::from_ref(record))
+                        .append_audit_batch(std::slice::from_ref(&record))
                         .await
                         .inspect_err(|e| {
                             tracing::warn!(error = %e, action = record.event.action().as_str(), "audit record not committed");
                         });
-                    let _ = waiter.send(result);
+                    let _ = waiter.send((record, result));
                 }
             }
         }

@@ -18,7 +18,7 @@ use super::change::Change;
 use super::{Store, StoreError};
 use serde_json::Value;
 
-use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord, UnixMillis};
+use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord, Kid, RingName, UnixMillis};
 
 /// An audit record as stored: its place in the chain, its exact detail text and its hash
 /// (`None` only for records written before the chain existed).
@@ -53,46 +53,91 @@ impl StoredAuditRecord {
     /// NULL. `None` if `prev` is not 64 hex digits.
     pub fn expected_hash(&self, prev: &str) -> Option<String> {
         let prev = hex_decode(prev)?;
-        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        context.update(&prev);
-        let (seq, time) = (self.seq.to_string(), self.time.to_string());
-        let fields = [
-            Some(seq.as_str()),
-            Some(time.as_str()),
-            Some(self.action.as_str()),
-            Some(self.principal.as_str()),
-            self.ring.as_deref(),
-            self.kid.as_deref(),
-            Some(self.detail.as_str()),
-        ];
-        for field in fields {
-            match field {
-                Some(text) => {
-                    context.update(format!("{}:", text.len()).as_bytes());
-                    context.update(text.as_bytes());
-                }
-                None => context.update(b"-"),
+        let hash = chain_hash(
+            &prev,
+            self.seq,
+            self.time,
+            [
+                Some(&self.action),
+                Some(&self.principal),
+                self.ring.as_deref(),
+                self.kid.as_deref(),
+                Some(&self.detail),
+            ],
+        );
+        Some(hex_encode(&hash))
+    }
+}
+
+/// The chain's hash of one record (see [`StoredAuditRecord::expected_hash`]): `fields` are
+/// action, principal, ring, kid and detail.
+fn chain_hash(prev: &[u8; 32], seq: i64, time: UnixMillis, fields: [Option<&str>; 5]) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(prev);
+    let mut length = Decimal::default();
+    let mut field = |text: Option<&str>| match text {
+        Some(text) => {
+            let len = i64::try_from(text.len()).expect("a text shorter than 2^63 bytes");
+            context.update(length.of(len).as_bytes());
+            context.update(b":");
+            context.update(text.as_bytes());
+        }
+        None => context.update(b"-"),
+    };
+    let (mut seq_text, mut time_text) = (Decimal::default(), Decimal::default());
+    field(Some(seq_text.of(seq)));
+    field(Some(time_text.of(time.as_millis())));
+    for text in fields {
+        field(text);
+    }
+    let mut hash = [0; 32];
+    hash.copy_from_slice(context.finish().as_ref());
+    hash
+}
+
+/// A buffer that writes a number in decimal without allocating.
+#[derive(Default)]
+struct Decimal([u8; 20]);
+
+impl Decimal {
+    fn of(&mut self, n: i64) -> &str {
+        let mut at = self.0.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + u8::try_from(rest % 10).expect("a digit");
+            rest /= 10;
+            if rest == 0 {
+                break;
             }
         }
-        Some(hex_encode(context.finish().as_ref()))
+        if n < 0 {
+            at -= 1;
+            self.0[at] = b'-';
+        }
+        std::str::from_utf8(&self.0[at..]).expect("ASCII digits")
     }
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
+fn hex_decode(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
+    let mut bytes = [0; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(bytes)
 }
 
 /// Rows per INSERT statement: 8 parameters each stays far below both databases' limits.
@@ -113,6 +158,14 @@ fn from_row(row: &AnyRow) -> Result<StoredAuditRecord, sqlx::Error> {
     })
 }
 
+/// A record about to be inserted: its columns, borrowed from it where they can be.
+struct NewRow<'a> {
+    seq: i64,
+    record: &'a AuditRecord,
+    detail: String,
+    hash: String,
+}
+
 /// Appends `records` to the chain inside the caller's transaction: takes the next `seq`s under
 /// the chain head's row lock, then inserts with multi-row INSERTs (one statement per chunk).
 pub(super) async fn insert_many(
@@ -127,61 +180,67 @@ pub(super) async fn insert_many(
         .bind(count)
         .fetch_one(&mut *conn)
         .await?;
-    let (last, mut prev): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+    let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+    let mut prev = hex_decode(&head)
+        .ok_or_else(|| StoreError::Other("the audit chain head holds a malformed hash".into()))?;
     let first = last - count + 1;
-    let mut stored = Vec::with_capacity(records.len());
+    let mut rows = Vec::with_capacity(records.len());
     for (seq, record) in (first..).zip(records) {
-        let mut row = StoredAuditRecord {
+        let detail = record.event.detail_text();
+        prev = chain_hash(
+            &prev,
             seq,
-            time: record.time,
-            action: record.event.action().as_str().to_owned(),
-            principal: record.principal.clone(),
-            ring: record.ring.as_ref().map(ToString::to_string),
-            kid: record.kid.as_ref().map(ToString::to_string),
-            detail: record.event.detail().to_string(),
-            hash: None,
-        };
-        let hash = row.expected_hash(&prev).ok_or_else(|| {
-            StoreError::Other("the audit chain head holds a malformed hash".into())
-        })?;
-        prev.clone_from(&hash);
-        row.hash = Some(hash);
-        stored.push(row);
+            record.time,
+            [
+                Some(record.event.action().as_str()),
+                Some(&record.principal),
+                record.ring.as_ref().map(RingName::as_str),
+                record.kid.as_ref().map(Kid::as_str),
+                Some(&detail),
+            ],
+        );
+        rows.push(NewRow {
+            seq,
+            record,
+            detail,
+            hash: hex_encode(&prev),
+        });
     }
     // SQLite looks up each numbered parameter by name in a list as long as the statement's:
     // anonymous ones (bound in order) keep a large batch linear.
     let sqlite = conn.backend_name() == "SQLite";
-    for chunk in stored.chunks(ROWS_PER_STATEMENT) {
-        let values = (0..chunk.len())
-            .map(|i| {
-                let params: Vec<String> = (1..=8)
-                    .map(|k| {
-                        if sqlite {
-                            "?".to_owned()
-                        } else {
-                            format!("${}", 8 * i + k)
-                        }
-                    })
-                    .collect();
-                format!("({})", params.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES {values}");
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for k in 1..=8 {
+                if k > 1 {
+                    sql.push_str(", ");
+                }
+                if sqlite {
+                    sql.push('?');
+                } else {
+                    let _ = write!(sql, "${}", 8 * i + k);
+                }
+            }
+            sql.push(')');
+        }
         let mut query = sqlx::query(&sql);
         for row in chunk {
+            let record = row.record;
             query = query
                 .bind(row.seq)
-                .bind(row.time)
-                .bind(row.action.as_str())
-                .bind(row.principal.as_str())
-                .bind(row.ring.as_deref())
-                .bind(row.kid.as_deref())
+                .bind(record.time)
+                .bind(record.event.action().as_str())
+                .bind(record.principal.as_str())
+                .bind(record.ring.as_ref().map(RingName::as_str))
+                .bind(record.kid.as_ref().map(Kid::as_str))
                 .bind(row.detail.as_str())
-                .bind(row.hash.as_deref());
+                .bind(row.hash.as_str());
         }
         query.execute(&mut *conn).await?;
     }
+    let prev = hex_encode(&prev);
     sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
         .bind(&prev)
         .execute(&mut *conn)
@@ -418,5 +477,34 @@ mod tests {
         assert_ne!(hash("a", "p", Some(""), None), hash("a", "p", None, None));
         assert_ne!(hash("ab", "c", None, None), hash("a", "bc", None, None));
         assert_eq!(hash("a", "p", None, None).len(), 64);
+    }
+
+    /// The canonical form, spelled out byte by byte: the writer and the verifier both hash it.
+    #[test]
+    fn the_hash_is_sha256_of_the_previous_hash_and_the_length_prefixed_fields() {
+        let mut canonical = vec![0u8; 32];
+        canonical.extend_from_slice(b"2:121:21:a1:p-1:k2:{}");
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical);
+        let record = StoredAuditRecord {
+            seq: 12,
+            time: UnixMillis::from_millis(2),
+            action: "a".into(),
+            principal: "p".into(),
+            ring: None,
+            kid: Some("k".into()),
+            detail: "{}".into(),
+            hash: None,
+        };
+        assert_eq!(
+            record.expected_hash(GENESIS_HASH),
+            Some(hex_encode(digest.as_ref()))
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 1_700_000_000_000, -12, i64::MAX, i64::MIN] {
+            assert_eq!(Decimal::default().of(n), n.to_string());
+        }
     }
 }
