@@ -20,6 +20,9 @@
 //!   key from as many concurrent tasks as there are connections, and signet's added latency is
 //!   the difference of the two runs' p50 and p99.
 //!
+//! With `SIGNET_BENCH_RAW_ONLY` set, it prints only the raw aws-lc-rs rate (`RAW
+//! es256_per_second=N`) and starts no server.
+//!
 //! With `SIGNET_BENCH_BASELINE_BIN` (another build of `signet`, e.g. an older commit's; see
 //! `scripts/bench`), the same HTTP load also runs against that binary, each server on a fresh
 //! database of its own, alternating round by round (`SIGNET_BENCH_ROUNDS`, default 1) so drift in
@@ -432,6 +435,11 @@ async fn main() {
         return;
     }
     let seconds = env_or("SIGNET_BENCH_SECONDS", 10u64);
+    if std::env::var("SIGNET_BENCH_RAW_ONLY").is_ok() {
+        // For scripts/bench-vs-peer's table: the in-process ceiling alone.
+        println!("RAW es256_per_second={:.0}", raw_signing_rate(seconds));
+        return;
+    }
     let connections = env_or("SIGNET_BENCH_CONNECTIONS", 64usize);
     let store = if std::env::var("SIGNET_BENCH_DATABASE_URL").is_ok() {
         "postgres"
