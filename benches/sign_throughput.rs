@@ -39,6 +39,9 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 
+mod support;
+use support::{drop_database, fresh_database};
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -153,13 +156,7 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some((admin, name)) = self.database.take() {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                .await
-                .unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            drop_database(&admin, &name).await;
         }
     }
 }
@@ -177,24 +174,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A fresh database on the Postgres server at `admin`, so that builds with different schemas
-/// never meet; returns its URL and name.
-async fn fresh_database(admin: &str, label: &str) -> (String, String) {
-    let name = format!("signet_bench_{}_{label}", std::process::id());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-        .await
-        .expect("SIGNET_BENCH_DATABASE_URL reachable");
-    // One statement each: DROP and CREATE DATABASE refuse to run inside a transaction block.
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(&statement).execute(&mut conn).await.unwrap();
-    }
-    let (base, _) = admin.rsplit_once('/').expect("a database URL with a path");
-    (format!("{base}/{name}"), name)
 }
 
 async fn start_server(binary: &str, label: &str) -> Server {
