@@ -66,7 +66,10 @@ async fn rate(url: &str, writers: usize, size: usize, seconds: u64) -> f64 {
             let records = batch(size);
             let mut written = 0usize;
             while Instant::now() < deadline {
-                store.append_audit_batch(&records).await.expect("a batch commits");
+                store
+                    .append_audit_batch(&records)
+                    .await
+                    .expect("a batch commits");
                 written += records.len();
             }
             store.close().await;
@@ -100,12 +103,19 @@ async fn main() {
             None,
         ),
     };
-    let store = if database.is_some() { "Postgres" } else { "SQLite" };
+    let store = if database.is_some() {
+        "Postgres"
+    } else {
+        "SQLite"
+    };
     println!("audit chain on {store}, batches of {size}, {seconds} s each:");
     let one = rate(&url, 1, size, seconds).await;
     println!("  one writer:  {one:>10.0} records/s");
     let two = rate(&url, 2, size, seconds).await;
-    println!("  two writers: {two:>10.0} records/s ({:.2}x one)", two / one);
+    println!(
+        "  two writers: {two:>10.0} records/s ({:.2}x one)",
+        two / one
+    );
     if let (Some(admin), Some(name)) = (admin, database) {
         drop_database(&admin, &name).await;
     }
