@@ -4,7 +4,7 @@
 //! the store keeps only its SHA-256 (a fast hash is enough: the token has 256 bits of entropy).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -69,7 +69,7 @@ const CLIENT_CACHE_MAX: usize = 10_000;
 /// invalid tokens are never cached.
 pub struct ClientService {
     store: Store,
-    cache: RwLock<HashMap<String, (Instant, Principal)>>,
+    cache: RwLock<HashMap<String, (Instant, Arc<Principal>)>>,
 }
 
 impl ClientService {
@@ -81,7 +81,7 @@ impl ClientService {
     }
 
     /// Finds the live client holding `token`.
-    pub async fn authenticate(&self, token: &SecretString) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, token: &SecretString) -> Result<Arc<Principal>, AuthError> {
         let token = token.expose_secret();
         if !token.starts_with(TOKEN_PREFIX) {
             return Err(AuthError::Invalid);
@@ -101,13 +101,13 @@ impl ClientService {
         if client.revoked_at.is_some() {
             return Err(AuthError::Invalid);
         }
-        let principal = Principal {
+        let principal = Arc::new(Principal {
             role: client.role,
             id: client.id,
             name: client.name,
             rings: client.rings,
             rate_limit: client.rate_limit,
-        };
+        });
         let mut cache = self.cache.write().expect("client cache poisoned");
         if cache.len() >= CLIENT_CACHE_MAX {
             cache.clear();

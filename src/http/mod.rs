@@ -14,6 +14,7 @@ mod schedules;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method, StatusCode};
@@ -36,7 +37,7 @@ use crate::services::Services;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The authenticated client of a request (`Authorization: Bearer <token>`).
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Arc<Principal>);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;

@@ -10,6 +10,8 @@
 //! It also reads the body within its deadline ([`body::read_within`]) once the caller is
 //! admitted.
 
+use std::sync::Arc;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, ConnectionType, StatusCode};
@@ -97,7 +99,7 @@ async fn account<B>(response: &ServiceResponse<B>, source: String, error: Option
         .match_info()
         .get("kid")
         .and_then(|kid| Kid::parse(kid).ok());
-    let principal = request.extensions().get::<Principal>().cloned();
+    let principal = request.extensions().get::<Arc<Principal>>().cloned();
     match principal {
         Some(client) if status != StatusCode::TOO_MANY_REQUESTS => {
             let record = AuditRecord {
