@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditService;
 use crate::auth::ClientService;
+use crate::metrics::Metrics;
 use crate::rings::RingService;
 
 pub struct Services {
@@ -14,6 +15,8 @@ pub struct Services {
     pub clients: ClientService,
     /// The audit log for auditors, and the records of denied requests.
     pub audit: AuditService,
+    /// What `GET /metrics` renders; the services above count into it too.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {

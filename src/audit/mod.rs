@@ -15,10 +15,12 @@ pub use service::{AuditError, AuditPage, AuditService, KeyHistory, RingHistory};
 pub use tally::Refusal;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::domain::AuditRecord;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::tasks::{self, Health};
 
@@ -41,19 +43,30 @@ pub const WRITER: &str = "audit writer";
 pub struct AuditLog {
     queue: mpsc::Sender<Entry>,
     store: Store,
+    metrics: Arc<Metrics>,
 }
 
 impl AuditLog {
     /// Starts the writer task on the current runtime, under supervision: a writer that panics is
     /// started again on the same queue (the records of the batch it was writing are refused).
-    pub fn start(store: Store, health: Arc<Health>) -> AuditLog {
+    pub fn start(store: Store, health: Arc<Health>, metrics: Arc<Metrics>) -> AuditLog {
         let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
         let writer = store.clone();
+        let writer_metrics = metrics.clone();
         tasks::supervise(WRITER, health.clone(), move || {
-            write_batches(writer.clone(), receiver.clone(), health.clone())
+            write_batches(
+                writer.clone(),
+                receiver.clone(),
+                health.clone(),
+                writer_metrics.clone(),
+            )
         });
-        AuditLog { queue, store }
+        AuditLog {
+            queue,
+            store,
+            metrics,
+        }
     }
 
     /// Closes the writer's store: every record after this fails as `Unavailable`.
@@ -65,10 +78,14 @@ impl AuditLog {
     /// refused it for (`Conflict`: a raw signature's `jti` already claimed).
     pub async fn record(&self, record: AuditRecord) -> Result<(), StoreError> {
         let (committed, done) = oneshot::channel();
+        self.metrics.audit_queue.inc();
         self.queue
             .send(Entry { record, committed })
             .await
-            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+            .map_err(|_| {
+                self.metrics.audit_queue.dec();
+                StoreError::Unavailable("the audit writer has stopped".into())
+            })?;
         let (_record, result) = done
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
@@ -80,6 +97,7 @@ async fn write_batches(
     store: Store,
     receiver: Arc<Mutex<mpsc::Receiver<Entry>>>,
     health: Arc<Health>,
+    metrics: Arc<Metrics>,
 ) {
     let mut receiver = receiver.lock().await;
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -88,8 +106,18 @@ async fn write_batches(
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (records, waiters): (Vec<AuditRecord>, Vec<_>) =
             batch.drain(..).map(|e| (e.record, e.committed)).unzip();
+        let count = records.len() as u64;
+        metrics
+            .audit_queue
+            .sub(i64::try_from(count).expect("a batch is at most MAX_BATCH"));
+        let started = Instant::now();
         match store.append_audit_batch(&records).await {
             Ok(()) => {
+                metrics
+                    .audit_commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.audit_batch_records.observe(count as f64);
+                metrics.audit_written.inc_by(count);
                 health.ok(WRITER);
                 for (record, waiter) in records.into_iter().zip(waiters) {
                     let _ = waiter.send((record, Ok(())));
@@ -98,6 +126,7 @@ async fn write_batches(
             // The store is down: the whole batch fails, and every request with it.
             Err(e @ StoreError::Unavailable(_)) => {
                 tracing::error!(error = %e, records = records.len(), "audit batch not committed");
+                metrics.audit_refused.inc_by(count);
                 for (record, waiter) in records.into_iter().zip(waiters) {
                     let _ = waiter.send((record, Err(e.clone())));
                 }
@@ -113,6 +142,11 @@ async fn write_batches(
                         .inspect_err(|e| {
                             tracing::warn!(error = %e, action = record.event.action().as_str(), "audit record not committed");
                         });
+                    if result.is_ok() {
+                        metrics.audit_written.inc();
+                    } else {
+                        metrics.audit_refused.inc();
+                    }
                     let _ = waiter.send((record, result));
                 }
             }

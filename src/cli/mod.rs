@@ -34,8 +34,34 @@ with the client token in SIGNET_TOKEN (default: the contents of $SIGNET_DATA_DIR
 ./signet-data/admin-token when there is such a file)."
 )]
 pub struct Cli {
+    /// How log lines are written to standard error: text for people, json (one object per
+    /// line) for log pipelines.
+    #[arg(long, global = true, env = "SIGNET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// Sends the log to standard error in the chosen format, filtered by `SIGNET_LOG` (default
+    /// `info`).
+    pub fn init_logging(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let logger = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Text => logger.init(),
+            LogFormat::Json => logger.json().init(),
+        }
+    }
 }
 
 #[derive(Subcommand)]

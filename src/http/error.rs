@@ -91,7 +91,7 @@ impl ResponseError for ApiError {
         }
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(id) = request_id::current() {
-            error["request_id"] = json!(id.to_string());
+            error["request_id"] = json!(id.as_str());
         }
         response.json(json!({ "error": error }))
     }

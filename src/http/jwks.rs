@@ -10,6 +10,8 @@
 //!
 //! `POST /v1/verify` checks a token for callers that cannot verify offline.
 
+use std::time::Instant;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -17,6 +19,7 @@ use serde_json::json;
 
 use super::{ApiError, Json, Services};
 use crate::jose;
+use crate::metrics::RingLabels;
 use crate::rings::{CombinedTooLarge, Jwks, RingError, COMBINED_JWKS_MAX_KEYS};
 
 fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
@@ -99,7 +102,12 @@ pub async fn verify(
     let (ring, jwk) = view
         .published_key(&kid)
         .ok_or_else(|| invalid(jose::VerifyError::UnknownKey(kid.clone())))?;
-    let verified = jose::verify(&body.token, jwk, body.audience.as_deref()).map_err(invalid)?;
+    let started = Instant::now();
+    let verified = jose::verify(&body.token, jwk, body.audience.as_deref());
+    state
+        .metrics
+        .verified(&RingLabels::of(&ring.record), started.elapsed());
+    let verified = verified.map_err(invalid)?;
     Ok(HttpResponse::Ok().json(json!({
         "valid": true,
         "ring": ring.record.name,

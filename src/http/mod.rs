@@ -1,6 +1,7 @@
 //! The HTTP API (actix-web). Handlers parse, authenticate, call the services
 //! ([`crate::services`]) and render what they return ([`crate::api`]); they hold no other logic.
 
+mod access;
 mod audit;
 mod body;
 mod callers;
@@ -22,14 +23,14 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Route}
 use secrecy::SecretString;
 use serde_json::json;
 
+pub use access::observe;
 pub use body::{optional_json, Json};
 pub use callers::Callers;
 pub use error::ApiError;
 pub use refusals::gate;
-pub use request_id::assign as assign_request_ids;
 
 use crate::auth::{self, Principal};
-use crate::domain::{CallerText, Kid, RingName};
+use crate::domain::{CallerText, Kid, RingName, Role};
 use crate::rings::RingError;
 use crate::services::Services;
 
@@ -125,6 +126,18 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
+/// `GET /metrics`: the Prometheus text format, for an admin's or an auditor's token.
+async fn metrics(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Auditor])?;
+    let text = state.rings.render_metrics().await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -196,6 +209,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(resource("/healthz", vec![(get.clone(), web::to(healthz))]))
         .service(resource("/readyz", vec![(get.clone(), web::to(readyz))]))
+        .service(resource("/metrics", vec![(get.clone(), web::to(metrics))]))
         .service(resource(
             "/.well-known/jwks.json",
             vec![(get.clone(), web::to(jwks::all))],

@@ -37,6 +37,7 @@ use crate::domain::{
     AuditEvent, AuditRecord, BackendKind, KeyRecord, Kid, RingName, RingRecord, ScheduleRecord,
     Violation, AUDIT_RING,
 };
+use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::store::{Store, StoreError};
 use crate::tasks::Health;
@@ -100,6 +101,7 @@ pub struct RingService {
     /// Held by the reload under way.
     reloading: tokio::sync::Mutex<()>,
     reloads: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl RingService {
@@ -110,6 +112,7 @@ impl RingService {
         audit: AuditLog,
         health: Arc<Health>,
         audit_keys_seen: Arc<RwLock<TrustAnchor>>,
+        metrics: Arc<Metrics>,
     ) -> Result<RingService, RingError> {
         let service = RingService {
             store,
@@ -120,6 +123,7 @@ impl RingService {
             view: RwLock::new(Arc::new(View::default())),
             reloading: tokio::sync::Mutex::new(()),
             reloads: AtomicU64::new(0),
+            metrics,
         };
         // The audit keys published when the process starts anchor the chain; later ones are
         // trusted through it (`crate::audit::verify`), or because this process made them.
@@ -207,6 +211,26 @@ impl RingService {
     pub async fn close(&self) {
         self.providers.close().await;
         self.store.close().await;
+    }
+
+    /// The metrics in the Prometheus text format, with the gauges of every ring's keys and
+    /// next scheduled rotation as they are now.
+    pub(crate) async fn render_metrics(&self) -> Result<String, RingError> {
+        let keys = self.store.live_keys().await?;
+        let now = now_ms();
+        let next_rotations: Vec<(String, f64)> = self
+            .view()
+            .rings
+            .values()
+            .filter_map(|ring| match ring.scheduled {
+                view::Scheduled::At(at) => Some((
+                    ring.record.name.to_string(),
+                    at.ms_since(now) as f64 / 1000.0,
+                )),
+                view::Scheduled::Idle | view::Scheduled::Unreadable => None,
+            })
+            .collect();
+        Ok(self.metrics.render(&keys, &next_rotations))
     }
 
     /// The current view (cheap: an `Arc` clone).

@@ -30,6 +30,25 @@ impl RingService {
         trigger: Trigger<'_>,
         activate: bool,
     ) -> Result<Option<KeyRecord>, RingError> {
+        let result = self
+            .claim_and_generate(actor, ring, trigger, activate)
+            .await;
+        match &result {
+            Ok(Some(_)) => self.metrics.rotation(&ring.name, true),
+            // Not started: claimed by another replica, or refused while one is under way.
+            Ok(None) | Err(RingError::Conflict { .. }) => {}
+            Err(_) => self.metrics.rotation(&ring.name, false),
+        }
+        result
+    }
+
+    async fn claim_and_generate(
+        &self,
+        actor: &Actor,
+        ring: &RingRecord,
+        trigger: Trigger<'_>,
+        activate: bool,
+    ) -> Result<Option<KeyRecord>, RingError> {
         let now = now_ms();
         let pending = pending_key(ring, now);
         let key_id = pending.id.clone();

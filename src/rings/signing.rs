@@ -2,6 +2,7 @@
 //! signing inputs. Every signature is returned only after its audit record has committed.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -13,6 +14,7 @@ use crate::domain::{
 };
 use crate::jose;
 use crate::json::{self, JsonError};
+use crate::metrics::RingLabels;
 use crate::random::random_id;
 use crate::store::StoreError;
 
@@ -80,6 +82,7 @@ impl RingService {
         claims: &Map<String, Value>,
         payload: &[u8],
     ) -> Result<Vec<u8>, RingError> {
+        let started = Instant::now();
         let record = &ring.record;
         let signer = ring
             .signer
@@ -120,6 +123,8 @@ impl RingService {
             });
         }
         recorded?;
+        self.metrics
+            .signed(&RingLabels::of(record), started.elapsed());
         Ok(signature)
     }
 

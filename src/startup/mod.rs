@@ -21,6 +21,7 @@ use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::domain::{BackendKind, TICK};
 use crate::http::{self, Callers};
+use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::rings::{RingService, LIFECYCLE};
 use crate::services::Services;
@@ -106,13 +107,25 @@ async fn open_local(settings: Settings, remote: Providers) -> anyhow::Result<Ser
             )
         })?;
     let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::default());
     // One batch at a time: one connection.
-    let log = AuditLog::start(store.with_own_pool(1), health.clone());
+    let log = AuditLog::start(store.with_own_pool(1), health.clone(), metrics.clone());
     let audit_keys_seen = Arc::new(RwLock::new(TrustAnchor::default()));
     Ok(Services {
         clients: ClientService::new(store.clone()),
         audit: AuditService::new(store.clone(), log.clone(), audit_keys_seen.clone()),
-        rings: Arc::new(RingService::new(store, providers, log, health, audit_keys_seen).await?),
+        rings: Arc::new(
+            RingService::new(
+                store,
+                providers.measured(&metrics),
+                log,
+                health,
+                audit_keys_seen,
+                metrics.clone(),
+            )
+            .await?,
+        ),
+        metrics,
     })
 }
 
@@ -167,7 +180,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(app_callers.clone())
                 .wrap(actix_web::middleware::from_fn(http::gate))
-                .wrap(actix_web::middleware::from_fn(http::assign_request_ids))
+                .wrap(actix_web::middleware::from_fn(http::observe))
                 .configure(http::configure)
         })
         // The request head must arrive within the body's deadline too.

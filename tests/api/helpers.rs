@@ -634,6 +634,16 @@ pub async fn serve_process(
     database_url: &str,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
+    serve_process_logging(data_dir, database_url, env, std::process::Stdio::inherit()).await
+}
+
+/// [`serve_process`] with its standard error (the log) sent to `log`.
+pub async fn serve_process_logging(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    env: &[(&str, &str)],
+    log: std::process::Stdio,
+) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -654,6 +664,7 @@ pub async fn serve_process(
         &[&[("SIGNET_LOG", "error")], env].concat(),
     )
     .stdout(std::process::Stdio::null())
+    .stderr(log)
     .spawn()
     .expect("signet starts");
     let base = format!("http://{listen}");

@@ -13,6 +13,7 @@ mod interop;
 mod jwks;
 mod lifecycle;
 mod migrations;
+mod operability;
 mod pkcs11;
 mod readme;
 mod restart;

@@ -164,7 +164,9 @@ where
     F: FnOnce() -> Result<T, Fault> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
+    // The caller's span (its request id) goes with the work onto the blocking thread.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
         .await
         .map_err(|e| Fault::TaskFailed(e.to_string()))?
         .map_err(ProviderError::from)

@@ -164,11 +164,15 @@ impl Pkcs11Provider {
     ) -> Result<T, ProviderError> {
         let pool = self.pool.clone();
         let keys = self.keys.clone();
+        // The caller's span (its request id) goes with the work onto the blocking thread.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            pool.run(
-                |session| op(session, &keys),
-                || keys.write().expect("key cache poisoned").clear(),
-            )
+            span.in_scope(|| {
+                pool.run(
+                    |session| op(session, &keys),
+                    || keys.write().expect("key cache poisoned").clear(),
+                )
+            })
         })
         .await
         .map_err(|e| Fault::TaskFailed(e.to_string()))?
