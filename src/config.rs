@@ -28,6 +28,8 @@
 //! body_timeout_seconds = 10    # a request body must arrive within this
 //! keep_alive_seconds = 15      # an idle connection is closed after this
 //! max_connections = 1024       # per worker thread
+//! shutdown_delay_seconds = 0    # on SIGTERM, serve this long unready before closing the listener
+//! shutdown_timeout_seconds = 30  # then requests in flight get this long to finish
 //! anonymous_rate_limit = "200/400"   # per source address: per second / burst
 //! client_rate_limit = "20000/40000"  # sign requests per client unless its record says otherwise
 //! ```
@@ -73,6 +75,8 @@ struct HttpSection {
     body_timeout_seconds: Option<u64>,
     keep_alive_seconds: Option<u64>,
     max_connections: Option<usize>,
+    shutdown_delay_seconds: Option<u64>,
+    shutdown_timeout_seconds: Option<u64>,
     anonymous_rate_limit: Option<String>,
     client_rate_limit: Option<String>,
 }
@@ -144,6 +148,12 @@ pub struct HttpSettings {
     pub keep_alive: Duration,
     /// Open connections per worker thread; beyond it, new ones wait to be accepted.
     pub max_connections: usize,
+    /// On SIGTERM or SIGINT, how long the server goes on serving, unready, before it closes its
+    /// listener (so that a load balancer has stopped sending it requests); a second signal ends
+    /// the wait.
+    pub shutdown_delay: Duration,
+    /// Then, how long requests in flight get to finish before their connections are closed.
+    pub shutdown_timeout: Duration,
     /// Per source address, for requests that present no valid client token.
     pub anonymous_rate_limit: RateLimit,
     /// Sign requests per client, for clients whose record names no limit.
@@ -157,6 +167,8 @@ impl Default for HttpSettings {
             body_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
             max_connections: 1024,
+            shutdown_delay: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(30),
             anonymous_rate_limit: RateLimit {
                 per_second: 200,
                 burst: 400,
@@ -349,7 +361,11 @@ fn http(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<HttpSettings> {
     let defaults = HttpSettings::default();
-    let seconds = |name: &str, given: Option<u64>, default: Duration| -> anyhow::Result<Duration> {
+    let seconds_from = |least: u64,
+                        name: &str,
+                        given: Option<u64>,
+                        default: Duration|
+     -> anyhow::Result<Duration> {
         let value = match env(name) {
             Some(text) => Some(
                 text.parse::<u64>()
@@ -359,11 +375,15 @@ fn http(
             None => given,
         };
         match value {
-            Some(s) if (1..=3600).contains(&s) => Ok(Duration::from_secs(s)),
-            Some(s) => bail!("{name} (or its [http] setting) must be 1 to 3600 seconds, not {s}"),
+            Some(s) if (least..=3600).contains(&s) => Ok(Duration::from_secs(s)),
+            Some(s) => {
+                bail!("{name} (or its [http] setting) must be {least} to 3600 seconds, not {s}")
+            }
             None => Ok(default),
         }
     };
+    let seconds =
+        |name: &str, given: Option<u64>, default: Duration| seconds_from(1, name, given, default);
     let limit =
         |name: &str, given: Option<String>, default: RateLimit| -> anyhow::Result<RateLimit> {
             match env(name).or(given) {
@@ -402,6 +422,17 @@ fn http(
             defaults.keep_alive,
         )?,
         max_connections: max_connections.unwrap_or(defaults.max_connections),
+        shutdown_delay: seconds_from(
+            0,
+            "SIGNET_SHUTDOWN_DELAY_SECONDS",
+            section.shutdown_delay_seconds,
+            defaults.shutdown_delay,
+        )?,
+        shutdown_timeout: seconds(
+            "SIGNET_SHUTDOWN_TIMEOUT_SECONDS",
+            section.shutdown_timeout_seconds,
+            defaults.shutdown_timeout,
+        )?,
         anonymous_rate_limit: limit(
             "SIGNET_ANONYMOUS_RATE_LIMIT",
             section.anonymous_rate_limit,

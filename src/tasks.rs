@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,13 +18,24 @@ use tokio::task::JoinHandle;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Which background tasks are failing, and why (for the log, not for callers).
+/// Which background tasks are failing, and why (for the log, not for callers); and whether the
+/// server has begun to shut down.
 #[derive(Default)]
 pub struct Health {
     failing: Mutex<BTreeMap<&'static str, String>>,
+    shutting_down: AtomicBool,
 }
 
 impl Health {
+    /// From now on `/readyz` answers 503 and every response closes its connection.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
     pub fn ok(&self, task: &'static str) {
         self.failing
             .lock()
@@ -95,7 +107,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     use super::*;
 

@@ -50,17 +50,20 @@ pub enum LogFormat {
 
 impl Cli {
     /// Sends the log to standard error in the chosen format, filtered by `SIGNET_LOG` (default
-    /// `info`).
-    pub fn init_logging(&self) {
+    /// `info`). Lines are written by a thread of their own, so a slow standard error never holds
+    /// a request; keep the guard until exit, when it writes the lines still queued.
+    pub fn init_logging(&self) -> tracing_appender::non_blocking::WorkerGuard {
         let filter = tracing_subscriber::EnvFilter::try_from_env("SIGNET_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
         let logger = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+            .with_writer(writer);
         match self.log_format {
             LogFormat::Text => logger.init(),
             LogFormat::Json => logger.json().init(),
         }
+        guard
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use tracing::Instrument;
@@ -39,11 +39,23 @@ pub async fn observe(
         HeaderValue::from_str(id.as_str()).expect("a request id is a header value"),
     );
     let request = response.request();
+    let services = request.app_data::<web::Data<Services>>().cloned();
+    if services
+        .as_ref()
+        .is_some_and(|s| s.rings.health().shutting_down())
+    {
+        // The listener is closed: the caller's next request goes to a replica that serves.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    let request = response.request();
     let route = request.match_pattern();
     let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status();
     let client = request.extensions().get::<Arc<Principal>>().cloned();
-    if let Some(services) = request.app_data::<web::Data<Services>>() {
+    if let Some(services) = &services {
         let metrics = &services.metrics;
         metrics.http_request(route, request.method().as_str(), status.as_u16());
         if status == StatusCode::TOO_MANY_REQUESTS {

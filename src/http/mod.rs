@@ -162,6 +162,9 @@ async fn readyz(state: web::Data<Services>) -> HttpResponse {
             problems.push(json!({"code": "backend_unavailable", "message": format!("the {kind} backend is unavailable")}));
         }
     }
+    if readiness.shutting_down {
+        problems.push(json!({"code": "shutting_down", "message": "the server is shutting down"}));
+    }
     for task in &readiness.failing_tasks {
         problems.push(json!({"code": "task_failing", "message": format!("the background task {task:?} is failing; see the server log")}));
     }

@@ -1,5 +1,5 @@
 //! Whether this replica can serve: the store answers, every configured backend answers, and no
-//! background task is failing (`GET /readyz`).
+//! background task is failing, and it is not shutting down (`GET /readyz`).
 
 use signet_core::KeyId;
 
@@ -12,11 +12,16 @@ pub struct Readiness {
     pub backends: Vec<(BackendKind, bool)>,
     /// The names of the background tasks failing now.
     pub failing_tasks: Vec<&'static str>,
+    /// The server has begun to shut down (SIGTERM or SIGINT).
+    pub shutting_down: bool,
 }
 
 impl Readiness {
     pub(crate) fn is_ready(&self) -> bool {
-        self.database && self.backends.iter().all(|(_, ok)| *ok) && self.failing_tasks.is_empty()
+        self.database
+            && self.backends.iter().all(|(_, ok)| *ok)
+            && self.failing_tasks.is_empty()
+            && !self.shutting_down
     }
 }
 
@@ -42,6 +47,7 @@ impl RingService {
             database,
             backends,
             failing_tasks: self.health.failing(),
+            shutting_down: self.health.shutting_down(),
         }
     }
 }

@@ -187,6 +187,9 @@ impl Application {
         .client_request_timeout(http_settings.body_timeout)
         .keep_alive(http_settings.keep_alive)
         .max_connections(http_settings.max_connections)
+        .shutdown_timeout(http_settings.shutdown_timeout.as_secs())
+        // `run_until_stopped` handles SIGTERM and SIGINT, to turn unready first.
+        .disable_signals()
         .listen(listener)?
         .run();
         Ok(Application {
@@ -211,11 +214,19 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop), advancing key
-    /// lifecycles every [`TICK`] meanwhile; then closes the service, so that no backend call is
-    /// in flight and every backend is released when this returns.
+    /// lifecycles every [`TICK`] meanwhile. On a signal: `/readyz` turns unready and every answer
+    /// from then on closes its connection; after the shutdown delay (or a second signal) the
+    /// listener closes, and the requests in flight get the shutdown timeout to finish. Then the tick stops and the service closes (the audit
+    /// writer's tallies written, the backends released, PKCS#11 finalized), so that no backend
+    /// call is in flight and every backend is released when this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (services, callers) = (self.services.clone(), self.callers.clone());
         let health = services.rings.health().clone();
+        let signals = tokio::spawn(stop_on_signal(
+            self.server.handle(),
+            health.clone(),
+            self.callers.settings().shutdown_delay,
+        ));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let ticker = tasks::supervise(LIFECYCLE, health, move || {
             let (services, callers) = (services.clone(), callers.clone());
@@ -244,12 +255,48 @@ impl Application {
             }
         });
         let result = self.server.await;
+        signals.abort();
         // Ends the ticker between two steps (the sender lives until here).
         let _ = stop.send(true);
         let _ = ticker.await;
         self.services.close().await;
         result
     }
+}
+
+/// Waits for SIGTERM or SIGINT, then turns the server unready, waits for `delay` or another
+/// signal, and stops it gracefully.
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    health: Arc<Health>,
+    delay: std::time::Duration,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; stop signet with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    health.begin_shutdown();
+    if !delay.is_zero() {
+        tracing::info!(
+            ?delay,
+            "shutting down: unready; serving until the delay ends or another signal comes"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    tracing::info!("shutting down: no new connections; finishing the requests in flight");
+    server.stop(true).await;
 }
 
 /// Logs each backend key that no live record names (they are kept: see `orphaned_keys`).

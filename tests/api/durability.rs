@@ -1,5 +1,5 @@
 //! No signature leaves without its audit record: under load while Postgres goes down and comes
-//! back, and when the server is killed with SIGKILL mid-load.
+//! back, when the server is killed with SIGKILL mid-load, and when SIGTERM stops it mid-load.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{decode_parts, eventually, serve_process, Db, TestApp, TestDb};
+use crate::helpers::{decode_parts, eventually, serve_process, terminate, Db, TestApp, TestDb};
 use crate::store_tests;
 
 const CLIENTS: usize = 64;
@@ -21,6 +21,8 @@ struct Outcome {
     finished: Instant,
     status: Option<StatusCode>,
     jti: Option<String>,
+    /// Unique to the request: the audit record of its signature, if any, names it.
+    sub: String,
 }
 
 /// `CLIENTS` clients signing in a loop against `base` until `stop`; every outcome is kept.
@@ -32,17 +34,18 @@ fn sign_in_a_loop(
     let http = reqwest::Client::new();
     let url = format!("{base}/v1/rings/r/sign");
     (0..CLIENTS)
-        .map(|_| {
+        .map(|client| {
             let (http, url, issuer, stop) =
                 (http.clone(), url.clone(), issuer.to_owned(), stop.clone());
             tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
+                    let sub = format!("load-{client}-{}", outcomes.len());
                     let started = Instant::now();
                     let response = http
                         .post(&url)
                         .bearer_auth(&issuer)
-                        .json(&json!({"claims": {"aud": "api", "sub": "load"}}))
+                        .json(&json!({"claims": {"aud": "api", "sub": sub}}))
                         .timeout(Duration::from_secs(30))
                         .send()
                         .await;
@@ -63,6 +66,7 @@ fn sign_in_a_loop(
                         finished: Instant::now(),
                         status,
                         jti,
+                        sub,
                     });
                 }
                 outcomes
@@ -79,8 +83,15 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>) -> Vec<Outco
     all
 }
 
-/// The `jti` of every signature record in the store at `url`, and the chain's verdict.
-async fn audited_jtis(url: &str) -> (std::collections::HashSet<String>, Value) {
+/// What the signature records in the store at `url` hold.
+struct Audited {
+    jtis: std::collections::HashSet<String>,
+    subs: std::collections::HashSet<String>,
+    /// The chain's verdict.
+    report: Value,
+}
+
+async fn audited(url: &str) -> Audited {
     let store = signet::store::Store::connect(&secrecy::SecretString::from(url.to_owned()))
         .await
         .unwrap();
@@ -89,20 +100,25 @@ async fn audited_jtis(url: &str) -> (std::collections::HashSet<String>, Value) {
             .fetch_all(&sqlx::AnyPool::connect(url).await.unwrap())
             .await
             .unwrap();
-    let jtis = details
+    let details: Vec<Value> = details
         .iter()
-        .map(|d| {
-            serde_json::from_str::<Value>(d).unwrap()["jti"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|d| serde_json::from_str(d).unwrap())
         .collect();
+    let fact = |name: &str| {
+        details
+            .iter()
+            .filter_map(|d| d[name].as_str().map(str::to_owned))
+            .collect()
+    };
     let report = signet::audit::verify::verify_chain(&store, None, None)
         .await
         .unwrap();
     store.close().await;
-    (jtis, serde_json::to_value(report).unwrap())
+    Audited {
+        jtis: fact("jti"),
+        subs: fact("sub"),
+        report: serde_json::to_value(report).unwrap(),
+    }
 }
 
 /// A Postgres cluster of this test's own, so it can be stopped without disturbing other tests.
@@ -276,7 +292,11 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
         );
     }
     let received: Vec<&String> = outcomes.iter().filter_map(|o| o.jti.as_ref()).collect();
-    let (audited, report) = audited_jtis(&postgres.url()).await;
+    let Audited {
+        jtis: audited,
+        report,
+        ..
+    } = audited(&postgres.url()).await;
     for jti in &received {
         assert!(
             audited.contains(*jti),
@@ -289,21 +309,14 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
     app.stop().await;
 }
 
-/// The server process is killed with SIGKILL while 64 clients sign: every token a client got
-/// before the kill has its record, and the chain verifies.
-async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(db, dir.path()).await;
-    let (mut server, base) = serve_process(dir.path(), &db.url, &[]).await;
-    let token_file = dir.path().join("admin-token");
-    let admin = std::fs::read_to_string(&token_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+/// On the `signet serve` process at `base` with its data directory at `dir`: the ring "r" and
+/// an issuer for it, whose token this returns.
+async fn ring_and_issuer(dir: &std::path::Path, base: &str) -> String {
+    let admin = std::fs::read_to_string(dir.join("admin-token")).unwrap();
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         http.post(format!("{base}{path}"))
-            .bearer_auth(&admin)
+            .bearer_auth(admin.trim())
             .json(&body)
             .send()
     };
@@ -323,22 +336,59 @@ async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
     .json()
     .await
     .unwrap();
+    client["token"].as_str().unwrap().to_owned()
+}
 
+/// How a test ends a server under load.
+enum Ending {
+    Sigkill,
+    Sigterm,
+}
+
+/// A `signet serve` process on a fresh store, 64 clients signing against it for 1.5 s, then
+/// `ending`: every outcome, the store (with its directory), and the exit status.
+async fn signing_until(
+    db: Db,
+    ending: Ending,
+) -> (
+    Vec<Outcome>,
+    TestDb,
+    tempfile::TempDir,
+    std::process::ExitStatus,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(db, dir.path()).await;
+    let (mut server, base) = serve_process(dir.path(), &db.url, &[]).await;
+    let issuer = ring_and_issuer(dir.path(), &base).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks = sign_in_a_loop(&base, client["token"].as_str().unwrap(), stop.clone());
+    let tasks = sign_in_a_loop(&base, &issuer, stop.clone());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    let status = match ending {
+        Ending::Sigkill => {
+            server.kill().unwrap();
+            server.wait().unwrap()
+        }
+        Ending::Sigterm => terminate(&mut server).await,
+    };
     stop.store(true, Ordering::Relaxed);
-    let outcomes = collect(tasks).await;
+    (collect(tasks).await, db, dir, status)
+}
 
+/// The server process is killed with SIGKILL while 64 clients sign: every token a client got
+/// before the kill has its record, and the chain verifies.
+async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
+    let (outcomes, db, _dir, _) = signing_until(db, Ending::Sigkill).await;
     let received: Vec<&String> = outcomes.iter().filter_map(|o| o.jti.as_ref()).collect();
     assert!(
         received.len() > CLIENTS,
         "too little load to mean anything: {}",
         received.len()
     );
-    let (audited, report) = audited_jtis(&db.url).await;
+    let Audited {
+        jtis: audited,
+        report,
+        ..
+    } = audited(&db.url).await;
     for jti in &received {
         assert!(
             audited.contains(*jti),
@@ -348,7 +398,47 @@ async fn a_kill_9_mid_load_loses_no_record_of_a_returned_signature(db: Db) {
     assert_eq!(report["ok"], true, "{report}");
 }
 
-store_tests!(a_kill_9_mid_load_loses_no_record_of_a_returned_signature);
+/// SIGTERM while 64 clients sign: every request is answered in full, or signed nothing (it found
+/// the listener closed, or its connection was still in the listener's backlog when the server
+/// exited), every token returned has its record, the chain verifies, and the server exits with
+/// status 0.
+async fn sigterm_mid_load_finishes_every_request_it_took(db: Db) {
+    let (outcomes, db, _dir, status) = signing_until(db, Ending::Sigterm).await;
+    assert_eq!(status.code(), Some(0), "{status}");
+
+    let received: Vec<&String> = outcomes.iter().filter_map(|o| o.jti.as_ref()).collect();
+    assert!(
+        received.len() > CLIENTS,
+        "too little load to mean anything: {}",
+        received.len()
+    );
+    let audited = audited(&db.url).await;
+    for outcome in &outcomes {
+        match outcome.status {
+            Some(StatusCode::OK) => {
+                let jti = outcome.jti.as_ref().expect("an answer was cut off");
+                assert!(
+                    audited.jtis.contains(jti),
+                    "token {jti} was returned without its record"
+                );
+            }
+            Some(status) => panic!("a request was answered {status}"),
+            // Refused, or its connection closed before the server read it (the listener's
+            // backlog at exit): either way it signed nothing, so nothing was cut off.
+            None => assert!(
+                !audited.subs.contains(&outcome.sub),
+                "request {} was signed but its answer never arrived",
+                outcome.sub
+            ),
+        }
+    }
+    assert_eq!(audited.report["ok"], true, "{}", audited.report);
+}
+
+store_tests!(
+    a_kill_9_mid_load_loses_no_record_of_a_returned_signature,
+    sigterm_mid_load_finishes_every_request_it_took
+);
 
 /// A record the store refuses (here a trigger refuses one client's records, as a constraint
 /// would refuse bad data) fails that client's requests only: the other clients' signatures, which

@@ -676,6 +676,32 @@ pub async fn serve_process_logging(
     (child, base)
 }
 
+/// Sends SIGTERM to a process.
+pub fn sigterm(process: &std::process::Child) {
+    let pid = process.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Sends SIGTERM to a `signet serve` process and returns its exit status (within 60 s).
+pub async fn terminate(server: &mut std::process::Child) -> std::process::ExitStatus {
+    sigterm(server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit within 60 s of SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs `signet serve` with `env` on a data directory that does not exist yet and expects it to
 /// refuse to start, leaving no data directory behind; returns its stderr.
 pub fn refused_start(env: &[(&str, &str)]) -> String {

@@ -1,4 +1,5 @@
-//! What an operator watches: `/metrics` after real traffic, request ids, and the access log.
+//! What an operator watches: `/metrics` after real traffic, request ids, the access log, and
+//! `/readyz` once shutdown begins.
 
 // The samples compared are counts: whole numbers, exact in an f64.
 #![allow(clippy::float_cmp)]
@@ -8,7 +9,9 @@ use std::collections::HashMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{serve_process_logging, Db, TestApp, TestDb};
+use crate::helpers::{
+    serve_process, serve_process_logging, sigterm, terminate, Db, TestApp, TestDb,
+};
 use crate::store_tests;
 
 /// A scrape: each sample's name with its labels (as written) to its value.
@@ -252,8 +255,9 @@ async fn the_json_access_log_names_the_request_and_never_its_token_or_claims() {
         .as_str()
         .unwrap()
         .to_owned();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(http);
+    // A clean stop writes every queued log line.
+    assert!(terminate(&mut server).await.success());
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<Value> = log
@@ -279,4 +283,60 @@ async fn the_json_access_log_names_the_request_and_never_its_token_or_claims() {
     ] {
         assert!(!log.contains(secret), "the log holds {secret}");
     }
+}
+
+/// SIGTERM with a shutdown delay: the server goes on serving (so a load balancer that polls
+/// `/readyz` stops sending before the listener closes), `/readyz` answers 503 `shutting_down`
+/// and every answer closes its connection; a second SIGTERM ends the delay and the server exits
+/// with status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_turns_unready_as_soon_as_shutdown_begins() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Db::Sqlite, dir.path()).await;
+    let (mut server, base) = serve_process(
+        dir.path(),
+        &db.url,
+        &[("SIGNET_SHUTDOWN_DELAY_SECONDS", "3600")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let readyz = || async {
+        let answer = http.get(format!("{base}/readyz")).send().await.unwrap();
+        let closes = answer
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            answer.status(),
+            closes,
+            answer.json::<Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(readyz().await.0, StatusCode::OK);
+    sigterm(&server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (closes, body) = loop {
+        let (status, closes, body) = readyz().await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break (closes, body);
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready 60 s after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(closes.as_deref(), Some("close"));
+    assert_eq!(body["status"], "unavailable");
+    assert!(body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["code"] == "shutting_down"));
+    // Still serving meanwhile.
+    let healthz = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), StatusCode::OK);
+    drop(http);
+    assert!(terminate(&mut server).await.success());
 }

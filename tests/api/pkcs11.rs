@@ -15,7 +15,9 @@ use signet::domain::BackendKind;
 use signet_core::{KeyId, KeyProvider, KeySpec};
 use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 
-use crate::helpers::{pkcs11_env, refused_start, serve_process, Backend, Db, TestApp, TestDb};
+use crate::helpers::{
+    pkcs11_env, refused_start, serve_process, terminate, Backend, Db, TestApp, TestDb,
+};
 
 fn token_provider() -> Pkcs11Provider {
     Pkcs11Provider::open(Pkcs11Config {
@@ -218,23 +220,7 @@ async fn the_server_on_the_token_exits_cleanly_on_sigterm_after_signing() {
         kids.insert(signed["kid"].as_str().unwrap().to_owned());
         drop(http);
 
-        let pid = server.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = server.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {run}: no exit within 60 s of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let status = terminate(&mut server).await;
         assert_eq!(status.code(), Some(0), "run {run}: {status}");
     }
     assert_eq!(kids.len(), 1, "one key on the token throughout: {kids:?}");
