@@ -1,5 +1,6 @@
 //! JOSE encoding: JWKs (RFC 7517/7518 §6, RFC 8037 for OKP), RFC 7638 thumbprints as `kid`, the
-//! compact JWS serialisation (RFC 7515 §7.1), and verification through `jsonwebtoken`.
+//! compact JWS serialisation (RFC 7515 §7.1), and verification against a published key
+//! (signatures checked by aws-lc-rs, through [`signet_core::verify`]).
 //!
 //! Signing itself happens in the key's backend: this module only builds the signing input and
 //! assembles the token around the signature the backend returns.
@@ -9,7 +10,9 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use signet_core::{Algorithm, KeySpec, PublicKey};
 
+use crate::clock::now_ms;
 use crate::domain::{CallerText, Kid};
+use crate::json;
 
 pub fn b64url(bytes: &[u8]) -> String {
     B64URL.encode(bytes)
@@ -135,92 +138,144 @@ pub enum VerifyError {
     Invalid(&'static str),
 }
 
-impl From<jsonwebtoken::errors::Error> for VerifyError {
-    fn from(e: jsonwebtoken::errors::Error) -> VerifyError {
-        use jsonwebtoken::errors::ErrorKind;
-        VerifyError::Invalid(match e.kind() {
-            ErrorKind::InvalidSignature => "the signature does not verify",
-            ErrorKind::ExpiredSignature => "the token has expired",
-            ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
-            ErrorKind::InvalidAudience => "the token is not for this audience",
-            ErrorKind::InvalidAlgorithm => "the token's alg is not its key's",
-            ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp)",
-            ErrorKind::InvalidToken
-            | ErrorKind::Base64(_)
-            | ErrorKind::Json(_)
-            | ErrorKind::Utf8(_) => "the token is malformed",
-            _ => "the token was refused",
-        })
-    }
-}
-
 /// The verified contents of a token.
 pub struct Verified {
     pub header: Value,
     pub claims: Value,
 }
 
+/// The three parts of a compact JWS: the signing input, its header part, and the payload and
+/// signature parts.
+struct Parts<'a> {
+    signing_input: &'a str,
+    header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+fn parts(token: &str) -> Result<Parts<'_>, VerifyError> {
+    let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+    let (header, payload) = signing_input
+        .split_once('.')
+        .ok_or(VerifyError::Malformed)?;
+    if payload.contains('.') {
+        return Err(VerifyError::Malformed);
+    }
+    Ok(Parts {
+        signing_input,
+        header,
+        payload,
+        signature,
+    })
+}
+
+/// A base64url part holding a JSON object, read strictly (no member named twice).
+fn object(part: &str) -> Result<Map<String, Value>, VerifyError> {
+    let bytes = b64url_decode(part).ok_or(VerifyError::Malformed)?;
+    json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)
+}
+
 /// Reads the `kid` of a compact JWS without trusting anything else in it.
 pub fn peek_kid(token: &str) -> Result<String, VerifyError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-    header.kid.ok_or(VerifyError::Malformed)
-}
-
-/// The decoding key of a published `jwk` and the one algorithm it may verify.
-fn decoding_key(
-    jwk: &Value,
-) -> Result<(jsonwebtoken::DecodingKey, jsonwebtoken::Algorithm), VerifyError> {
-    // A published key is one of ours: one we cannot use is a bug, not the caller's doing.
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())
-        .map_err(|_| VerifyError::Invalid("the published key is unusable"))?;
-    let alg = match jwk.common.key_algorithm {
-        Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => jsonwebtoken::Algorithm::ES256,
-        Some(jsonwebtoken::jwk::KeyAlgorithm::ES384) => jsonwebtoken::Algorithm::ES384,
-        Some(jsonwebtoken::jwk::KeyAlgorithm::RS256) => jsonwebtoken::Algorithm::RS256,
-        Some(jsonwebtoken::jwk::KeyAlgorithm::PS256) => jsonwebtoken::Algorithm::PS256,
-        Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA) => jsonwebtoken::Algorithm::EdDSA,
-        _ => return Err(VerifyError::Invalid("the published key is unusable")),
-    };
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
-    Ok((key, alg))
-}
-
-/// Verifies `token` against the published `jwk`: signature, the JWK's algorithm (a token cannot
-/// pick another), `exp` and `nbf` (no leeway), and the audience when one is expected.
-pub fn verify(token: &str, jwk: &Value, audience: Option<&str>) -> Result<Verified, VerifyError> {
-    let (key, alg) = decoding_key(jwk)?;
-    let mut validation = jsonwebtoken::Validation::new(alg);
-    validation.leeway = 0;
-    validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp"]);
-    match audience {
-        Some(aud) => validation.set_audience(&[aud]),
-        None => validation.validate_aud = false,
+    let header = object(parts(token)?.header)?;
+    match header.get("kid") {
+        Some(Value::String(kid)) => Ok(kid.clone()),
+        _ => Err(VerifyError::Malformed),
     }
-    decode(token, &key, &validation)
 }
 
-/// Verifies only the signature of a JWS whose payload is a record rather than a token (an audit
-/// checkpoint): no time claims are required or checked.
+/// The public key of a JWK signet published, and the one algorithm it verifies.
+fn published_key(jwk: &Value) -> Option<(PublicKey, Algorithm)> {
+    let member = |name: &str| jwk.get(name).and_then(Value::as_str);
+    let bytes = |name: &str| member(name).and_then(b64url_decode);
+    let alg = Algorithm::parse(member("alg")?)?;
+    let key = match (member("kty")?, member("crv")) {
+        ("EC", Some(crv)) => PublicKey::Ec {
+            spec: match crv {
+                "P-256" => KeySpec::EcP256,
+                "P-384" => KeySpec::EcP384,
+                _ => return None,
+            },
+            x: bytes("x")?,
+            y: bytes("y")?,
+        },
+        ("RSA", _) => PublicKey::Rsa {
+            n: bytes("n")?,
+            e: bytes("e")?,
+        },
+        ("OKP", Some("Ed25519")) => PublicKey::Ed25519 { x: bytes("x")? },
+        _ => return None,
+    };
+    Some((key, alg))
+}
+
+/// Verifies `token` against the published `jwk`: the signature, the JWK's algorithm (a token
+/// cannot pick another), `exp` (required) and `nbf` at the time now, without leeway, and the
+/// audience when one is expected.
+pub fn verify(token: &str, jwk: &Value, audience: Option<&str>) -> Result<Verified, VerifyError> {
+    let verified = verify_signature(token, jwk)?;
+    let claims = verified
+        .claims
+        .as_object()
+        .ok_or(VerifyError::Invalid("the payload is not a JSON object"))?;
+    let now = now_ms().as_secs() as f64;
+    let time = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .map(Some)
+            .ok_or(VerifyError::Invalid("a time claim is not a number")),
+    };
+    let exp = time("exp")?.ok_or(VerifyError::Invalid(
+        "the token lacks a required claim (exp)",
+    ))?;
+    if now >= exp {
+        return Err(VerifyError::Invalid("the token has expired"));
+    }
+    if time("nbf")?.is_some_and(|nbf| now < nbf) {
+        return Err(VerifyError::Invalid("the token is not valid yet (nbf)"));
+    }
+    if let Some(expected) = audience {
+        let listed = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == expected,
+            Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(expected)),
+            _ => false,
+        };
+        if !listed {
+            return Err(VerifyError::Invalid("the token is not for this audience"));
+        }
+    }
+    Ok(verified)
+}
+
+/// Verifies only the signature of a JWS (under the JWK's algorithm), and returns its header and
+/// payload: for a payload that is a record rather than a token (an audit checkpoint), no claim is
+/// required or checked.
 pub fn verify_signature(token: &str, jwk: &Value) -> Result<Verified, VerifyError> {
-    let (key, alg) = decoding_key(jwk)?;
-    let mut validation = jsonwebtoken::Validation::new(alg);
-    validation.set_required_spec_claims::<&str>(&[]);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    decode(token, &key, &validation)
-}
-
-fn decode(
-    token: &str,
-    key: &jsonwebtoken::DecodingKey,
-    validation: &jsonwebtoken::Validation,
-) -> Result<Verified, VerifyError> {
-    let data = jsonwebtoken::decode::<Value>(token, key, validation)?;
-    let header = serde_json::to_value(&data.header).expect("a header serialises");
+    // A published key is one of ours: one we cannot use is a bug, not the caller's doing.
+    let (key, alg) =
+        published_key(jwk).ok_or(VerifyError::Invalid("the published key is unusable"))?;
+    let parts = parts(token)?;
+    let header = object(parts.header)?;
+    if header.get("alg").and_then(Value::as_str) != Some(alg.as_str()) {
+        return Err(VerifyError::Invalid("the token's alg is not its key's"));
+    }
+    // RFC 7515 §4.1.11: extensions a verifier does not understand must fail it; signet's tokens
+    // have none.
+    if header.contains_key("crit") {
+        return Err(VerifyError::Invalid(
+            "the token names critical header parameters",
+        ));
+    }
+    let signature = b64url_decode(parts.signature).ok_or(VerifyError::Malformed)?;
+    if !signet_core::verify(&key, alg, parts.signing_input.as_bytes(), &signature) {
+        return Err(VerifyError::Invalid("the signature does not verify"));
+    }
+    let payload = b64url_decode(parts.payload).ok_or(VerifyError::Malformed)?;
+    let claims = json::from_slice(&payload).map_err(|_| VerifyError::Malformed)?;
     Ok(Verified {
-        header,
-        claims: data.claims,
+        header: Value::Object(header),
+        claims,
     })
 }
 
@@ -280,6 +335,100 @@ mod tests {
         other["x"] = json!(b64url(&[3; 32]));
         assert_ne!(jwk_thumbprint(&other), Some(thumbprint(&key)));
         assert_eq!(jwk_thumbprint(&json!({"kty": "oct", "k": "x"})), None);
+    }
+
+    /// A token of `header` and `claims` signed by a new Ed25519 key, and the key's JWK as
+    /// published for `alg`.
+    fn signed(header: &Value, claims: &Value, alg: Algorithm) -> (String, Value) {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let key = PublicKey::Ed25519 {
+            x: pair.public_key().as_ref().to_vec(),
+        };
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let signature = b64url(pair.sign(input.as_bytes()).as_ref());
+        (format!("{input}.{signature}"), public_jwk(&key, alg))
+    }
+
+    #[test]
+    fn verification_checks_the_signature_the_algorithm_and_the_times() {
+        let now = now_ms().as_secs();
+        let header = json!({"alg": "Ed25519", "kid": "k", "typ": "JWT"});
+        let claims = json!({"exp": now + 60, "aud": ["api", "web"]});
+        let (token, jwk) = signed(&header, &claims, Algorithm::Ed25519);
+        let verified = verify(&token, &jwk, Some("web")).unwrap();
+        assert_eq!(verified.claims, claims);
+        assert_eq!(verified.header, header);
+        assert_eq!(peek_kid(&token).unwrap(), "k");
+
+        let refused = |token: &str, jwk: &Value, audience: Option<&str>| {
+            verify(token, jwk, audience).err().unwrap().to_string()
+        };
+        assert!(refused(&token, &jwk, Some("admin")).contains("audience"));
+        let (_, other_key) = signed(&header, &claims, Algorithm::Ed25519);
+        assert!(refused(&token, &other_key, None).contains("signature"));
+        // The JWK names the algorithm: a token under its other name does not verify with it.
+        let (legacy, legacy_jwk) = signed(
+            &json!({"alg": "EdDSA", "kid": "k"}),
+            &claims,
+            Algorithm::EdDSA,
+        );
+        assert!(verify(&legacy, &legacy_jwk, None).is_ok());
+        let (renamed, _) = signed(
+            &json!({"alg": "EdDSA", "kid": "k"}),
+            &claims,
+            Algorithm::EdDSA,
+        );
+        assert!(refused(&renamed, &jwk, None).contains("alg"));
+        let (none, _) = signed(
+            &json!({"alg": "none", "kid": "k"}),
+            &claims,
+            Algorithm::Ed25519,
+        );
+        assert!(refused(&none, &jwk, None).contains("alg"));
+        let (critical, critical_jwk) = signed(
+            &json!({"alg": "Ed25519", "kid": "k", "crit": ["exp"]}),
+            &claims,
+            Algorithm::Ed25519,
+        );
+        assert!(refused(&critical, &critical_jwk, None).contains("critical"));
+
+        for (times, why) in [
+            (json!({"exp": now}), "expired"),
+            (json!({"exp": now - 1}), "expired"),
+            (json!({"iat": now}), "exp"),
+            (json!({"exp": "tomorrow"}), "number"),
+            (json!({"exp": now + 60, "nbf": now + 30}), "nbf"),
+        ] {
+            let (token, jwk) = signed(&header, &times, Algorithm::Ed25519);
+            assert!(refused(&token, &jwk, None).contains(why), "{times}");
+        }
+        let (token, jwk) = signed(
+            &header,
+            &json!({"exp": now + 60, "nbf": now}),
+            Algorithm::Ed25519,
+        );
+        assert!(verify(&token, &jwk, None).is_ok());
+
+        for malformed in [
+            "a.b",
+            "a.b.c.d",
+            &format!("{token}x"),
+            &token.replacen('.', ".!", 1),
+        ] {
+            assert!(verify(malformed, &jwk, None).is_err(), "{malformed}");
+        }
+        // A header naming a member twice is not read.
+        let twice = format!(
+            "{}.{}",
+            b64url(br#"{"alg":"Ed25519","kid":"k","kid":"other"}"#),
+            token.split_once('.').unwrap().1
+        );
+        assert!(matches!(peek_kid(&twice), Err(VerifyError::Malformed)));
     }
 
     #[test]

@@ -289,8 +289,8 @@ struct RingCreate {
     /// Where its keys live.
     #[arg(long, default_value = "file", value_parser = ["file", "pkcs11", "aws-kms"])]
     backend: String,
-    /// The signing algorithm.
-    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "RS256", "PS256", "EdDSA"])]
+    /// The signing algorithm (EdDSA is taken as Ed25519, its RFC 9864 name).
+    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA"])]
     algorithm: String,
     /// RSA modulus size for RS256/PS256 (2048 or 3072) [default: 2048].
     #[arg(long, value_name = "BITS")]

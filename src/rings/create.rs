@@ -41,7 +41,7 @@ fn key_spec(algorithm: Algorithm, rsa_bits: Option<u32>) -> Result<KeySpec, Ring
     match (algorithm, rsa_bits) {
         (Algorithm::ES256, None) => Ok(KeySpec::EcP256),
         (Algorithm::ES384, None) => Ok(KeySpec::EcP384),
-        (Algorithm::EdDSA, None) => Ok(KeySpec::Ed25519),
+        (Algorithm::Ed25519 | Algorithm::EdDSA, None) => Ok(KeySpec::Ed25519),
         (Algorithm::RS256 | Algorithm::PS256, None | Some(2048)) => Ok(KeySpec::Rsa2048),
         (Algorithm::RS256 | Algorithm::PS256, Some(3072)) => Ok(KeySpec::Rsa3072),
         (Algorithm::RS256 | Algorithm::PS256, Some(_)) => {
@@ -77,13 +77,15 @@ impl RingService {
     ) -> Result<(RingRecord, KeyRecord), RingError> {
         request.policy.validate().map_err(RingError::Invalid)?;
         request.timing.validate().map_err(RingError::Invalid)?;
-        let spec = key_spec(request.algorithm, request.rsa_bits)?;
+        // `EdDSA` is taken as an alias: a new ring says `Ed25519` (RFC 9864).
+        let algorithm = request.algorithm.fully_specified();
+        let spec = key_spec(algorithm, request.rsa_bits)?;
         self.provider_for(request.backend)?;
         let now = now_ms();
         let ring = RingRecord {
             name,
             backend: request.backend,
-            algorithm: request.algorithm,
+            algorithm,
             key_spec: spec,
             policy: request.policy,
             timing: request.timing,

@@ -100,8 +100,9 @@ async fn tokens_longer_than_kms_raw_messages_are_signed_over_their_digest_and_ve
         let token = response.body["token"].as_str().unwrap().to_owned();
         assert!(token.rsplit_once('.').unwrap().0.len() > 4096);
         let url = format!("{}/v1/rings/{name}/jwks.json", app.address);
-        verify_all(Verifier::Jose, &url, std::slice::from_ref(&token));
-        verify_all(Verifier::PyJwt, &url, &[token]);
+        for verifier in Verifier::ALL {
+            verify_all(verifier, &url, std::slice::from_ref(&token));
+        }
     }
 }
 

@@ -108,7 +108,8 @@ async fn every_api_command_works_against_a_running_server_and_is_audited() {
             &ring["algorithm"],
             &ring["policy"]["max_ttl_seconds"]
         ),
-        (&json!("orders"), &json!("EdDSA"), &json!(600))
+        // EdDSA is an alias: the ring takes the RFC 9864 name.
+        (&json!("orders"), &json!("Ed25519"), &json!(600))
     );
     assert_eq!(ring["timing"]["leeway_seconds"], 30);
     let first = ring["active_kid"].as_str().unwrap().to_owned();

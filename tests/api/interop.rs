@@ -1,5 +1,5 @@
-//! Tokens signed by signet verify in independent JOSE implementations, npm `jose` and PyJWT,
-//! which fetch our JWKS over HTTP like any verifier would. The verifier scripts and their pinned
+//! Tokens signed by signet verify in independent JOSE implementations, npm `jose`, PyJWT,
+//! joserfc and jwcrypto, which fetch our JWKS over HTTP like any verifier would. The verifier scripts and their pinned
 //! dependencies live in tests/interop; `scripts/test` installs them.
 
 use std::path::PathBuf;
@@ -8,12 +8,23 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, Db, TestApp};
+use crate::helpers::{decode_parts, Backend, Db, TestApp};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Verifier {
     Jose,
     PyJwt,
+    Joserfc,
+    Jwcrypto,
+}
+
+impl Verifier {
+    pub const ALL: [Verifier; 4] = [
+        Verifier::Jose,
+        Verifier::PyJwt,
+        Verifier::Joserfc,
+        Verifier::Jwcrypto,
+    ];
 }
 
 fn interop_dir() -> PathBuf {
@@ -33,12 +44,17 @@ fn command(verifier: Verifier) -> Command {
             command.arg(dir.join("verify_jose.mjs"));
             command
         }
-        Verifier::PyJwt => {
+        Verifier::PyJwt | Verifier::Joserfc | Verifier::Jwcrypto => {
             let python = std::env::var("SIGNET_TEST_PYTHON").unwrap_or_else(|_| {
-                panic!("SIGNET_TEST_PYTHON is not set: run scripts/test, which builds a venv with PyJWT from tests/interop/requirements.txt")
+                panic!("SIGNET_TEST_PYTHON is not set: run scripts/test, which builds a venv with PyJWT, joserfc and jwcrypto from tests/interop/requirements.txt")
             });
+            let script = match verifier {
+                Verifier::PyJwt => "verify_pyjwt.py",
+                Verifier::Joserfc => "verify_joserfc.py",
+                _ => "verify_jwcrypto.py",
+            };
             let mut command = Command::new(python);
-            command.arg(interop_dir().join("verify_pyjwt.py"));
+            command.arg(interop_dir().join(script));
             command
         }
     }
@@ -89,7 +105,8 @@ pub async fn sign_many(app: &TestApp, issuer: &str, ring: &str, n: usize) -> Vec
     tokens
 }
 
-async fn tokens_of_every_algorithm_verify_in_jose_and_pyjwt(db: Db, backend: Backend) {
+/// `EdDSA` at creation is an alias: that ring signs as `Ed25519` too.
+async fn tokens_of_every_algorithm_verify_in_every_verifier(db: Db, backend: Backend) {
     let app = TestApp::spawn_on(db, backend).await;
     let rings = [
         ("es256", json!({"algorithm": "ES256"})),
@@ -104,12 +121,13 @@ async fn tokens_of_every_algorithm_verify_in_jose_and_pyjwt(db: Db, backend: Bac
             "ps256-3072",
             json!({"algorithm": "PS256", "rsa_bits": 3072}),
         ),
+        ("ed25519", json!({"algorithm": "Ed25519"})),
         ("eddsa", json!({"algorithm": "EdDSA"})),
     ];
     // LocalStack's KMS has no Ed25519 keys: aws_kms.rs checks that such a ring is refused.
     let rings: Vec<_> = rings
         .into_iter()
-        .filter(|(name, _)| backend != Backend::AwsKms || *name != "eddsa")
+        .filter(|(name, _)| backend != Backend::AwsKms || !name.starts_with("ed"))
         .collect();
     let names: Vec<&str> = rings.iter().map(|(n, _)| *n).collect();
     for (name, body) in &rings {
@@ -121,15 +139,21 @@ async fn tokens_of_every_algorithm_verify_in_jose_and_pyjwt(db: Db, backend: Bac
     let mut all = Vec::new();
     for name in &names {
         let tokens = sign_many(&app, &issuer, name, 5).await;
+        if name.starts_with("ed") {
+            let (header, _) = decode_parts(&tokens[0]);
+            assert_eq!(header["alg"], "Ed25519", "{name}");
+        }
         let url = format!("{}/v1/rings/{name}/jwks.json", app.address);
-        verify_all(Verifier::Jose, &url, &tokens);
-        verify_all(Verifier::PyJwt, &url, &tokens);
+        for verifier in Verifier::ALL {
+            verify_all(verifier, &url, &tokens);
+        }
         all.extend(tokens);
     }
     // The combined set serves every ring's keys.
     let url = format!("{}/.well-known/jwks.json", app.address);
-    verify_all(Verifier::Jose, &url, &all);
-    verify_all(Verifier::PyJwt, &url, &all);
+    for verifier in Verifier::ALL {
+        verify_all(verifier, &url, &all);
+    }
 }
 
 /// A thousand ES256 signatures in a row: an r or s with leading zero bytes shows up about once in
@@ -140,12 +164,13 @@ async fn a_thousand_es256_tokens_all_verify(db: Db, backend: Backend) {
     let (_, issuer) = app.create_client("svc", "issuer", &["es256"]).await;
     let tokens = sign_many(&app, &issuer, "es256", 1000).await;
     let url = format!("{}/v1/rings/es256/jwks.json", app.address);
-    verify_all(Verifier::Jose, &url, &tokens);
-    verify_all(Verifier::PyJwt, &url, &tokens);
+    for verifier in Verifier::ALL {
+        verify_all(verifier, &url, &tokens);
+    }
 }
 
 backend_tests!(
-    tokens_of_every_algorithm_verify_in_jose_and_pyjwt,
+    tokens_of_every_algorithm_verify_in_every_verifier,
     a_thousand_es256_tokens_all_verify
 );
 
@@ -161,7 +186,7 @@ async fn the_verifiers_reject_a_tampered_token() {
     let forged_payload = signet::jose::b64url(json!({"iss": "https://issuer.test", "aud": "api", "sub": "admin", "exp": 4_000_000_000u64}).to_string().as_bytes());
     let forged = format!("{header}.{forged_payload}.{signature}");
     let url = format!("{}/v1/rings/es256/jwks.json", app.address);
-    for verifier in [Verifier::Jose, Verifier::PyJwt] {
+    for verifier in Verifier::ALL {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &forged).unwrap();
         let output = command(verifier)
@@ -178,4 +203,49 @@ async fn the_verifiers_reject_a_tampered_token() {
         let report: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(report["failed"], 1, "{verifier:?}: {report}");
     }
+}
+
+/// A ring created as `EdDSA` before signet took the RFC 9864 name keeps that name: its header
+/// and its JWK say `EdDSA`, and every verifier accepts its tokens. (The ring is made as an
+/// Ed25519 ring, then its rows are rewritten to what an older signet stored.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_created_as_eddsa_keeps_the_name() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_ring("legacy", json!({"algorithm": "EdDSA"}))
+        .await;
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    for statement in [
+        "UPDATE rings SET algorithm = 'EdDSA' WHERE name = 'legacy'",
+        "UPDATE keys SET algorithm = 'EdDSA', \
+           public_jwk = replace(public_jwk, '\"alg\":\"Ed25519\"', '\"alg\":\"EdDSA\"') \
+         WHERE ring = 'legacy'",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let app = app.restart().await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["legacy"]).await;
+    let tokens = sign_many(&app, &issuer, "legacy", 3).await;
+    let (header, _) = decode_parts(&tokens[0]);
+    assert_eq!(header["alg"], "EdDSA");
+    let jwks = app.get("/v1/rings/legacy/jwks.json", None).await;
+    assert_eq!(jwks.body["keys"][0]["alg"], "EdDSA");
+    let url = format!("{}/v1/rings/legacy/jwks.json", app.address);
+    for verifier in Verifier::ALL {
+        verify_all(verifier, &url, &tokens);
+    }
+    let verified = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/verify",
+            None,
+            Some(json!({"token": tokens[0]})),
+        )
+        .await;
+    assert_eq!(
+        verified.status,
+        reqwest::StatusCode::OK,
+        "{}",
+        verified.body
+    );
 }

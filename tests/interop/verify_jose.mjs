@@ -18,7 +18,7 @@ const jwks = createRemoteJWKSet(new URL(jwksUrl));
 // Same checks as verify_pyjwt.py: the algorithm allow-list, iss (and aud if given), exp and iat.
 const options = {
   issuer,
-  algorithms: ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
+  algorithms: ["ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA"],
   requiredClaims: ["exp", "iat"],
 };
 if (audience) options.audience = audience;

@@ -77,7 +77,7 @@ pub(crate) async fn create(
                 if spec == KeySpec::Ed25519 =>
             {
                 ProviderError::Unsupported(format!(
-                    "this KMS does not create ECC_NIST_EDWARDS25519 keys, so EdDSA rings cannot use the aws-kms backend here ({detail})"
+                    "this KMS does not create ECC_NIST_EDWARDS25519 keys, so Ed25519 rings cannot use the aws-kms backend here ({detail})"
                 ))
             }
             other => other,

@@ -1,7 +1,7 @@
 //! signet's AWS KMS backend: asymmetric KMS keys (`KeyUsage=SIGN_VERIFY`) that never leave KMS.
 //!
 //! - Keys: ES256 on `ECC_NIST_P256`, ES384 on `ECC_NIST_P384`, RS256/PS256 on `RSA_2048` or
-//!   `RSA_3072`, EdDSA on `ECC_NIST_EDWARDS25519` where the KMS offers it (a KMS that does not
+//!   `RSA_3072`, Ed25519 on `ECC_NIST_EDWARDS25519` where the KMS offers it (a KMS that does not
 //!   refuses the ring at creation with `Unsupported`). A key's reference is `awskms:<key ARN>`.
 //! - Rotation is signet's: AWS KMS never rotates asymmetric keys, so each rotation creates a new
 //!   key, and destroying an old one schedules its deletion after a waiting period (7-30 days).

@@ -69,7 +69,7 @@ fn jws_algorithm(spec: KeySpec) -> Algorithm {
         KeySpec::EcP256 => Algorithm::ES256,
         KeySpec::EcP384 => Algorithm::ES384,
         KeySpec::Rsa2048 | KeySpec::Rsa3072 => Algorithm::RS256,
-        KeySpec::Ed25519 => Algorithm::EdDSA,
+        KeySpec::Ed25519 => Algorithm::Ed25519,
     }
 }
 
@@ -79,7 +79,7 @@ fn verification(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
         Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
         Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-        Algorithm::EdDSA => &signature::ED25519,
+        Algorithm::Ed25519 | Algorithm::EdDSA => &signature::ED25519,
     }
 }
 
@@ -89,7 +89,7 @@ fn signing_algorithm(alg: Algorithm) -> SigningAlgorithmSpec {
         Algorithm::ES384 => SigningAlgorithmSpec::EcdsaSha384,
         Algorithm::RS256 => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
         Algorithm::PS256 => SigningAlgorithmSpec::RsassaPssSha256,
-        Algorithm::EdDSA => SigningAlgorithmSpec::Ed25519Sha512,
+        Algorithm::Ed25519 | Algorithm::EdDSA => SigningAlgorithmSpec::Ed25519Sha512,
     }
 }
 
@@ -101,9 +101,9 @@ fn kms_message(alg: Algorithm, message: &[u8]) -> Result<(MessageType, Vec<u8>),
     let hash = match alg {
         Algorithm::ES384 => &digest::SHA384,
         // Ed25519 hashes inside the signature: there is no digest KMS could sign in its place.
-        Algorithm::EdDSA => {
+        Algorithm::Ed25519 | Algorithm::EdDSA => {
             return Err(ProviderError::Unsupported(format!(
-                "aws-kms signs EdDSA messages of at most {RAW_LIMIT} bytes"
+                "aws-kms signs Ed25519 messages of at most {RAW_LIMIT} bytes"
             )))
         }
         _ => &digest::SHA256,
@@ -174,7 +174,7 @@ mod tests {
         let (_, sent) = kms_message(Algorithm::ES384, &long).unwrap();
         assert_eq!(sent, digest::digest(&digest::SHA384, &long).as_ref());
         assert!(matches!(
-            kms_message(Algorithm::EdDSA, &long),
+            kms_message(Algorithm::Ed25519, &long),
             Err(ProviderError::Unsupported(_))
         ));
     }

@@ -21,26 +21,40 @@ use std::fmt;
 pub mod testkit;
 
 use async_trait::async_trait;
+use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
-/// A JWS signing algorithm signet issues tokens with (RFC 7518 §3.1, RFC 8037 for EdDSA).
+/// A JWS signing algorithm signet issues tokens with (RFC 7518 §3.1; Ed25519 per RFC 9864,
+/// which deprecates RFC 8037's polymorphic `EdDSA` name for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Algorithm {
     ES256,
     ES384,
     RS256,
     PS256,
+    /// Ed25519 under its RFC 9864 name: what rings created since use.
+    Ed25519,
+    /// Ed25519 under its RFC 8037 name, kept by the rings created with it.
     EdDSA,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 5] = [
+    pub const ALL: [Algorithm; 6] = [
         Algorithm::ES256,
         Algorithm::ES384,
         Algorithm::RS256,
         Algorithm::PS256,
+        Algorithm::Ed25519,
         Algorithm::EdDSA,
     ];
+
+    /// The name a new ring takes for this algorithm: `EdDSA` becomes `Ed25519` (RFC 9864).
+    pub fn fully_specified(self) -> Algorithm {
+        match self {
+            Algorithm::EdDSA => Algorithm::Ed25519,
+            other => other,
+        }
+    }
 
     /// The `alg` header value.
     pub fn as_str(self) -> &'static str {
@@ -49,6 +63,7 @@ impl Algorithm {
             Algorithm::ES384 => "ES384",
             Algorithm::RS256 => "RS256",
             Algorithm::PS256 => "PS256",
+            Algorithm::Ed25519 => "Ed25519",
             Algorithm::EdDSA => "EdDSA",
         }
     }
@@ -69,7 +84,7 @@ impl Algorithm {
             Algorithm::RS256 | Algorithm::PS256 => {
                 matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072)
             }
-            Algorithm::EdDSA => spec == KeySpec::Ed25519,
+            Algorithm::Ed25519 | Algorithm::EdDSA => spec == KeySpec::Ed25519,
         }
     }
 }
@@ -128,6 +143,43 @@ pub enum PublicKey {
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// The 32-byte Ed25519 public key.
     Ed25519 { x: Vec<u8> },
+}
+
+/// Whether `signature` is a valid JWS signature (RFC 7518 §3, RFC 8037) of `message` by `public`
+/// with `alg`: ES256/ES384 as the fixed-length `r || s`, RS256 as RSASSA-PKCS1-v1_5 with SHA-256,
+/// PS256 as RSASSA-PSS with SHA-256 (MGF1 SHA-256, 32-byte salt), Ed25519 (or EdDSA) as Ed25519.
+/// A key that cannot sign with `alg` (an EC key of the other curve, an RSA key for ES256) never
+/// verifies.
+pub fn verify(public: &PublicKey, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    match (public, alg) {
+        (PublicKey::Ec { spec, x, y }, Algorithm::ES256 | Algorithm::ES384) => {
+            let algorithm = match (alg, spec) {
+                (Algorithm::ES256, KeySpec::EcP256) => &signature::ECDSA_P256_SHA256_FIXED,
+                (Algorithm::ES384, KeySpec::EcP384) => &signature::ECDSA_P384_SHA384_FIXED,
+                _ => return false,
+            };
+            let point = [&[0x04][..], x, y].concat();
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (PublicKey::Rsa { n, e }, Algorithm::RS256 | Algorithm::PS256) => {
+            let algorithm = if alg == Algorithm::RS256 {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &signature::RSA_PSS_2048_8192_SHA256
+            };
+            RsaPublicKeyComponents { n, e }
+                .verify(algorithm, message, signature)
+                .is_ok()
+        }
+        (PublicKey::Ed25519 { x }, Algorithm::Ed25519 | Algorithm::EdDSA) => {
+            UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(message, signature)
+                .is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// signet's own identifier for a key; providers tie backend objects to it (see the module docs).
@@ -240,7 +292,66 @@ pub trait KeyProvider: Send + Sync {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    };
+
     use super::*;
+
+    #[test]
+    fn verify_accepts_only_the_signature_of_the_message_under_its_algorithm() {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let ec =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = ec.public_key().as_ref();
+        let ec_public = PublicKey::Ec {
+            spec: KeySpec::EcP256,
+            x: point[1..33].to_vec(),
+            y: point[33..].to_vec(),
+        };
+        let sig = ec.sign(&rng, b"m").unwrap();
+        assert!(verify(&ec_public, Algorithm::ES256, b"m", sig.as_ref()));
+        assert!(!verify(&ec_public, Algorithm::ES256, b"n", sig.as_ref()));
+        assert!(!verify(&ec_public, Algorithm::ES384, b"m", sig.as_ref()));
+        let mislabelled = PublicKey::Ec {
+            spec: KeySpec::EcP384,
+            x: point[1..33].to_vec(),
+            y: point[33..].to_vec(),
+        };
+        assert!(!verify(&mislabelled, Algorithm::ES256, b"m", sig.as_ref()));
+
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let ed25519_public = PublicKey::Ed25519 {
+            x: pair.public_key().as_ref().to_vec(),
+        };
+        let sig = pair.sign(b"m");
+        assert!(verify(
+            &ed25519_public,
+            Algorithm::Ed25519,
+            b"m",
+            sig.as_ref()
+        ));
+        assert!(verify(
+            &ed25519_public,
+            Algorithm::EdDSA,
+            b"m",
+            sig.as_ref()
+        ));
+        assert!(!verify(
+            &ed25519_public,
+            Algorithm::Ed25519,
+            b"n",
+            sig.as_ref()
+        ));
+        assert!(!verify(
+            &ed25519_public,
+            Algorithm::ES256,
+            b"m",
+            sig.as_ref()
+        ));
+    }
 
     #[test]
     fn algorithms_round_trip_through_their_names() {
@@ -258,5 +369,13 @@ mod tests {
         assert!(Algorithm::PS256.accepts(KeySpec::Rsa3072));
         assert!(!Algorithm::RS256.accepts(KeySpec::Ed25519));
         assert!(Algorithm::EdDSA.accepts(KeySpec::Ed25519));
+        assert!(Algorithm::Ed25519.accepts(KeySpec::Ed25519));
+        assert!(!Algorithm::Ed25519.accepts(KeySpec::EcP256));
+    }
+
+    #[test]
+    fn new_rings_take_the_fully_specified_name() {
+        assert_eq!(Algorithm::EdDSA.fully_specified(), Algorithm::Ed25519);
+        assert_eq!(Algorithm::ES256.fully_specified(), Algorithm::ES256);
     }
 }

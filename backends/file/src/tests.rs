@@ -1,7 +1,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use secrecy::SecretString;
-use signet_core::testkit::{self, verify, Conformance};
+use signet_core::testkit::{self, Conformance};
+use signet_core::verify;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;

@@ -294,7 +294,7 @@ pub(crate) fn signing_input(
             }),
             message.to_vec(),
         ),
-        Algorithm::EdDSA => (
+        Algorithm::Ed25519 | Algorithm::EdDSA => (
             Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
             message.to_vec(),
         ),

@@ -2,7 +2,8 @@
 
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType};
 use secrecy::SecretString;
-use signet_core::testkit::{self, verify, Conformance};
+use signet_core::testkit::{self, Conformance};
+use signet_core::verify;
 
 use super::*;
 
