@@ -23,6 +23,10 @@
 //! call_timeout_seconds = 10    # per KMS call, retries included
 //! max_attempts = 3             # per KMS call, on throttling and transient errors
 //!
+//! [tls]                        # optional: serve HTTPS (README, TLS); read again on SIGHUP
+//! cert_file = "/etc/signet/tls/cert.pem"   # the chain, leaf first (or --tls-cert, SIGNET_TLS_CERT)
+//! key_file = "/etc/signet/tls/key.pem"     # its key, PKCS#8, PKCS#1 or SEC1 (or --tls-key, SIGNET_TLS_KEY)
+//!
 //! [http]                       # how callers are treated (README, Limits); all optional
 //! trusted_proxy_header = "X-Forwarded-For"  # the caller's address comes from this header only
 //! body_timeout_seconds = 10    # a request body must arrive within this
@@ -66,6 +70,15 @@ struct ConfigFile {
     aws_kms: Option<AwsKmsSection>,
     #[serde(default)]
     http: HttpSection,
+    #[serde(default)]
+    tls: TlsSection,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Default, Deserialize)]
@@ -120,6 +133,15 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<SecretString>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The listener's certificate chain and its private key, PEM files (README, TLS).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The resolved configuration.
@@ -135,6 +157,8 @@ pub struct Settings {
     /// the `aws-kms` backend).
     pub aws_kms: Option<AwsKmsConfig>,
     pub http: HttpSettings,
+    /// `None`: plain HTTP, for a TLS-terminating proxy in front.
+    pub tls: Option<TlsFiles>,
 }
 
 /// How the HTTP server treats its callers (README, Limits).
@@ -261,6 +285,14 @@ impl Settings {
         } else {
             None
         };
+        let tls = match (
+            overrides.tls_cert.or(file.tls.cert_file),
+            overrides.tls_key.or(file.tls.key_file),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("give both --tls-cert and --tls-key (SIGNET_TLS_CERT and SIGNET_TLS_KEY, or [tls] cert_file and key_file), or neither"),
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -269,6 +301,7 @@ impl Settings {
             pkcs11: pkcs11(file.pkcs11, &env)?,
             aws_kms: aws_kms(file.aws_kms, &env)?,
             http: http(file.http, &env)?,
+            tls,
         })
     }
 }
@@ -659,6 +692,8 @@ mod tests {
                 listen: var("SIGNET_LISTEN"),
                 data_dir: var("SIGNET_DATA_DIR").map(PathBuf::from),
                 database_url: var("SIGNET_DATABASE_URL").map(SecretString::from),
+                tls_cert: var("SIGNET_TLS_CERT").map(PathBuf::from),
+                tls_key: var("SIGNET_TLS_KEY").map(PathBuf::from),
             },
             &|name| {
                 asked.borrow_mut().push(name.to_owned());

@@ -106,12 +106,19 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn settings(self, listen: Option<String>) -> anyhow::Result<Settings> {
+    fn settings(self, serve: Option<ServeArgs>) -> anyhow::Result<Settings> {
+        let ServeArgs {
+            listen,
+            tls_cert,
+            tls_key,
+        } = serve.unwrap_or_default();
         Settings::load(Overrides {
             config: self.config,
             listen,
             data_dir: self.data_dir,
             database_url: self.database_url.map(SecretString::from),
+            tls_cert,
+            tls_key,
         })
     }
 }
@@ -120,9 +127,23 @@ impl StoreArgs {
 struct Serve {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The listener's settings, which only `serve` takes.
+#[derive(Args, Default)]
+struct ServeArgs {
     /// The address to listen on [default: 127.0.0.1:8080, or listen in the configuration file].
     #[arg(long, env = "SIGNET_LISTEN", value_name = "ADDR")]
     listen: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first), read again on SIGHUP; with
+    /// --tls-key [default: [tls] cert_file in the configuration file, else plain HTTP].
+    #[arg(long, env = "SIGNET_TLS_CERT", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SIGNET_TLS_KEY", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -419,7 +440,7 @@ fn print(value: &Value) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(Serve { store, listen }) => serve(store.settings(listen)?).await,
+        Command::Serve(Serve { store, serve: args }) => serve(store.settings(Some(args))?).await,
         Command::Migrate(store) => {
             let settings = store.settings(None)?;
             existing_store(&settings)?;

@@ -28,10 +28,12 @@ use crate::services::Services;
 use crate::store::{self, Store};
 use crate::tasks::{self, Health};
 use data_dir::{ADMIN_TOKEN_FILE, FILE_BACKEND_DIR};
+use tls::Certificates;
 
 pub use data_dir::existing_store;
 
 mod data_dir;
+mod tls;
 
 /// Creates the data directory (0700) if it is missing.
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
@@ -147,6 +149,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     services: web::Data<Services>,
     callers: web::Data<Callers>,
+    /// `None`: plain HTTP.
+    certificates: Option<Arc<Certificates>>,
 }
 
 impl Application {
@@ -154,6 +158,8 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
+        // Read before anything is created: a wrong file stops the start with nothing to undo.
+        let certificates = settings.tls.clone().map(Certificates::load).transpose()?;
         let data_dir = settings.data_dir.clone();
         let http_settings = settings.http.clone();
         let callers = web::Data::new(Callers::new(http_settings.clone()));
@@ -189,14 +195,20 @@ impl Application {
         .max_connections(http_settings.max_connections)
         .shutdown_timeout(http_settings.shutdown_timeout.as_secs())
         // `run_until_stopped` handles SIGTERM and SIGINT, to turn unready first.
-        .disable_signals()
-        .listen(listener)?
+        .disable_signals();
+        let server = if let Some(certificates) = &certificates {
+            server.listen_rustls_0_23(listener, certificates.server_config()?)?
+        } else {
+            tracing::info!("serving plain HTTP: signet expects a TLS-terminating proxy in front (or set --tls-cert and --tls-key)");
+            server.listen(listener)?
+        }
         .run();
         Ok(Application {
             port,
             server,
             services,
             callers,
+            certificates,
         })
     }
 
@@ -227,6 +239,10 @@ impl Application {
             health.clone(),
             self.callers.settings().shutdown_delay,
         ));
+        let reloads = self
+            .certificates
+            .clone()
+            .map(|certificates| tokio::spawn(tls::reload_on_sighup(certificates)));
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let ticker = tasks::supervise(LIFECYCLE, health, move || {
             let (services, callers) = (services.clone(), callers.clone());
@@ -256,6 +272,9 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        if let Some(reloads) = reloads {
+            reloads.abort();
+        }
         // Ends the ticker between two steps (the sender lives until here).
         let _ = stop.send(true);
         let _ = ticker.await;

@@ -590,6 +590,7 @@ pub fn settings(data_dir: PathBuf, database_url: &str) -> Settings {
         pkcs11: pkcs11_config(),
         aws_kms: None,
         http: HttpSettings::default(),
+        tls: None,
     }
 }
 

@@ -22,4 +22,5 @@ mod schedule;
 mod signing;
 mod startup;
 mod store;
+mod tls;
 mod windows;
