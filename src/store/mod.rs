@@ -73,6 +73,27 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Why the first connection failed, saying what to check when it is the TLS handshake (the
+/// database's certificate refused, or TLS asked of a server that has none).
+fn connect_error(e: &sqlx::Error, url: &str) -> String {
+    let certificate = match e {
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match (certificate, e) {
+        (Some(refused), _) => format!(
+            "the database's TLS certificate is refused ({refused}): check sslrootcert and sslmode in the database URL"
+        ),
+        (None, sqlx::Error::Tls(_)) => format!(
+            "the TLS connection to the database failed ({}): check sslmode in the database URL and the server's ssl setting",
+            redact(&e.to_string(), url)
+        ),
+        _ => redact(&e.to_string(), url),
+    }
+}
+
 /// Postgres admin-shutdown / cannot-connect classes, and SQLite's busy and locked codes.
 fn is_unavailable_code(code: Option<&str>) -> bool {
     matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6")
@@ -175,7 +196,7 @@ impl Store {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
-            .map_err(|e| StoreError::Unavailable(redact(&e.to_string(), url)))?;
+            .map_err(|e| StoreError::Unavailable(connect_error(&e, url)))?;
         let store = Store { pool, dialect };
         if dialect == Dialect::Sqlite {
             // WAL lets readers proceed during a write; set once, it persists in the file.

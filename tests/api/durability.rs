@@ -1,8 +1,6 @@
 //! No signature leaves without its audit record: under load while Postgres goes down and comes
 //! back, when the server is killed with SIGKILL mid-load, and when SIGTERM stops it mid-load.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{decode_parts, eventually, serve_process, terminate, Db, TestApp, TestDb};
+use crate::private_postgres::PrivatePostgres;
 use crate::store_tests;
 
 const CLIENTS: usize = 64;
@@ -119,126 +118,6 @@ async fn audited(url: &str) -> Audited {
         subs: fact("sub"),
         report: serde_json::to_value(report).unwrap(),
     }
-}
-
-/// A Postgres cluster of this test's own, so it can be stopped without disturbing other tests.
-struct PrivatePostgres {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    as_postgres_user: bool,
-}
-
-impl PrivatePostgres {
-    fn start() -> PrivatePostgres {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .and_then(|versions| {
-                versions
-                    .filter_map(|v| Some(v.ok()?.path().join("bin")))
-                    .filter(|bin| bin.join("initdb").exists())
-                    .max()
-            })
-            .expect(
-                "no Postgres server under /usr/lib/postgresql/*/bin: run scripts/test, which \
-                 installs it (or apt-get install postgresql)",
-            );
-        let uid = Command::new("id").arg("-u").output().expect("id -u");
-        let as_postgres_user = String::from_utf8_lossy(&uid.stdout).trim() == "0";
-        let dir = tempfile::Builder::new()
-            .prefix("signet-pg")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cluster = PrivatePostgres {
-            dir,
-            bin,
-            port,
-            as_postgres_user,
-        };
-        if as_postgres_user {
-            // initdb refuses to run as root: the cluster belongs to the postgres user.
-            let mut chown = Command::new("chown");
-            chown.arg("postgres").arg(cluster.dir.path());
-            check(chown);
-        }
-        let mut initdb = cluster.command(cluster.bin.join("initdb"));
-        initdb.arg("-D").arg(cluster.dir.path().join("data")).args([
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ]);
-        check(initdb);
-        cluster.pg_ctl(&["start", "-w"]);
-        cluster
-    }
-
-    /// `program`, run as the cluster's owner.
-    fn command(&self, program: PathBuf) -> Command {
-        let mut command = if self.as_postgres_user {
-            let mut runuser = Command::new("runuser");
-            runuser.args(["-u", "postgres", "--"]).arg(program);
-            runuser
-        } else {
-            Command::new(program)
-        };
-        command.current_dir(self.dir.path()).stdin(Stdio::null());
-        command
-    }
-
-    fn pg_ctl_command(&self, args: &[&str]) -> Command {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
-            self.port,
-            self.dir.path().display()
-        );
-        let mut command = self.command(self.bin.join("pg_ctl"));
-        command
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .arg("-l")
-            .arg(self.dir.path().join("log"))
-            .args(["-o", &options])
-            .args(args);
-        command
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        check(self.pg_ctl_command(args));
-    }
-
-    /// As if the database crashed: no clean shutdown.
-    fn crash(&self) {
-        self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        let _ = self.pg_ctl_command(&["stop", "-m", "immediate"]).output();
-    }
-}
-
-fn check(mut command: Command) {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// Postgres crashes while 64 clients sign and stays down for at least 6 s (longer than the pool's 5 s

@@ -1,7 +1,9 @@
 //! Integration tests: the real server on a real socket (port 0), against SQLite and a real
 //! Postgres (started by `scripts/test`, or `SIGNET_TEST_DATABASE_URL`).
 
+mod certs;
 mod helpers;
+mod private_postgres;
 
 mod access;
 mod audit;
@@ -15,6 +17,7 @@ mod lifecycle;
 mod migrations;
 mod operability;
 mod pkcs11;
+mod postgres_tls;
 mod readme;
 mod restart;
 mod scale;

@@ -1,54 +1,17 @@
 //! HTTPS on the listener: the certificate given is served over TLS 1.3 and 1.2; a SIGHUP makes
 //! new connections get the certificate the files now hold while a connection already open goes
 //! on; files that cannot be read at a SIGHUP keep the certificate in use; and wrong files stop
-//! the start with a message naming them. Certificates come from a CA each test makes.
+//! the start with a message naming them.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, pki_types::CertificateDer};
 
+use crate::certs::TestCa;
 use crate::helpers::{refused_start, signet_process, terminate, Db, TestDb};
-
-struct TestCa(CertifiedIssuer<'static, KeyPair>);
-
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        TestCa(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
-    }
-
-    /// A certificate for `localhost` and its key, both PEM, and the certificate's DER.
-    fn leaf(&self) -> (String, String, CertificateDer<'static>) {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &self.0)
-            .unwrap();
-        (cert.pem(), key.serialize_pem(), cert.der().clone())
-    }
-
-    fn client(
-        &self,
-        versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.0.der().clone()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
-}
 
 fn write_pair(dir: &Path, (cert, key, _): &(String, String, CertificateDer<'static>)) {
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
