@@ -656,7 +656,8 @@ mod tests {
     }
 
     /// docker-compose.yml gives signet only settings it reads, and they add up to a service with
-    /// the aws-kms backend on LocalStack and its store on the Postgres service.
+    /// the aws-kms backend on LocalStack, the pkcs11 backend on the SoftHSM2 token the image's
+    /// entrypoint initialises, and its store on the Postgres service.
     #[test]
     fn docker_compose_names_the_settings_signet_reads() {
         use clap::CommandFactory;
@@ -685,7 +686,13 @@ mod tests {
         let mut read = Vec::new();
         flag_variables(&crate::cli::Cli::command(), &mut read);
         let asked = std::cell::RefCell::new(Vec::new());
-        let var = |name: &str| environment.get(name).cloned();
+        // The PIN file exists in the container's volume only: a stand-in is read here.
+        let pin = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pin.path(), "0123").unwrap();
+        let var = |name: &str| match name {
+            "SIGNET_PKCS11_PIN_FILE" => Some(pin.path().to_str().unwrap().to_owned()),
+            _ => environment.get(name).cloned(),
+        };
         let settings = Settings::resolve(
             Overrides {
                 config: None,
@@ -737,6 +744,33 @@ mod tests {
         );
         assert_eq!(services["localstack"]["environment"]["SERVICES"], "kms");
         assert!(services["signet"]["depends_on"]["localstack"].is_object());
+
+        // The token and PIN file the entrypoint makes, in the volume it makes them in.
+        let pkcs11 = settings
+            .pkcs11
+            .expect("the SIGNET_PKCS11_* settings turn pkcs11 on");
+        assert_eq!(
+            pkcs11.module,
+            PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")
+        );
+        let entrypoint =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/entrypoint.sh"))
+                .unwrap();
+        assert!(entrypoint.contains(&format!("--label {}", pkcs11.token_label)));
+        assert!(
+            entrypoint.contains("dir=/var/lib/softhsm") && entrypoint.contains("\"$dir/user-pin\"")
+        );
+        assert_eq!(
+            environment["SIGNET_PKCS11_PIN_FILE"],
+            "/var/lib/softhsm/user-pin"
+        );
+        assert_eq!(services["signet"]["volumes"][1], "softhsm:/var/lib/softhsm");
+        let dockerfile =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+        assert!(
+            dockerfile.contains("softhsm2")
+                && dockerfile.contains("ENTRYPOINT [\"signet-entrypoint\"]")
+        );
     }
 
     #[test]
