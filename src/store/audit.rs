@@ -323,7 +323,7 @@ impl Store {
 
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
     pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        Change::begin(&self.pool).await?.commit(records).await
+        Change::begin(self).await?.commit(records).await
     }
 
     /// One page of records matching `query`.

@@ -6,10 +6,10 @@ use std::ops::{Deref, DerefMut};
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::audit::insert_many;
-use super::StoreError;
+use super::{Dialect, Store, StoreError};
 use crate::domain::{AuditRecord, Kid, RingName};
 
 pub(super) struct Change {
@@ -17,10 +17,15 @@ pub(super) struct Change {
 }
 
 impl Change {
-    pub(super) async fn begin(pool: &AnyPool) -> Result<Change, StoreError> {
-        Ok(Change {
-            tx: pool.begin().await?,
-        })
+    /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`): one that
+    /// read first and wrote later would fail with "database is locked" whenever the audit
+    /// writer committed in between, which under load is always.
+    pub(super) async fn begin(store: &Store) -> Result<Change, StoreError> {
+        let tx = match store.dialect {
+            Dialect::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => store.pool.begin().await?,
+        };
+        Ok(Change { tx })
     }
 
     /// Appends `records` to the audit chain and commits them with the change. Each ring a
@@ -57,11 +62,11 @@ impl Change {
     /// A change of one row by one conditional statement: committed with `record` if the
     /// statement changed exactly one row, otherwise rolled back. Returns whether it did.
     pub(super) async fn one_row<'q>(
-        pool: &AnyPool,
+        store: &Store,
         statement: Query<'q, Any, AnyArguments<'q>>,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut change = Change::begin(pool).await?;
+        let mut change = Change::begin(store).await?;
         let happened = statement.execute(&mut *change.tx).await?.rows_affected() == 1;
         change
             .commit_if(happened, std::slice::from_ref(record))

@@ -43,7 +43,7 @@ impl Store {
         client: &ClientRecord,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         sqlx::query(
             "INSERT INTO clients (id, name, role, rings, rate_per_second, rate_burst, token_hash, \
              created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -102,7 +102,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query(
                 "UPDATE clients SET rate_per_second = $1, rate_burst = $2 \
                  WHERE id = $3 AND revoked_at IS NULL",
@@ -123,7 +123,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query("UPDATE clients SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(token_hash)
                 .bind(id),
@@ -140,7 +140,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query("UPDATE clients SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(id),

@@ -118,7 +118,7 @@ impl Store {
         key: &KeyRecord,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         insert_pending(&mut tx, key).await?;
         tx.commit(std::slice::from_ref(record)).await?;
         Ok(())
@@ -131,7 +131,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query("DELETE FROM keys WHERE id = $1 AND state = 'pending'").bind(id),
             record,
         )
@@ -149,7 +149,7 @@ impl Store {
         completion: Completion,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         let (state, activate_after, activated_at) = match completion {
             Completion::Publish { activate_after } => ("published", activate_after, None),
             Completion::Activate { retire_after } => {
@@ -190,7 +190,7 @@ impl Store {
         retire_after: Option<UnixMillis>,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         deactivate_current(&mut tx, ring, now, retire_after).await?;
         let done = sqlx::query(
             "UPDATE keys SET state = 'active', activated_at = $1 WHERE id = $2 AND state = 'published'",
@@ -214,7 +214,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query(
                 "UPDATE keys SET state = 'retired', retired_at = $1, destroy_after = $2 \
                  WHERE id = $3 AND state = 'retiring' AND COALESCE(last_token_exp, -1) = $4",
@@ -236,7 +236,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query(
                 "UPDATE keys SET retire_after = $1 \
                  WHERE id = $2 AND state = 'retiring' AND retire_after < $1",
@@ -256,7 +256,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query(
                 "UPDATE keys SET state = 'destroyed', destroyed_at = $1 \
                  WHERE id = $2 AND state IN ('retired', 'revoked')",
@@ -279,7 +279,7 @@ impl Store {
         successor: Option<&str>,
         records: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         let done = sqlx::query(
             "UPDATE keys SET state = 'revoked', revoked_at = $1, revoked_reason = $2, \
              destroy_after = $3, deactivated_at = CASE WHEN state = 'active' THEN $1 ELSE deactivated_at END \

@@ -53,7 +53,7 @@ impl Store {
         first_key: &KeyRecord,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         sqlx::query(&format!(
             "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
@@ -80,7 +80,7 @@ impl Store {
         name: &str,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         sqlx::query("DELETE FROM keys WHERE ring = $1 AND state = 'pending'")
             .bind(name)
             .execute(&mut *tx)
@@ -104,7 +104,7 @@ impl Store {
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
         Change::one_row(
-            &self.pool,
+            self,
             sqlx::query("UPDATE rings SET combined_jwks = $1, updated_at = $2 WHERE name = $3")
                 .bind(i64::from(combined))
                 .bind(now)

@@ -86,7 +86,7 @@ impl Store {
         now: UnixMillis,
         record: &AuditRecord,
     ) -> Result<(), StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         if let Some(settings) = settings {
             sqlx::query(
                 "UPDATE rings SET policy = $1, timing = $2, jwks_cached_until = $3, updated_at = $4 \
@@ -170,7 +170,7 @@ impl Store {
         pending: &KeyRecord,
         record: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        let mut tx = Change::begin(&self.pool).await?;
+        let mut tx = Change::begin(self).await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT name FROM rings WHERE name = $1 FOR UPDATE")
                 .bind(pending.ring.as_str())
