@@ -44,7 +44,8 @@ pub async fn observe(
         .as_ref()
         .is_some_and(|s| s.rings.health().shutting_down())
     {
-        // The listener is closed: the caller's next request goes to a replica that serves.
+        // Shutting down: the caller's next request opens a new connection, which a balancer
+        // that has seen /readyz sends to a replica that serves.
         response
             .response_mut()
             .head_mut()

@@ -226,11 +226,13 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop), advancing key
-    /// lifecycles every [`TICK`] meanwhile. On a signal: `/readyz` turns unready and every answer
-    /// from then on closes its connection; after the shutdown delay (or a second signal) the
-    /// listener closes, and the requests in flight get the shutdown timeout to finish. Then the tick stops and the service closes (the audit
-    /// writer's tallies written, the backends released, PKCS#11 finalized), so that no backend
-    /// call is in flight and every backend is released when this returns.
+    /// lifecycles every [`TICK`] meanwhile, and reading the TLS certificate again at each
+    /// SIGHUP. On SIGTERM or SIGINT: `/readyz` turns unready and every answer from then on closes
+    /// its connection; after the shutdown delay (or a second signal) the listener closes, and
+    /// the requests in flight get the shutdown timeout to finish. Then the tick stops and the
+    /// service closes (the tallies of refused requests written, the backends released, PKCS#11
+    /// finalized), so that no backend call is in flight and every backend is released when this
+    /// returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (services, callers) = (self.services.clone(), self.callers.clone());
         let health = services.rings.health().clone();
