@@ -87,6 +87,10 @@ impl Pkcs11Provider {
         })?;
         let mut present = Vec::new();
         let mut slot = None;
+        // SoftHSM 2.6.1 fails C_GetTokenInfo with CKR_GENERAL_ERROR, as it fails object
+        // changes, when another thread changes the token's objects meanwhile (a CI run saw it):
+        // the token is read while no object changes (`objects::changing_objects`).
+        let token_steady = objects::changing_objects();
         for candidate in module
             .context
             .get_slots_with_initialized_token()
@@ -99,6 +103,7 @@ impl Pkcs11Provider {
             }
             present.push(format!("{:?}", info.label()));
         }
+        drop(token_steady);
         let slot = slot.ok_or_else(|| OpenError::NoToken {
             label: config.token_label.clone(),
             module: config.module.clone(),

@@ -17,8 +17,9 @@ use crate::fault::Fault;
 pub(crate) const LABEL_PREFIX: &str = "signet:";
 
 /// SoftHSM 2.6.1 now and then fails object creation or removal that runs at the same time as
-/// another with `CKR_GENERAL_ERROR` (its file object store; SoftHSMv2 issue 573): this process
-/// changes the token's objects one at a time. Key generation and destruction are rare
+/// another with `CKR_GENERAL_ERROR` (its file object store; SoftHSMv2 issue 573), and reading
+/// the token's info beside them too: this process changes the token's objects one at a time,
+/// and reads the token's info when opening it while none changes. Key generation and destruction are rare
 /// (rotations), so no token loses anything by it; signing is not serialised.
 static TOKEN_CHANGES: Mutex<()> = Mutex::new(());
 
