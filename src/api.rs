@@ -2,18 +2,20 @@
 //! missing or change its type in one place and not another. Times are RFC 3339 (UTC).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 use serde_json::Value;
 use signet_core::{Algorithm, KeySpec};
 
 use crate::clock::rfc3339;
 use crate::domain::{
-    BackendKind, ClientRecord, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName, RingRecord,
-    Role, Timing, UnixMillis,
+    BackendKind, ClientRecord, ErrorCode, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName,
+    RingRecord, Role, Timing, UnixMillis,
 };
+use crate::rings::Readiness;
 use crate::store::StoredAuditRecord;
 
 /// A ring, as `POST /v1/rings`, `GET /v1/rings[/{ring}]` and `signet ring create` show it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RingInfo {
     pub name: RingName,
     pub backend: BackendKind,
@@ -51,13 +53,13 @@ impl RingInfo {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RingList {
     pub rings: Vec<RingInfo>,
 }
 
 /// A key and its lifecycle times.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyInfo {
     pub id: String,
     pub kid: Option<Kid>,
@@ -111,7 +113,7 @@ impl From<&KeyRecord> for KeyInfo {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyList {
     pub keys: Vec<KeyInfo>,
 }
@@ -125,7 +127,7 @@ impl KeyList {
 }
 
 /// `POST /v1/keys/{kid}/revoke`: the revoked key, and the key that took over signing.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RevokedKey {
     #[serde(flatten)]
     pub key: KeyInfo,
@@ -133,7 +135,7 @@ pub struct RevokedKey {
 }
 
 /// `POST /v1/rings/{ring}/sign`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SignedTokenInfo {
     pub token: String,
     pub kid: Kid,
@@ -141,14 +143,14 @@ pub struct SignedTokenInfo {
 }
 
 /// `POST /v1/rings/{ring}/sign-raw`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RawSignatureInfo {
     pub signature: String,
     pub kid: Kid,
 }
 
 /// An API client (never its token, except once in [`CreatedClientInfo`]).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ClientInfo {
     pub id: String,
     pub name: String,
@@ -176,13 +178,13 @@ impl From<&ClientRecord> for ClientInfo {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ClientList {
     pub clients: Vec<ClientInfo>,
 }
 
 /// A client just created, with its token: the only time the token is shown.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedClientInfo {
     #[serde(flatten)]
     pub client: ClientInfo,
@@ -190,7 +192,7 @@ pub struct CreatedClientInfo {
 }
 
 /// One audit record as stored, its detail parsed.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub time: String,
@@ -198,6 +200,7 @@ pub struct AuditEntry {
     pub ring: Option<String>,
     pub kid: Option<String>,
     pub principal: String,
+    #[schema(value_type = Object)]
     pub detail: Value,
     pub hash: Option<String>,
 }
@@ -213,6 +216,89 @@ impl From<&StoredAuditRecord> for AuditEntry {
             principal: record.principal.clone(),
             detail: serde_json::from_str(&record.detail).unwrap_or(Value::Null),
             hash: record.hash.clone(),
+        }
+    }
+}
+
+/// `POST /v1/verify`: a token that verified, its ring and kid, and what it says.
+#[derive(Serialize, ToSchema)]
+pub struct VerifiedToken {
+    /// Always `true`: a token that does not verify is answered with `token_invalid`.
+    pub valid: bool,
+    pub ring: RingName,
+    #[schema(value_type = Kid)]
+    pub kid: String,
+    #[schema(value_type = Object)]
+    pub header: Value,
+    #[schema(value_type = Object)]
+    pub claims: Value,
+}
+
+/// `GET /healthz`: the process answers.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessInfo {
+    /// `ready` (200) or `unavailable` (503).
+    pub status: &'static str,
+    /// Each configured backend (`file`, `pkcs11`, `aws-kms`): `ok` or `unavailable`.
+    pub backends: std::collections::BTreeMap<&'static str, &'static str>,
+    /// Why the server is not ready; left out when it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ReadinessProblem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessProblem {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ReadinessInfo {
+    pub fn new(readiness: &Readiness) -> ReadinessInfo {
+        let mut errors = Vec::new();
+        let mut problem = |code, message: String| errors.push(ReadinessProblem { code, message });
+        if !readiness.database {
+            problem(
+                ErrorCode::DatabaseUnavailable,
+                "the database is unavailable".into(),
+            );
+        }
+        let mut backends = std::collections::BTreeMap::new();
+        for (kind, ok) in &readiness.backends {
+            backends.insert(kind.as_str(), if *ok { "ok" } else { "unavailable" });
+            if !ok {
+                problem(
+                    ErrorCode::BackendUnavailable,
+                    format!("the {kind} backend is unavailable"),
+                );
+            }
+        }
+        if readiness.shutting_down {
+            problem(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down".into(),
+            );
+        }
+        for task in &readiness.failing_tasks {
+            problem(
+                ErrorCode::TaskFailing,
+                format!("the background task {task:?} is failing; see the server log"),
+            );
+        }
+        ReadinessInfo {
+            status: if readiness.is_ready() {
+                "ready"
+            } else {
+                "unavailable"
+            },
+            backends,
+            errors,
         }
     }
 }

@@ -32,14 +32,14 @@ pub struct AuditService {
 }
 
 /// One page of records, and the cursor of the next page (`None` on the last).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub records: Vec<AuditEntry>,
     pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/keys/{kid}/history`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyHistory {
     pub kid: Option<Kid>,
     pub ring: RingName,
@@ -49,7 +49,7 @@ pub struct KeyHistory {
 }
 
 /// `GET /v1/rings/{ring}/history`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RingHistory {
     pub ring: RingName,
     #[serde(flatten)]

@@ -9,6 +9,7 @@
 //! together under the source `other`. A crash loses the counts of the minute under way (the log
 //! line of each refusal remains).
 
+use crate::domain::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -29,7 +30,7 @@ pub struct Refusal {
     /// The caller's address (or what the trusted proxy header says it is).
     pub source: String,
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub reason: String,
     pub method: String,
     pub path: String,
@@ -43,7 +44,7 @@ struct Key {
     principal: String,
     source: String,
     status: u16,
-    code: &'static str,
+    code: ErrorCode,
 }
 
 struct Tally {
@@ -128,7 +129,7 @@ mod tests {
             principal: "anonymous".into(),
             source: source.into(),
             status: 401,
-            code: "unauthenticated",
+            code: ErrorCode::Unauthenticated,
             reason: "missing bearer token".into(),
             method: "POST".into(),
             path: format!("/v1/rings/{time}/sign"),

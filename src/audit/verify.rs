@@ -72,7 +72,7 @@ impl TrustAnchor {
 }
 
 /// A checkpoint that came later than the cadence asks (an outage, or a checkpoint removed).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CadenceGap {
     /// The oldest record that waited for the checkpoint.
     pub from_seq: i64,
@@ -85,14 +85,14 @@ pub struct CadenceGap {
 /// Records read per round trip while walking.
 const PAGE: u32 = 2000;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// The first record found wrong (or missing).
     pub seq: i64,
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     /// The first and last `seq` checked.

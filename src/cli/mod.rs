@@ -80,6 +80,9 @@ enum Command {
     /// The bootstrap admin's token, changed in the store itself (for when no admin token works).
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+    /// Prints the API's OpenAPI 3.1 document (as served at /v1/openapi.json; the repository keeps
+    /// it as docs/openapi.json).
+    Openapi,
     #[command(flatten)]
     Remote(RemoteCommand),
 }
@@ -449,6 +452,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit(command) => audit(command).await,
+        Command::Openapi => {
+            print!("{}", crate::http::openapi_document());
+            Ok(())
+        }
         Command::AdminToken(AdminTokenCommand::Rotate(store)) => {
             let settings = store.settings(None)?;
             existing_store(&settings)?;

@@ -3,6 +3,7 @@
 //! [`Action`] is the one place that names each action. The names are stable: the README's
 //! table, the store's filters and the Postgres auditor views depend on them.
 
+use super::ErrorCode;
 use serde_json::{json, Value};
 use signet_core::{Algorithm, KeySpec};
 
@@ -218,7 +219,7 @@ pub enum AuditEvent {
         method: CallerText,
         path: CallerText,
         status: u16,
-        code: &'static str,
+        code: ErrorCode,
         reason: CallerText,
     },
     /// The requests of one source denied in one window without authentication, or refused
@@ -226,7 +227,7 @@ pub enum AuditEvent {
     RequestsDenied {
         source: CallerText,
         status: u16,
-        code: &'static str,
+        code: ErrorCode,
         count: u64,
         /// The window is [start, end).
         window_start: UnixMillis,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{RateLimit, RingName, UnixMillis};
 
 /// What a client may do (docs/design.md, Clients and roles).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,

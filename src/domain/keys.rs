@@ -5,7 +5,7 @@ use signet_core::{Algorithm, KeySpec};
 
 use super::{BackendKind, Kid, RingName, UnixMillis};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
     Pending,

@@ -8,6 +8,7 @@
 mod audit;
 mod backend;
 mod clients;
+mod errors;
 mod keys;
 mod limits;
 mod names;
@@ -26,6 +27,7 @@ pub use audit::{
 };
 pub use backend::BackendKind;
 pub use clients::{check_client_name, ClientRecord, Role};
+pub use errors::ErrorCode;
 pub use keys::{KeyRecord, KeyState};
 pub use limits::RateLimit;
 pub use names::{Kid, RingName, AUDIT_RING};

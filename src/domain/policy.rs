@@ -1,6 +1,7 @@
 //! A ring's signing policy and lifecycle timing, and the checks that bind every signature to them
 //! (docs/design.md): the service never signs what the ring's policy does not allow.
 
+use super::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -9,7 +10,7 @@ use super::CallerText;
 /// Claims the server sets itself; a request may not supply them.
 const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// The `iss` of every token; a request naming another issuer is refused.
@@ -48,7 +49,7 @@ fn default_header_types() -> Vec<String> {
 const MAX_JTI_LEN: usize = 128;
 
 /// Lifecycle timing (docs/design.md, Timing invariants), all in seconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timing {
     /// The `Cache-Control: max-age` of the ring's JWKS.
@@ -95,11 +96,11 @@ impl Default for Timing {
 /// A rule a request broke; `code` is stable and names the rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
-fn violation(code: &'static str, message: impl Into<String>) -> Violation {
+fn violation(code: ErrorCode, message: impl Into<String>) -> Violation {
     Violation {
         code,
         message: message.into(),
@@ -197,18 +198,16 @@ impl Policy {
         jti: String,
     ) -> Result<Map<String, Value>, Violation> {
         if let Some(c) = SERVER_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
-            return Err(violation(
-                "reserved_claim",
+            return Err(violation(ErrorCode::ReservedClaim,
                 format!("claim {c:?} is set by the server and may not be supplied"),
             ));
         }
         let ttl = ttl_seconds.unwrap_or(self.max_ttl_seconds.min(300));
         if ttl == 0 {
-            return Err(violation("invalid_ttl", "ttl_seconds must be at least 1"));
+            return Err(violation(ErrorCode::InvalidTtl, "ttl_seconds must be at least 1"));
         }
         if ttl > self.max_ttl_seconds {
-            return Err(violation(
-                "ttl_exceeds_max",
+            return Err(violation(ErrorCode::TtlExceedsMax,
                 format!(
                     "ttl_seconds {ttl} exceeds this ring's max_ttl_seconds {}",
                     self.max_ttl_seconds
@@ -221,8 +220,7 @@ impl Policy {
             }
             Some(Value::String(iss)) if *iss == self.issuer => {}
             Some(_) => {
-                return Err(violation(
-                    "issuer_mismatch",
+                return Err(violation(ErrorCode::IssuerMismatch,
                     format!("this ring issues tokens only with iss {:?}", self.issuer),
                 ))
             }
@@ -245,8 +243,7 @@ impl Policy {
                     .as_str()
                     .is_some_and(|v| self.header_types.iter().any(|t| t == v))
                 {
-                    return Err(violation(
-                        "header_mismatch",
+                    return Err(violation(ErrorCode::HeaderMismatch,
                         format!(
                             "the header's {member} must be one of this ring's header_types {:?}",
                             self.header_types
@@ -269,26 +266,22 @@ impl Policy {
         leeway: u32,
     ) -> Result<(), Violation> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(violation(
-                "issuer_mismatch",
+            return Err(violation(ErrorCode::IssuerMismatch,
                 format!("the payload's iss must be {:?}", self.issuer),
             ));
         }
         let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| {
-            violation(
-                "missing_required_claim",
+            violation(ErrorCode::MissingRequiredClaim,
                 "the payload must carry a numeric exp",
             )
         })?;
         if exp <= now {
-            return Err(violation(
-                "invalid_ttl",
+            return Err(violation(ErrorCode::InvalidTtl,
                 "the payload's exp is not in the future",
             ));
         }
         if exp - now > i64::from(self.max_ttl_seconds) {
-            return Err(violation(
-                "ttl_exceeds_max",
+            return Err(violation(ErrorCode::TtlExceedsMax,
                 format!(
                     "exp is more than max_ttl_seconds ({}) from now",
                     self.max_ttl_seconds
@@ -296,21 +289,18 @@ impl Policy {
             ));
         }
         let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| {
-            violation(
-                "missing_required_claim",
+            violation(ErrorCode::MissingRequiredClaim,
                 "the payload must carry a numeric iat",
             )
         })?;
         if iat.abs_diff(now) > u64::from(leeway) {
-            return Err(violation(
-                "invalid_claim",
+            return Err(violation(ErrorCode::InvalidClaim,
                 format!("iat must be within leeway_seconds ({leeway}) of now"),
             ));
         }
         match claims.get("jti") {
             None | Some(Value::Null) => {
-                return Err(violation(
-                    "missing_required_claim",
+                return Err(violation(ErrorCode::MissingRequiredClaim,
                     "the payload must carry a jti",
                 ))
             }
@@ -318,8 +308,7 @@ impl Policy {
                 if (1..=MAX_JTI_LEN).contains(&jti.len())
                     && jti.bytes().all(|b| b.is_ascii_graphic()) => {}
             Some(_) => {
-                return Err(violation(
-                    "invalid_claim",
+                return Err(violation(ErrorCode::InvalidClaim,
                     format!("jti must be 1-{MAX_JTI_LEN} printable ASCII characters"),
                 ))
             }
@@ -335,19 +324,17 @@ impl Policy {
                 .iter()
                 .map(|a| {
                     a.as_str()
-                        .ok_or_else(|| violation("invalid_claim", "aud must hold strings"))
+                        .ok_or_else(|| violation(ErrorCode::InvalidClaim, "aud must hold strings"))
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => {
-                return Err(violation(
-                    "invalid_claim",
+                return Err(violation(ErrorCode::InvalidClaim,
                     "aud must be a string or a non-empty array of strings",
                 ))
             }
         };
         if !self.audiences.is_empty() && audiences.is_empty() {
-            return Err(violation(
-                "audience_required",
+            return Err(violation(ErrorCode::AudienceRequired,
                 format!(
                     "tokens of this ring must name an aud among {:?}",
                     self.audiences
@@ -358,8 +345,7 @@ impl Policy {
             .iter()
             .find(|a| !self.audiences.iter().any(|allowed| allowed == *a))
         {
-            return Err(violation(
-                "audience_not_allowed",
+            return Err(violation(ErrorCode::AudienceNotAllowed,
                 format!(
                     "aud {:?} is not among this ring's audiences {:?}",
                     CallerText::echoed(a).as_str(),
@@ -372,8 +358,7 @@ impl Policy {
             .iter()
             .find(|c| claims.get(c.as_str()).is_none_or(Value::is_null))
         {
-            return Err(violation(
-                "missing_required_claim",
+            return Err(violation(ErrorCode::MissingRequiredClaim,
                 format!("claim {c:?} is required by this ring (and may not be null)"),
             ));
         }
@@ -382,8 +367,7 @@ impl Policy {
             .iter()
             .find(|c| claims.contains_key(c.as_str()))
         {
-            return Err(violation(
-                "forbidden_claim",
+            return Err(violation(ErrorCode::ForbiddenClaim,
                 format!("claim {c:?} is forbidden by this ring"),
             ));
         }
@@ -393,8 +377,7 @@ impl Policy {
     /// Refuses a token that would be longer than `max_token_bytes`.
     pub fn check_size(&self, token_len: usize) -> Result<(), Violation> {
         if token_len > self.max_token_bytes as usize {
-            return Err(violation(
-                "token_too_large",
+            return Err(violation(ErrorCode::TokenTooLarge,
                 format!(
                     "the token would be {token_len} bytes; this ring's max_token_bytes is {}",
                     self.max_token_bytes
@@ -563,7 +546,7 @@ mod tests {
             Some(900)
         )
         .is_ok());
-        assert_eq!(p.check_size(1025).unwrap_err().code, "token_too_large");
+        assert_eq!(p.check_size(1025).unwrap_err().code, ErrorCode::TokenTooLarge);
         assert!(p.check_size(1024).is_ok());
     }
 
@@ -594,20 +577,17 @@ mod tests {
         let mut far = ok.clone();
         far.insert("exp".into(), json!(1901));
         assert_eq!(
-            p.check_raw_claims(&far, 1000, 5).unwrap_err().code,
-            "ttl_exceeds_max"
+            p.check_raw_claims(&far, 1000, 5).unwrap_err().code, ErrorCode::TtlExceedsMax
         );
         let mut no_exp = ok.clone();
         no_exp.remove("exp");
         assert_eq!(
-            p.check_raw_claims(&no_exp, 1000, 5).unwrap_err().code,
-            "missing_required_claim"
+            p.check_raw_claims(&no_exp, 1000, 5).unwrap_err().code, ErrorCode::MissingRequiredClaim
         );
         let mut other_iss = ok.clone();
         other_iss.remove("iss");
         assert_eq!(
-            p.check_raw_claims(&other_iss, 1000, 5).unwrap_err().code,
-            "issuer_mismatch"
+            p.check_raw_claims(&other_iss, 1000, 5).unwrap_err().code, ErrorCode::IssuerMismatch
         );
     }
 

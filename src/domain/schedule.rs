@@ -14,7 +14,7 @@ use super::UnixMillis;
 pub const MIN_PERIOD_SECONDS: u64 = 10;
 
 /// When keys rotate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// On `day` of every month (the last day in shorter months) at `at` (UTC).
@@ -23,7 +23,7 @@ pub enum Rule {
     EverySeconds(u64),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Monthly {
     pub day: DayOfMonth,
@@ -77,7 +77,7 @@ impl FromStr for TimeOfDay {
     fn from_str(at: &str) -> Result<TimeOfDay, String> {
         let bad = || format!("monthly.at must be HH:MM (UTC), got {at:?}");
         let (h, m) = at.split_once(':').ok_or_else(bad)?;
-        if h.len() != 2 || m.len() != 2 {
+        if h.len() != 2 || m.len() != 2 || !(h.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         let (hour, minute): (u32, u32) =

@@ -3,15 +3,19 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{kid_in_path, ring_in_path, ApiError, Authenticated, Services};
+use super::{kid_in_path, ring_in_path, ApiError, Authenticated, ErrorBody, Services};
+use crate::audit::verify::VerifyReport;
+use crate::audit::{AuditPage, KeyHistory, RingHistory};
+use crate::domain::{Kid, RingName};
 use crate::domain::Role;
 use crate::domain::{AuditQuery, UnixMillis};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-#[derive(Clone, Copy, Default, Deserialize)]
+#[derive(Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Order {
     #[default]
@@ -21,7 +25,8 @@ enum Order {
 
 /// The query string of `GET /v1/audit`; the history endpoints take its `limit`, `cursor` and
 /// `order` only.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     ring: Option<String>,
@@ -38,7 +43,8 @@ pub struct AuditParams {
     order: Option<Order>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     limit: Option<u32>,
@@ -98,6 +104,8 @@ fn page(
 }
 
 /// `GET /v1/audit`.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditParams),
+    responses((status = 200, description = "A page of audit records", body = AuditPage)))]
 pub async fn list(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -119,6 +127,9 @@ pub async fn list(
 
 /// `GET /v1/keys/{kid}/history`: the key's lifecycle events (its signatures are in
 /// `/v1/audit?kid=...&action=sign`).
+#[utoipa::path(get, path = "/v1/keys/{kid}/history", tag = "audit", security(("bearer" = [])), params(("kid" = Kid, Path, description = "The key's kid"), PageParams),
+    responses((status = 200, description = "The key's records, oldest first by default", body = KeyHistory),
+        (status = 404, description = "`key_not_found`", body = ErrorBody)))]
 pub async fn key_history(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -134,6 +145,9 @@ pub async fn key_history(
 }
 
 /// `GET /v1/rings/{ring}/history`: the ring's creation, rotations and key events.
+#[utoipa::path(get, path = "/v1/rings/{ring}/history", tag = "audit", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name"), PageParams),
+    responses((status = 200, description = "The ring's records, oldest first by default", body = RingHistory),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn ring_history(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -148,7 +162,8 @@ pub async fn ring_history(
     Ok(HttpResponse::Ok().json(history))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyParams {
     from: Option<i64>,
@@ -156,6 +171,9 @@ pub struct VerifyParams {
 
 /// `GET /v1/audit/verify[?from=SEQ]`: 200 with `"ok": true`, or `"ok": false` and the first bad
 /// record and why.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])), params(VerifyParams),
+    responses((status = 200, description = "What the walk of the hash chain found; `ok` is false when \
+        a record or checkpoint is wrong or missing", body = VerifyReport)))]
 pub async fn verify(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,

@@ -2,6 +2,7 @@
 //! body that trickles in or never arrives is cut, and its connection closed), then parsed as
 //! strict JSON ([`crate::json`]) by the [`Json`] extractor and [`optional_json`].
 
+use crate::domain::ErrorCode;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -9,7 +10,6 @@ use std::time::Duration;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::error::PayloadError;
 use actix_web::http::header;
-use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
@@ -32,10 +32,7 @@ pub async fn read_within(req: &mut ServiceRequest, deadline: Duration) -> Result
     let body = tokio::time::timeout(deadline, read)
         .await
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
+            ApiError::new(ErrorCode::BodyTimeout, format!(
                     "the request body did not arrive within {} seconds",
                     deadline.as_secs()
                 ),
@@ -50,20 +47,14 @@ pub async fn read_within(req: &mut ServiceRequest, deadline: Duration) -> Result
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    ApiError::new(ErrorCode::BodyTooLarge, format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
     )
 }
 
 /// The API's answer to a body that is not the JSON a request takes.
 fn refused(error: &JsonError) -> ApiError {
     match error {
-        JsonError::Duplicate { .. } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "duplicate_member",
-            error.to_string(),
+        JsonError::Duplicate { .. } => ApiError::new(ErrorCode::DuplicateMember, error.to_string(),
         ),
         JsonError::Syntax { .. } | JsonError::Invalid { .. } => {
             ApiError::bad_request(error.to_string())
@@ -109,10 +100,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !json {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send JSON with Content-Type: application/json",
+                return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send JSON with Content-Type: application/json",
                 ));
             }
             let bytes = bytes.await.map_err(|_| too_large())?;
@@ -121,11 +109,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// A JSON body that may be left out (empty means the type's default), parsed by the handler
-/// once it has checked who is asking.
+/// A JSON body that may be left out (empty or `null` means the type's default), parsed by the
+/// handler once it has checked who is asking.
 pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    json::from_slice(body).map_err(|e| refused(&e))
+    json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| refused(&e))
 }

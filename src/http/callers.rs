@@ -3,13 +3,13 @@
 //! address; sign requests are limited per client. Each replica limits on its own: with N
 //! replicas behind a balancer, a caller gets up to N times the rate.
 
+use crate::domain::ErrorCode;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
@@ -38,10 +38,7 @@ fn quota(limit: RateLimit) -> Quota {
 /// The answer to a request over its limit: 429 with `Retry-After`.
 fn rate_limited(wait: Duration) -> ApiError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many requests; retry after the time in Retry-After",
+    ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the time in Retry-After",
     )
     .retry_after(seconds.max(1))
 }

@@ -4,12 +4,16 @@ use actix_web::{web, HttpResponse};
 use secrecy::ExposeSecret;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::{ApiError, Authenticated, Json, Services};
+use super::{ApiError, Authenticated, ErrorBody, Json, Services};
 use crate::api::{ClientInfo, ClientList, CreatedClientInfo};
 use crate::auth::NewClient;
 use crate::domain::{RateLimit, Role};
 
+#[utoipa::path(post, path = "/v1/clients", tag = "clients", security(("bearer" = [])), request_body = NewClient,
+    responses((status = 201, description = "The client, with its token: shown this once", body = CreatedClientInfo),
+        (status = 409, description = "`client_exists`", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -27,6 +31,8 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = [])),
+    responses((status = 200, description = "Every client, never a token", body = ClientList)))]
 pub async fn list(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -38,6 +44,9 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(delete, path = "/v1/clients/{id}", tag = "clients", security(("bearer" = [])), params(("id" = String, Path, description = "The client's id")),
+    responses((status = 204, description = "Revoked: its token is refused from now on"),
+        (status = 404, description = "`client_not_found`", body = ErrorBody)))]
 pub async fn revoke(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -50,12 +59,17 @@ pub async fn revoke(
 
 /// `PUT /v1/clients/{id}/rate-limit`: `{"rate_limit": {"per_second", "burst"}}`, or
 /// `{"rate_limit": null}` for the server's default.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitUpdate {
+    /// `null`: the server's default.
     rate_limit: Option<RateLimit>,
 }
 
+#[utoipa::path(put, path = "/v1/clients/{id}/rate-limit", tag = "clients", security(("bearer" = [])), params(("id" = String, Path, description = "The client's id")),
+    request_body = RateLimitUpdate,
+    responses((status = 204, description = "Set; every replica applies it within a tick"),
+        (status = 404, description = "`client_not_found`", body = ErrorBody)))]
 pub async fn set_rate_limit(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,

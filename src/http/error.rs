@@ -6,20 +6,20 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 use signet_core::ProviderError;
+use utoipa::ToSchema;
 
 use super::request_id;
 use crate::audit::AuditError;
 use crate::auth::{AuthError, ClientError};
-use crate::domain::CallerText;
+use crate::domain::{CallerText, ErrorCode};
 use crate::rings::RingError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds, for a 429 or a 503 that knows when to come back.
     retry_after: Option<u64>,
@@ -28,9 +28,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
             retry_after: None,
@@ -47,11 +46,7 @@ impl ApiError {
         );
         ApiError {
             allow: Some(allow),
-            ..ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                message,
-            )
+            ..ApiError::new(ErrorCode::MethodNotAllowed, message)
         }
     }
 
@@ -63,24 +58,45 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        ApiError::new(ErrorCode::InvalidRequest, message)
     }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).expect("error codes carry valid statuses")
+    }
+}
+
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail<'a> {
+    code: ErrorCode,
+    /// For people: ours, never a library's text, echoing at most a bounded prefix of the input.
+    message: &'a str,
+    /// The request's id, as in the `X-Request-Id` answer header and the server's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code, self.message)
+        write!(f, "{} ({}): {}", self.status(), self.code, self.message)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
+        let mut response = HttpResponse::build(self.status());
+        if self.code == ErrorCode::Unauthenticated {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         if let Some(seconds) = self.retry_after {
@@ -89,11 +105,13 @@ impl ResponseError for ApiError {
         if let Some(allow) = &self.allow {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(id) = request_id::current() {
-            error["request_id"] = json!(id.as_str());
-        }
-        response.json(json!({ "error": error }))
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                request_id: request_id::current().map(|id| id.as_str().to_owned()),
+            },
+        })
     }
 }
 
@@ -102,26 +120,17 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::error!(%detail, "database unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "the database is unavailable; retry later",
+                ApiError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry later",
                 )
             }
             StoreError::Conflict(detail) | StoreError::Changed(detail) => {
                 tracing::info!(%detail, "conflicting change refused");
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "the change conflicts with the stored state; read it and retry",
+                ApiError::new(ErrorCode::Conflict, "the change conflicts with the stored state; read it and retry",
                 )
             }
             StoreError::Other(detail) | StoreError::Unreadable(detail) => {
                 tracing::error!(%detail, "database error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "an internal database error occurred",
+                ApiError::new(ErrorCode::InternalError, "an internal database error occurred",
                 )
             }
         }
@@ -134,60 +143,46 @@ impl From<RingError> for ApiError {
         match e {
             RingError::Invalid(_) => ApiError::bad_request(message),
             RingError::DuplicateMember(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "duplicate_member", message)
+                ApiError::new(ErrorCode::DuplicateMember, message)
             }
             RingError::RingNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "ring_not_found", message)
+                ApiError::new(ErrorCode::RingNotFound, message)
             }
             RingError::KeyNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "key_not_found", message)
+                ApiError::new(ErrorCode::KeyNotFound, message)
             }
-            RingError::RingExists(_) => ApiError::new(StatusCode::CONFLICT, "ring_exists", message),
-            RingError::Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, message),
+            RingError::RingExists(_) => ApiError::new(ErrorCode::RingExists, message),
+            RingError::Conflict { code, .. } => ApiError::new(code, message),
             RingError::Policy(v) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, v.code, v.message)
+                ApiError::new(v.code, v.message)
             }
             RingError::NoActiveKey(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_active_key", message)
+                ApiError::new(ErrorCode::NoActiveKey, message)
             }
-            RingError::BackendNotConfigured(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "backend_not_configured",
-                message,
+            RingError::BackendNotConfigured(_) => ApiError::new(ErrorCode::BackendNotConfigured, message,
             ),
             RingError::Provider { backend, error } => {
-                let (status, code, public) = match error {
-                    ProviderError::Unavailable(_) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "backend_unavailable",
+                let (code, public) = match error {
+                    ProviderError::Unavailable(_) => (ErrorCode::BackendUnavailable,
                         format!("the {backend} backend is unavailable; retry later"),
                     ),
                     // The backend crate's own words about what it lacks: ours, and no secret.
-                    ProviderError::Unsupported(_) => (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "unsupported_by_backend",
+                    ProviderError::Unsupported(_) => (ErrorCode::UnsupportedByBackend,
                         message.clone(),
                     ),
-                    ProviderError::NotFound(_) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "backend_key_missing",
+                    ProviderError::NotFound(_) => (ErrorCode::BackendKeyMissing,
                         format!("the {backend} backend no longer holds this key"),
                     ),
-                    ProviderError::Backend(_) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "backend_error",
+                    ProviderError::Backend(_) => (ErrorCode::BackendError,
                         format!("the {backend} backend failed"),
                     ),
                 };
                 tracing::error!(error = %message, "key backend error");
-                ApiError::new(status, code, public)
+                ApiError::new(code, public)
             }
             RingError::UnreadableSchedules(_) => {
                 tracing::error!(error = %message, "stored data cannot be read");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "stored data cannot be read",
+                ApiError::new(ErrorCode::InternalError, "stored data cannot be read",
                 )
             }
             RingError::Store(e) => e.into(),
@@ -200,10 +195,10 @@ impl From<AuditError> for ApiError {
         let message = e.to_string();
         match e {
             AuditError::RingNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "ring_not_found", message)
+                ApiError::new(ErrorCode::RingNotFound, message)
             }
             AuditError::KeyNotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "key_not_found", message)
+                ApiError::new(ErrorCode::KeyNotFound, message)
             }
             AuditError::Store(e) => e.into(),
         }
@@ -215,9 +210,9 @@ impl From<AuthError> for ApiError {
         let message = e.to_string();
         match e {
             AuthError::Missing | AuthError::Invalid => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+                ApiError::new(ErrorCode::Unauthenticated, message)
             }
-            AuthError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AuthError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
             AuthError::Store(e) => e.into(),
         }
     }
@@ -228,9 +223,9 @@ impl From<ClientError> for ApiError {
         let message = e.to_string();
         match e {
             ClientError::Invalid(_) => ApiError::bad_request(message),
-            ClientError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "client_exists", message),
+            ClientError::Exists(_) => ApiError::new(ErrorCode::ClientExists, message),
             ClientError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "client_not_found", message)
+                ApiError::new(ErrorCode::ClientNotFound, message)
             }
             ClientError::Store(e) => e.into(),
         }

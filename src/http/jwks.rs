@@ -10,14 +10,18 @@
 //!
 //! `POST /v1/verify` checks a token for callers that cannot verify offline.
 
+use crate::domain::ErrorCode;
 use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
-use super::{ApiError, Json, Services};
+use super::openapi::JwkSet;
+use super::{ApiError, ErrorBody, Json, Services};
+use crate::api::VerifiedToken;
+use crate::domain::RingName;
 use crate::jose;
 use crate::metrics::RingLabels;
 use crate::rings::{CombinedTooLarge, Jwks, RingError, COMBINED_JWKS_MAX_KEYS};
@@ -51,13 +55,16 @@ fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
 
 /// The keys of the rings created with `"combined_jwks": true`, refused rather than served
 /// incomplete once they are more than verifiers accept.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", params(("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    responses(
+        (status = 200, description = "The keys of every ring listed in the combined JWKS", body = JwkSet, content_type = "application/jwk-set+json", headers(("ETag" = String, description = "A strong validator of the body"), ("Cache-Control" = String, description = "public, max-age=N: the ring's jwks_max_age_seconds"))),
+        (status = 304, description = "Not modified since the ETag given", headers(("ETag" = String, description = "A strong validator of the body"), ("Cache-Control" = String, description = "public, max-age=N: the ring's jwks_max_age_seconds"))),
+        (status = 503, description = "`jwks_too_large`", body = ErrorBody),
+    ))]
 pub async fn all(req: HttpRequest, state: web::Data<Services>) -> Result<HttpResponse, ApiError> {
     match &state.rings.view().combined {
         Ok(jwks) => Ok(serve(&req, jwks)),
-        Err(CombinedTooLarge) => Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "jwks_too_large",
-            format!(
+        Err(CombinedTooLarge) => Err(ApiError::new(ErrorCode::JwksTooLarge, format!(
                 "the combined JWKS would list more than {COMBINED_JWKS_MAX_KEYS} keys, more than \
                  verifiers accept; fetch each ring's /v1/rings/{{ring}}/jwks.json instead"
             ),
@@ -65,6 +72,12 @@ pub async fn all(req: HttpRequest, state: web::Data<Services>) -> Result<HttpRes
     }
 }
 
+#[utoipa::path(get, path = "/v1/rings/{ring}/jwks.json", tag = "keys", params(("ring" = RingName, Path, description = "The ring's name"), ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    responses(
+        (status = 200, description = "The ring's published keys", body = JwkSet, content_type = "application/jwk-set+json", headers(("ETag" = String, description = "A strong validator of the body"), ("Cache-Control" = String, description = "public, max-age=N: the ring's jwks_max_age_seconds"))),
+        (status = 304, description = "Not modified since the ETag given", headers(("ETag" = String, description = "A strong validator of the body"), ("Cache-Control" = String, description = "public, max-age=N: the ring's jwks_max_age_seconds"))),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+    ))]
 pub async fn ring(
     req: HttpRequest,
     state: web::Data<Services>,
@@ -78,23 +91,26 @@ pub async fn ring(
     Ok(serve(&req, &ring.jwks))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
+    /// A compact JWS.
     token: String,
     /// When given, the token's `aud` must contain it.
     audience: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/verify", tag = "keys", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The token verified against a key signet publishes", body = VerifiedToken),
+        (status = 422, description = "`token_invalid`", body = ErrorBody),
+    ))]
 pub async fn verify(
     state: web::Data<Services>,
     body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = |e: jose::VerifyError| {
-        ApiError::new(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "token_invalid",
-            e.to_string(),
+        ApiError::new(ErrorCode::TokenInvalid, e.to_string(),
         )
     };
     let kid = jose::peek_kid(&body.token).map_err(invalid)?;
@@ -108,11 +124,11 @@ pub async fn verify(
         .metrics
         .verified(&RingLabels::of(&ring.record), started.elapsed());
     let verified = verified.map_err(invalid)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "valid": true,
-        "ring": ring.record.name,
-        "kid": kid,
-        "header": verified.header,
-        "claims": verified.claims,
-    })))
+    Ok(HttpResponse::Ok().json(VerifiedToken {
+        valid: true,
+        ring: ring.record.name.clone(),
+        kid,
+        header: verified.header,
+        claims: verified.claims,
+    }))
 }

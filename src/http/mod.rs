@@ -8,27 +8,30 @@ mod callers;
 mod clients;
 mod error;
 mod jwks;
+mod openapi;
 mod refusals;
 mod request_id;
 mod rings;
 mod schedules;
 
+use crate::domain::ErrorCode;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::http::{header, Method, StatusCode};
+use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Route};
 use secrecy::SecretString;
-use serde_json::json;
 
 pub use access::observe;
 pub use body::{optional_json, Json};
 pub use callers::Callers;
-pub use error::ApiError;
+pub use openapi::document as openapi_document;
+pub use error::{ApiError, ErrorBody};
 pub use refusals::gate;
 
+use crate::api::{Health, ReadinessInfo};
 use crate::auth::{self, Principal};
 use crate::domain::{CallerText, Kid, RingName, Role};
 use crate::rings::RingError;
@@ -115,10 +118,7 @@ fn path_error(_: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Err
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!(
+    Err(ApiError::new(ErrorCode::NotFound, format!(
             "no route for {} {}",
             CallerText::echoed(req.method().as_str()),
             CallerText::echoed(req.path())
@@ -127,6 +127,9 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /metrics`: the Prometheus text format, for an admin's or an auditor's token.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, description = "The Prometheus text format, version 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 async fn metrics(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -138,41 +141,26 @@ async fn metrics(
         .body(text))
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "The process answers", body = Health)))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Ready when the store answers and every configured backend can be reached. A backend is probed
 /// by looking up a key id that never exists: reachable backends answer "no such key".
+#[utoipa::path(get, path = "/readyz", tag = "probes", responses(
+    (status = 200, description = "Ready to serve", body = ReadinessInfo),
+    (status = 503, description = "Not ready: `errors` says why (database_unavailable, \
+        backend_unavailable, shutting_down, task_failing)", body = ReadinessInfo),
+))]
 async fn readyz(state: web::Data<Services>) -> HttpResponse {
     let readiness = state.rings.readiness().await;
-    let mut problems = Vec::new();
-    if !readiness.database {
-        problems.push(
-            json!({"code": "database_unavailable", "message": "the database is unavailable"}),
-        );
-    }
-    let mut backends = serde_json::Map::new();
-    for (kind, ok) in &readiness.backends {
-        backends.insert(
-            kind.as_str().into(),
-            json!(if *ok { "ok" } else { "unavailable" }),
-        );
-        if !ok {
-            problems.push(json!({"code": "backend_unavailable", "message": format!("the {kind} backend is unavailable")}));
-        }
-    }
-    if readiness.shutting_down {
-        problems.push(json!({"code": "shutting_down", "message": "the server is shutting down"}));
-    }
-    for task in &readiness.failing_tasks {
-        problems.push(json!({"code": "task_failing", "message": format!("the background task {task:?} is failing; see the server log")}));
-    }
+    let body = ReadinessInfo::new(&readiness);
     if readiness.is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready", "backends": backends}))
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "unavailable", "backends": backends, "errors": problems}))
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
@@ -213,6 +201,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/healthz", vec![(get.clone(), web::to(healthz))]))
         .service(resource("/readyz", vec![(get.clone(), web::to(readyz))]))
         .service(resource("/metrics", vec![(get.clone(), web::to(metrics))]))
+        .service(resource(
+            "/v1/openapi.json",
+            vec![(get.clone(), web::to(openapi::openapi_json))],
+        ))
         .service(resource(
             "/.well-known/jwks.json",
             vec![(get.clone(), web::to(jwks::all))],

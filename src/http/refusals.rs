@@ -22,7 +22,7 @@ use super::{body, ApiError, Callers, Services};
 use crate::audit::Refusal;
 use crate::auth::Principal;
 use crate::clock::now_ms;
-use crate::domain::{AuditEvent, AuditRecord, CallerText, Kid, RingName};
+use crate::domain::{AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, RingName};
 
 /// Paths never limited or recorded: what orchestrators poll.
 const PROBES: [&str; 2] = ["/healthz", "/readyz"];
@@ -89,7 +89,16 @@ async fn account<B>(response: &ServiceResponse<B>, source: String, error: Option
                 .and_then(|e| e.as_error::<ApiError>())
         })
         .map(|e| (e.code, e.message.clone()))
-        .unwrap_or_default();
+        // Every refusal of ours is an ApiError; a status from elsewhere is named by its class.
+        .unwrap_or_else(|| {
+            let code = match status {
+                StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+                StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+                StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+                _ => ErrorCode::InvalidRequest,
+            };
+            (code, String::new())
+        });
     // Only names that can be a ring's or a key's: a path is the caller's to make up.
     let ring = request
         .match_info()

@@ -2,17 +2,25 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{
-    kid_in_path, optional_json, ring_in_path, ApiError, Authenticated, Callers, Json, Services,
+    kid_in_path, optional_json, ring_in_path, ApiError, Authenticated, Callers, ErrorBody, Json,
+    Services,
 };
 use crate::api::{
     KeyInfo, KeyList, RawSignatureInfo, RevokedKey, RingInfo, RingList, SignedTokenInfo,
 };
 use crate::clock::rfc3339;
-use crate::domain::{CallerText, Role};
+use crate::domain::{CallerText, Kid, RingName, Role};
 use crate::rings::{NewRing, SignRequest};
 
+#[utoipa::path(post, path = "/v1/rings", tag = "rings", security(("bearer" = [])), request_body = NewRing,
+    responses(
+        (status = 201, description = "The ring, with its first key active", body = RingInfo),
+        (status = 409, description = "`ring_exists`", body = ErrorBody),
+        (status = 422, description = "`backend_not_configured`, `unsupported_by_backend`", body = ErrorBody),
+    ))]
 pub async fn create(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -26,6 +34,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(RingInfo::new(&ring, key.kid.as_ref())))
 }
 
+#[utoipa::path(get, path = "/v1/rings", tag = "rings", security(("bearer" = [])),
+    responses((status = 200, description = "Every ring", body = RingList)))]
 pub async fn list(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -40,6 +50,8 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/rings/{ring}", tag = "rings", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    responses((status = 200, description = "The ring", body = RingInfo), (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn show(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -51,12 +63,15 @@ pub async fn show(
 }
 
 /// `PATCH /v1/rings/{ring}`: the settings of a ring that change without a new key.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RingUpdate {
     combined_jwks: bool,
 }
 
+#[utoipa::path(patch, path = "/v1/rings/{ring}", tag = "rings", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    request_body = RingUpdate,
+    responses((status = 200, description = "The ring as changed", body = RingInfo), (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn update(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -71,6 +86,9 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(RingInfo::with_keys(&ring, &keys)))
 }
 
+#[utoipa::path(get, path = "/v1/rings/{ring}/keys", tag = "rings", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    responses((status = 200, description = "The ring's keys, in every state", body = KeyList),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn keys(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -81,6 +99,14 @@ pub async fn keys(
     Ok(HttpResponse::Ok().json(KeyList::new(&keys)))
 }
 
+#[utoipa::path(post, path = "/v1/rings/{ring}/sign", tag = "signing", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    request_body = SignRequest,
+    responses(
+        (status = 200, description = "The signed token; its audit record is committed", body = SignedTokenInfo),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+        (status = 409, description = "`key_changed`: sign again", body = ErrorBody),
+        (status = 422, description = "`issuer_mismatch`, `audience_required`, `audience_not_allowed`, `ttl_exceeds_max`, `invalid_ttl`, `reserved_claim`, `forbidden_claim`, `missing_required_claim`, `invalid_claim`, `header_mismatch`, `token_too_large`: the ring's policy refuses the token", body = ErrorBody),
+    ))]
 pub async fn sign(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -101,12 +127,21 @@ pub async fn sign(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRawRequest {
+    /// `BASE64URL(header).BASE64URL(payload)`, as the issuer built it.
     signing_input: String,
 }
 
+#[utoipa::path(post, path = "/v1/rings/{ring}/sign-raw", tag = "signing", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    request_body = SignRawRequest,
+    responses(
+        (status = 200, description = "The signature; its audit record is committed", body = RawSignatureInfo),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+        (status = 409, description = "`key_changed`: sign again; `jti_reused`", body = ErrorBody),
+        (status = 422, description = "`issuer_mismatch`, `audience_required`, `audience_not_allowed`, `ttl_exceeds_max`, `invalid_ttl`, `reserved_claim`, `forbidden_claim`, `missing_required_claim`, `invalid_claim`, `header_mismatch`, `token_too_large`: the ring's policy refuses the token", body = ErrorBody),
+    ))]
 pub async fn sign_raw(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -126,13 +161,23 @@ pub async fn sign_raw(
     }))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateRequest {
+    /// Activate the new key at once, without publishing it first.
     #[serde(default)]
     immediate: bool,
 }
 
+#[utoipa::path(post, path = "/v1/rings/{ring}/rotate", tag = "rings", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    request_body(content = Option<RotateRequest>, description = "May be left out: a rotation \
+        that publishes the new key first"),
+    responses(
+        (status = 202, description = "The new key, published (or active, when immediate)", body = KeyInfo),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+        (status = 409, description = "`rotation_in_progress`, `key_state_changed`", body = ErrorBody),
+        (status = 422, description = "`unsupported_by_backend`, `backend_not_configured`", body = ErrorBody),
+    ))]
 pub async fn rotate(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -148,12 +193,23 @@ pub async fn rotate(
     Ok(HttpResponse::Accepted().json(KeyInfo::from(&key)))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeRequest {
+    /// Printable text, kept in the audit record.
+    #[schema(max_length = 256)]
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/keys/{kid}/revoke", tag = "rings", security(("bearer" = [])), params(("kid" = Kid, Path, description = "The key's kid")),
+    request_body(content = Option<RevokeRequest>, description = "May be left out: reason \
+        `unspecified`"),
+    responses(
+        (status = 200, description = "The revoked key, and the key that signs in its place", body = RevokedKey),
+        (status = 404, description = "`key_not_found`", body = ErrorBody),
+        (status = 409, description = "`key_not_revocable`, `key_state_changed`, `rotation_in_progress`", body = ErrorBody),
+        (status = 422, description = "`unsupported_by_backend`, `backend_not_configured`", body = ErrorBody),
+    ))]
 pub async fn revoke(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,

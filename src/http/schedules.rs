@@ -2,10 +2,13 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{ring_in_path, ApiError, Authenticated, Json, Services};
+use super::{ring_in_path, ApiError, Authenticated, ErrorBody, Json, Services};
+use crate::domain::RingName;
 use crate::domain::Role;
-use crate::schedule::ScheduleUpdate;
+use crate::schedule::{ScheduleUpdate, ScheduleView};
 
+#[utoipa::path(get, path = "/v1/rings/{ring}/schedule", tag = "schedules", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    responses((status = 200, description = "The rule, the timing and the plan from now", body = ScheduleView), (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn show(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -15,6 +18,9 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(state.rings.schedule(&ring_in_path(&path)?).await?))
 }
 
+#[utoipa::path(put, path = "/v1/rings/{ring}/schedule", tag = "schedules", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    request_body = ScheduleUpdate,
+    responses((status = 200, description = "The schedule as changed", body = ScheduleView), (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn set(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -29,6 +35,8 @@ pub async fn set(
     Ok(HttpResponse::Ok().json(schedule))
 }
 
+#[utoipa::path(post, path = "/v1/rings/{ring}/schedule/pause", tag = "schedules", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    responses((status = 200, description = "Paused: no scheduled rotation until resumed", body = ScheduleView), (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn pause(
     state: web::Data<Services>,
     who: Authenticated,
@@ -37,6 +45,8 @@ pub async fn pause(
     set_paused(state, who, &path, true).await
 }
 
+#[utoipa::path(post, path = "/v1/rings/{ring}/schedule/resume", tag = "schedules", security(("bearer" = [])), params(("ring" = RingName, Path, description = "The ring's name")),
+    responses((status = 200, description = "Resumed", body = ScheduleView), (status = 404, description = "`ring_not_found`", body = ErrorBody)))]
 pub async fn resume(
     state: web::Data<Services>,
     who: Authenticated,

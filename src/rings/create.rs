@@ -14,7 +14,7 @@ use crate::domain::{
 use crate::store::StoreError;
 
 /// `POST /v1/rings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRing {
     pub name: String,

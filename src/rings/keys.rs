@@ -3,6 +3,7 @@
 //! its time comes. A key is created in three steps so that a crash at any point is recoverable
 //! (see `tick.rs`, reconciliation).
 
+use crate::domain::ErrorCode;
 use signet_core::{KeyId, KeyRef, PublicKey};
 
 use super::{provider_error, Actor, RingError, RingService};
@@ -158,7 +159,7 @@ impl RingService {
             .await?
         {
             return Err(RingError::Conflict {
-                code: "key_state_changed",
+                code: ErrorCode::KeyStateChanged,
                 message: format!("key {} was completed by another process", pending.id),
             });
         }

@@ -18,6 +18,7 @@ mod signing;
 mod tick;
 mod view;
 
+use crate::domain::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -67,7 +68,7 @@ pub enum RingError {
     #[error("a ring named {0:?} already exists")]
     RingExists(String),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     #[error("{}", .0.message)]
     Policy(Violation),
     #[error("ring {0:?} has no active key; rotate it to make one")]

@@ -2,6 +2,7 @@
 //! key, the next key takes over in the same transaction: the published one, or a new one made
 //! for the purpose (a rotation, see `rotation.rs`).
 
+use crate::domain::ErrorCode;
 use super::rotation::Trigger;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
@@ -29,7 +30,7 @@ impl RingService {
             .ok_or_else(|| RingError::KeyNotFound(kid.to_string()))?;
         if matches!(key.state, KeyState::Revoked | KeyState::Destroyed) {
             return Err(RingError::Conflict {
-                code: "key_not_revocable",
+                code: ErrorCode::KeyNotRevocable,
                 message: format!("key {kid} is already {}", key.state.as_str()),
             });
         }
@@ -80,7 +81,7 @@ impl RingService {
         self.refresh().await;
         if !done {
             return Err(RingError::Conflict {
-                code: "key_state_changed",
+                code: ErrorCode::KeyStateChanged,
                 message: format!("key {kid} changed state while it was being revoked; retry"),
             });
         }

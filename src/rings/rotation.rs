@@ -3,6 +3,7 @@
 //! record commits with its audit record, then the key is generated and completed
 //! (see `keys.rs`).
 
+use crate::domain::ErrorCode;
 use super::keys::pending_key;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
@@ -109,7 +110,7 @@ impl RingService {
                     .ok_or(RingError::KeyNotFound(kid));
             }
             return Err(RingError::Conflict {
-                code: "rotation_in_progress",
+                code: ErrorCode::RotationInProgress,
                 message: format!(
                     "ring {ring:?} already has a key on its way in (state {}); wait for it to activate or rotate with immediate",
                     upcoming.state.as_str()
@@ -127,7 +128,7 @@ impl RingService {
 
 fn in_progress(ring: &str) -> RingError {
     RingError::Conflict {
-        code: "rotation_in_progress",
+        code: ErrorCode::RotationInProgress,
         message: format!("ring {ring:?} already has a key on its way in"),
     }
 }

@@ -1,6 +1,7 @@
 //! Signing under a ring's policy (docs/design.md, Key lifecycle): tokens the server builds, and issuer-built
 //! signing inputs. Every signature is returned only after its audit record has committed.
 
+use crate::domain::ErrorCode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,9 +20,10 @@ use crate::random::random_id;
 use crate::store::StoreError;
 
 /// `POST /v1/rings/{ring}/sign`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
+    #[schema(value_type = Object)]
     pub claims: Map<String, Value>,
     pub ttl_seconds: Option<u32>,
     /// Also set `nbf` (to the issue time).
@@ -118,7 +120,7 @@ impl RingService {
             // request signs with the key that replaced it.
             self.refresh().await;
             return Err(RingError::Conflict {
-                code: "key_changed",
+                code: ErrorCode::KeyChanged,
                 message: "the ring's signing key changed while signing; sign again".into(),
             });
         }
@@ -202,7 +204,7 @@ impl RingService {
         let claims = object(&payload, "payload")?;
         let header_error = |message: String| {
             RingError::Policy(Violation {
-                code: "header_mismatch",
+                code: ErrorCode::HeaderMismatch,
                 message,
             })
         };
@@ -247,7 +249,7 @@ impl RingService {
             .await
             .map_err(|e| match e {
                 RingError::Store(StoreError::Conflict(_)) => RingError::Conflict {
-                    code: "jti_reused",
+                    code: ErrorCode::JtiReused,
                     message: "this ring has already signed a token with this jti".into(),
                 },
                 e => e,

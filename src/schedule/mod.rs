@@ -12,7 +12,7 @@ use crate::domain::{
 
 /// `PUT /v1/rings/{ring}/schedule`: at most one rule (none: the ring keeps its rule), and the
 /// timing settings to change; at least one of them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleUpdate {
     pub monthly: Option<Monthly>,
@@ -61,7 +61,7 @@ impl ScheduleUpdate {
 
 /// What `GET /v1/rings/{ring}/schedule` answers: the rule, the timing, the scheduler's last
 /// outcome, and the plan from now. Times are RFC 3339.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub ring: RingName,
     /// `"monthly": {"day", "at"}` or `"every_seconds": n`.
@@ -81,7 +81,7 @@ pub struct ScheduleView {
     pub plan: Plan,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     pub next_publish_at: Option<String>,
     pub next_activation_at: Option<String>,
@@ -89,7 +89,7 @@ pub struct Plan {
     pub keys: Vec<PlannedStep>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PlannedStep {
     pub kid: Option<Kid>,
     pub state: KeyState,

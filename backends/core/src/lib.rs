@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 /// A JWS signing algorithm signet issues tokens with (RFC 7518 §3.1; Ed25519 per RFC 9864,
 /// which deprecates RFC 8037's polymorphic `EdDSA` name for it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Algorithm {
     ES256,
     ES384,
@@ -96,7 +96,7 @@ impl fmt::Display for Algorithm {
 }
 
 /// The kind of key pair to generate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeySpec {
     EcP256,
