@@ -2,9 +2,9 @@
 //! missing or change its type in one place and not another. Times are RFC 3339 (UTC).
 
 use serde::Serialize;
-use utoipa::ToSchema;
 use serde_json::Value;
 use signet_core::{Algorithm, KeySpec};
+use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::{

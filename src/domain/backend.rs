@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Every backend signet knows. A ring asking for one this server has not configured (no PKCS#11
 /// token set up, say) is refused as not configured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     #[default]

@@ -6,13 +6,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawRateLimit")]
 pub struct RateLimit {
-    #[schema(minimum = 1, maximum = 1_000_000)]
     pub per_second: u32,
-    /// Requests at once; when left out, twice the rate.
-    #[schema(minimum = 1, maximum = 1_000_000, required = false)]
     pub burst: u32,
 }
 

@@ -14,22 +14,29 @@ const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// The `iss` of every token; a request naming another issuer is refused.
+    #[schema(min_length = 1, max_length = 256)]
     pub issuer: String,
     /// Allowed `aud` values. When non-empty, every token must name at least one of them.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub audiences: Vec<String>,
     /// The longest lifetime a token may have (`exp - iat`).
     #[serde(default = "default_max_ttl")]
+    #[schema(minimum = 1, maximum = 2_678_400)]
     pub max_ttl_seconds: u32,
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub required_claims: Vec<String>,
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub forbidden_claims: Vec<String>,
     /// The largest compact JWS this ring will produce, in bytes.
     #[serde(default = "default_max_token_bytes")]
+    #[schema(minimum = 256, maximum = 65_536)]
     pub max_token_bytes: u32,
     /// The `typ` and `cty` values a header built by an issuer (`/sign-raw`) may carry.
     #[serde(default = "default_header_types")]
+    #[schema(max_items = 16)]
     pub header_types: Vec<String>,
 }
 
@@ -54,15 +61,19 @@ const MAX_JTI_LEN: usize = 128;
 pub struct Timing {
     /// The `Cache-Control: max-age` of the ring's JWKS.
     #[serde(default = "default_jwks_max_age")]
+    #[schema(maximum = 86_400)]
     pub jwks_max_age_seconds: u32,
     /// How long a new key is published before it signs.
     #[serde(default = "default_publish_lead")]
+    #[schema(maximum = 31_622_400)]
     pub publish_lead_seconds: u32,
     /// Slack for clock skew between replicas and verifiers.
     #[serde(default = "default_leeway")]
+    #[schema(maximum = 3600)]
     pub leeway_seconds: u32,
     /// How long a retired (or revoked) key is kept in its backend before it is destroyed.
     #[serde(default = "default_retain_retired")]
+    #[schema(maximum = 315_360_000)]
     pub retain_retired_seconds: u64,
 }
 
@@ -108,6 +119,8 @@ fn violation(code: ErrorCode, message: impl Into<String>) -> Violation {
 }
 
 const MAX_TTL_CEILING: u32 = 31 * 24 * 3600;
+/// The largest token a ring may be set to produce (64 KiB, the largest request body).
+const MAX_TOKEN_BYTES_CEILING: u32 = 64 * 1024;
 /// The longest issuer, audience or claim name a policy may hold, and the most entries per list.
 const MAX_NAME_BYTES: usize = 256;
 const MAX_LIST_LEN: usize = 64;
@@ -154,8 +167,10 @@ impl Policy {
                 "policy.max_ttl_seconds must be between 1 and {MAX_TTL_CEILING}"
             ));
         }
-        if self.max_token_bytes < 256 {
-            return Err("policy.max_token_bytes must be at least 256".into());
+        if !(256..=MAX_TOKEN_BYTES_CEILING).contains(&self.max_token_bytes) {
+            return Err(format!(
+                "policy.max_token_bytes must be between 256 and {MAX_TOKEN_BYTES_CEILING}"
+            ));
         }
         if self.header_types.len() > 16
             || self
@@ -198,16 +213,21 @@ impl Policy {
         jti: String,
     ) -> Result<Map<String, Value>, Violation> {
         if let Some(c) = SERVER_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
-            return Err(violation(ErrorCode::ReservedClaim,
+            return Err(violation(
+                ErrorCode::ReservedClaim,
                 format!("claim {c:?} is set by the server and may not be supplied"),
             ));
         }
         let ttl = ttl_seconds.unwrap_or(self.max_ttl_seconds.min(300));
         if ttl == 0 {
-            return Err(violation(ErrorCode::InvalidTtl, "ttl_seconds must be at least 1"));
+            return Err(violation(
+                ErrorCode::InvalidTtl,
+                "ttl_seconds must be at least 1",
+            ));
         }
         if ttl > self.max_ttl_seconds {
-            return Err(violation(ErrorCode::TtlExceedsMax,
+            return Err(violation(
+                ErrorCode::TtlExceedsMax,
                 format!(
                     "ttl_seconds {ttl} exceeds this ring's max_ttl_seconds {}",
                     self.max_ttl_seconds
@@ -220,7 +240,8 @@ impl Policy {
             }
             Some(Value::String(iss)) if *iss == self.issuer => {}
             Some(_) => {
-                return Err(violation(ErrorCode::IssuerMismatch,
+                return Err(violation(
+                    ErrorCode::IssuerMismatch,
                     format!("this ring issues tokens only with iss {:?}", self.issuer),
                 ))
             }
@@ -243,7 +264,8 @@ impl Policy {
                     .as_str()
                     .is_some_and(|v| self.header_types.iter().any(|t| t == v))
                 {
-                    return Err(violation(ErrorCode::HeaderMismatch,
+                    return Err(violation(
+                        ErrorCode::HeaderMismatch,
                         format!(
                             "the header's {member} must be one of this ring's header_types {:?}",
                             self.header_types
@@ -266,22 +288,26 @@ impl Policy {
         leeway: u32,
     ) -> Result<(), Violation> {
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(violation(ErrorCode::IssuerMismatch,
+            return Err(violation(
+                ErrorCode::IssuerMismatch,
                 format!("the payload's iss must be {:?}", self.issuer),
             ));
         }
         let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| {
-            violation(ErrorCode::MissingRequiredClaim,
+            violation(
+                ErrorCode::MissingRequiredClaim,
                 "the payload must carry a numeric exp",
             )
         })?;
         if exp <= now {
-            return Err(violation(ErrorCode::InvalidTtl,
+            return Err(violation(
+                ErrorCode::InvalidTtl,
                 "the payload's exp is not in the future",
             ));
         }
         if exp - now > i64::from(self.max_ttl_seconds) {
-            return Err(violation(ErrorCode::TtlExceedsMax,
+            return Err(violation(
+                ErrorCode::TtlExceedsMax,
                 format!(
                     "exp is more than max_ttl_seconds ({}) from now",
                     self.max_ttl_seconds
@@ -289,18 +315,21 @@ impl Policy {
             ));
         }
         let iat = claims.get("iat").and_then(Value::as_i64).ok_or_else(|| {
-            violation(ErrorCode::MissingRequiredClaim,
+            violation(
+                ErrorCode::MissingRequiredClaim,
                 "the payload must carry a numeric iat",
             )
         })?;
         if iat.abs_diff(now) > u64::from(leeway) {
-            return Err(violation(ErrorCode::InvalidClaim,
+            return Err(violation(
+                ErrorCode::InvalidClaim,
                 format!("iat must be within leeway_seconds ({leeway}) of now"),
             ));
         }
         match claims.get("jti") {
             None | Some(Value::Null) => {
-                return Err(violation(ErrorCode::MissingRequiredClaim,
+                return Err(violation(
+                    ErrorCode::MissingRequiredClaim,
                     "the payload must carry a jti",
                 ))
             }
@@ -308,7 +337,8 @@ impl Policy {
                 if (1..=MAX_JTI_LEN).contains(&jti.len())
                     && jti.bytes().all(|b| b.is_ascii_graphic()) => {}
             Some(_) => {
-                return Err(violation(ErrorCode::InvalidClaim,
+                return Err(violation(
+                    ErrorCode::InvalidClaim,
                     format!("jti must be 1-{MAX_JTI_LEN} printable ASCII characters"),
                 ))
             }
@@ -328,13 +358,15 @@ impl Policy {
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => {
-                return Err(violation(ErrorCode::InvalidClaim,
+                return Err(violation(
+                    ErrorCode::InvalidClaim,
                     "aud must be a string or a non-empty array of strings",
                 ))
             }
         };
         if !self.audiences.is_empty() && audiences.is_empty() {
-            return Err(violation(ErrorCode::AudienceRequired,
+            return Err(violation(
+                ErrorCode::AudienceRequired,
                 format!(
                     "tokens of this ring must name an aud among {:?}",
                     self.audiences
@@ -345,7 +377,8 @@ impl Policy {
             .iter()
             .find(|a| !self.audiences.iter().any(|allowed| allowed == *a))
         {
-            return Err(violation(ErrorCode::AudienceNotAllowed,
+            return Err(violation(
+                ErrorCode::AudienceNotAllowed,
                 format!(
                     "aud {:?} is not among this ring's audiences {:?}",
                     CallerText::echoed(a).as_str(),
@@ -358,7 +391,8 @@ impl Policy {
             .iter()
             .find(|c| claims.get(c.as_str()).is_none_or(Value::is_null))
         {
-            return Err(violation(ErrorCode::MissingRequiredClaim,
+            return Err(violation(
+                ErrorCode::MissingRequiredClaim,
                 format!("claim {c:?} is required by this ring (and may not be null)"),
             ));
         }
@@ -367,7 +401,8 @@ impl Policy {
             .iter()
             .find(|c| claims.contains_key(c.as_str()))
         {
-            return Err(violation(ErrorCode::ForbiddenClaim,
+            return Err(violation(
+                ErrorCode::ForbiddenClaim,
                 format!("claim {c:?} is forbidden by this ring"),
             ));
         }
@@ -377,7 +412,8 @@ impl Policy {
     /// Refuses a token that would be longer than `max_token_bytes`.
     pub fn check_size(&self, token_len: usize) -> Result<(), Violation> {
         if token_len > self.max_token_bytes as usize {
-            return Err(violation(ErrorCode::TokenTooLarge,
+            return Err(violation(
+                ErrorCode::TokenTooLarge,
                 format!(
                     "the token would be {token_len} bytes; this ring's max_token_bytes is {}",
                     self.max_token_bytes
@@ -452,7 +488,7 @@ mod tests {
     }
 
     fn code(result: Result<Map<String, Value>, Violation>) -> &'static str {
-        result.unwrap_err().code
+        result.unwrap_err().code.as_str()
     }
 
     #[test]
@@ -546,7 +582,10 @@ mod tests {
             Some(900)
         )
         .is_ok());
-        assert_eq!(p.check_size(1025).unwrap_err().code, ErrorCode::TokenTooLarge);
+        assert_eq!(
+            p.check_size(1025).unwrap_err().code,
+            ErrorCode::TokenTooLarge
+        );
         assert!(p.check_size(1024).is_ok());
     }
 
@@ -569,7 +608,7 @@ mod tests {
             let mut bad = ok.clone();
             bad.insert(member.into(), value);
             assert_eq!(
-                p.check_raw_claims(&bad, 1000, 5).unwrap_err().code,
+                p.check_raw_claims(&bad, 1000, 5).unwrap_err().code.as_str(),
                 code,
                 "{member}"
             );
@@ -577,17 +616,20 @@ mod tests {
         let mut far = ok.clone();
         far.insert("exp".into(), json!(1901));
         assert_eq!(
-            p.check_raw_claims(&far, 1000, 5).unwrap_err().code, ErrorCode::TtlExceedsMax
+            p.check_raw_claims(&far, 1000, 5).unwrap_err().code,
+            ErrorCode::TtlExceedsMax
         );
         let mut no_exp = ok.clone();
         no_exp.remove("exp");
         assert_eq!(
-            p.check_raw_claims(&no_exp, 1000, 5).unwrap_err().code, ErrorCode::MissingRequiredClaim
+            p.check_raw_claims(&no_exp, 1000, 5).unwrap_err().code,
+            ErrorCode::MissingRequiredClaim
         );
         let mut other_iss = ok.clone();
         other_iss.remove("iss");
         assert_eq!(
-            p.check_raw_claims(&other_iss, 1000, 5).unwrap_err().code, ErrorCode::IssuerMismatch
+            p.check_raw_claims(&other_iss, 1000, 5).unwrap_err().code,
+            ErrorCode::IssuerMismatch
         );
     }
 

@@ -77,7 +77,8 @@ impl FromStr for TimeOfDay {
     fn from_str(at: &str) -> Result<TimeOfDay, String> {
         let bad = || format!("monthly.at must be HH:MM (UTC), got {at:?}");
         let (h, m) = at.split_once(':').ok_or_else(bad)?;
-        if h.len() != 2 || m.len() != 2 || !(h.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
+        if h.len() != 2 || m.len() != 2 || !(h.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let (hour, minute): (u32, u32) =

@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::{kid_in_path, ring_in_path, ApiError, Authenticated, ErrorBody, Services};
 use crate::audit::verify::VerifyReport;
 use crate::audit::{AuditPage, KeyHistory, RingHistory};
-use crate::domain::{Kid, RingName};
 use crate::domain::Role;
 use crate::domain::{AuditQuery, UnixMillis};
+use crate::domain::{Kid, RingName};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -34,12 +34,19 @@ pub struct AuditParams {
     principal: Option<String>,
     action: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// Records per page [default: 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[+-]?[0-9]{1,18}$")]
     cursor: Option<String>,
+    /// `desc` (newest first, the default) or `asc`.
+    #[param(inline)]
     order: Option<Order>,
 }
 
@@ -47,8 +54,14 @@ pub struct AuditParams {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
+    /// Records per page [default: 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[+-]?[0-9]{1,18}$")]
     cursor: Option<String>,
+    /// `asc` (oldest first, the default) or `desc`.
+    #[param(inline)]
     order: Option<Order>,
 }
 

@@ -32,7 +32,9 @@ pub async fn read_within(req: &mut ServiceRequest, deadline: Duration) -> Result
     let body = tokio::time::timeout(deadline, read)
         .await
         .map_err(|_| {
-            ApiError::new(ErrorCode::BodyTimeout, format!(
+            ApiError::new(
+                ErrorCode::BodyTimeout,
+                format!(
                     "the request body did not arrive within {} seconds",
                     deadline.as_secs()
                 ),
@@ -47,15 +49,16 @@ pub async fn read_within(req: &mut ServiceRequest, deadline: Duration) -> Result
 }
 
 fn too_large() -> ApiError {
-    ApiError::new(ErrorCode::BodyTooLarge, format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    ApiError::new(
+        ErrorCode::BodyTooLarge,
+        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
     )
 }
 
 /// The API's answer to a body that is not the JSON a request takes.
 fn refused(error: &JsonError) -> ApiError {
     match error {
-        JsonError::Duplicate { .. } => ApiError::new(ErrorCode::DuplicateMember, error.to_string(),
-        ),
+        JsonError::Duplicate { .. } => ApiError::new(ErrorCode::DuplicateMember, error.to_string()),
         JsonError::Syntax { .. } | JsonError::Invalid { .. } => {
             ApiError::bad_request(error.to_string())
         }
@@ -100,7 +103,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !json {
-                return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send JSON with Content-Type: application/json",
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "send JSON with Content-Type: application/json",
                 ));
             }
             let bytes = bytes.await.map_err(|_| too_large())?;

@@ -38,7 +38,9 @@ fn quota(limit: RateLimit) -> Quota {
 /// The answer to a request over its limit: 429 with `Retry-After`.
 fn rate_limited(wait: Duration) -> ApiError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::new(ErrorCode::RateLimited, "too many requests; retry after the time in Retry-After",
+    ApiError::new(
+        ErrorCode::RateLimited,
+        "too many requests; retry after the time in Retry-After",
     )
     .retry_after(seconds.max(1))
 }

@@ -120,17 +120,23 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(detail) => {
                 tracing::error!(%detail, "database unavailable");
-                ApiError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry later",
+                ApiError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database is unavailable; retry later",
                 )
             }
             StoreError::Conflict(detail) | StoreError::Changed(detail) => {
                 tracing::info!(%detail, "conflicting change refused");
-                ApiError::new(ErrorCode::Conflict, "the change conflicts with the stored state; read it and retry",
+                ApiError::new(
+                    ErrorCode::Conflict,
+                    "the change conflicts with the stored state; read it and retry",
                 )
             }
             StoreError::Other(detail) | StoreError::Unreadable(detail) => {
                 tracing::error!(%detail, "database error");
-                ApiError::new(ErrorCode::InternalError, "an internal database error occurred",
+                ApiError::new(
+                    ErrorCode::InternalError,
+                    "an internal database error occurred",
                 )
             }
         }
@@ -142,38 +148,32 @@ impl From<RingError> for ApiError {
         let message = e.to_string();
         match e {
             RingError::Invalid(_) => ApiError::bad_request(message),
-            RingError::DuplicateMember(_) => {
-                ApiError::new(ErrorCode::DuplicateMember, message)
-            }
-            RingError::RingNotFound(_) => {
-                ApiError::new(ErrorCode::RingNotFound, message)
-            }
-            RingError::KeyNotFound(_) => {
-                ApiError::new(ErrorCode::KeyNotFound, message)
-            }
+            RingError::DuplicateMember(_) => ApiError::new(ErrorCode::DuplicateMember, message),
+            RingError::RingNotFound(_) => ApiError::new(ErrorCode::RingNotFound, message),
+            RingError::KeyNotFound(_) => ApiError::new(ErrorCode::KeyNotFound, message),
             RingError::RingExists(_) => ApiError::new(ErrorCode::RingExists, message),
             RingError::Conflict { code, .. } => ApiError::new(code, message),
-            RingError::Policy(v) => {
-                ApiError::new(v.code, v.message)
+            RingError::Policy(v) => ApiError::new(v.code, v.message),
+            RingError::NoActiveKey(_) => ApiError::new(ErrorCode::NoActiveKey, message),
+            RingError::BackendNotConfigured(_) => {
+                ApiError::new(ErrorCode::BackendNotConfigured, message)
             }
-            RingError::NoActiveKey(_) => {
-                ApiError::new(ErrorCode::NoActiveKey, message)
-            }
-            RingError::BackendNotConfigured(_) => ApiError::new(ErrorCode::BackendNotConfigured, message,
-            ),
             RingError::Provider { backend, error } => {
                 let (code, public) = match error {
-                    ProviderError::Unavailable(_) => (ErrorCode::BackendUnavailable,
+                    ProviderError::Unavailable(_) => (
+                        ErrorCode::BackendUnavailable,
                         format!("the {backend} backend is unavailable; retry later"),
                     ),
                     // The backend crate's own words about what it lacks: ours, and no secret.
-                    ProviderError::Unsupported(_) => (ErrorCode::UnsupportedByBackend,
-                        message.clone(),
-                    ),
-                    ProviderError::NotFound(_) => (ErrorCode::BackendKeyMissing,
+                    ProviderError::Unsupported(_) => {
+                        (ErrorCode::UnsupportedByBackend, message.clone())
+                    }
+                    ProviderError::NotFound(_) => (
+                        ErrorCode::BackendKeyMissing,
                         format!("the {backend} backend no longer holds this key"),
                     ),
-                    ProviderError::Backend(_) => (ErrorCode::BackendError,
+                    ProviderError::Backend(_) => (
+                        ErrorCode::BackendError,
                         format!("the {backend} backend failed"),
                     ),
                 };
@@ -182,8 +182,7 @@ impl From<RingError> for ApiError {
             }
             RingError::UnreadableSchedules(_) => {
                 tracing::error!(error = %message, "stored data cannot be read");
-                ApiError::new(ErrorCode::InternalError, "stored data cannot be read",
-                )
+                ApiError::new(ErrorCode::InternalError, "stored data cannot be read")
             }
             RingError::Store(e) => e.into(),
         }
@@ -194,12 +193,8 @@ impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> ApiError {
         let message = e.to_string();
         match e {
-            AuditError::RingNotFound(_) => {
-                ApiError::new(ErrorCode::RingNotFound, message)
-            }
-            AuditError::KeyNotFound(_) => {
-                ApiError::new(ErrorCode::KeyNotFound, message)
-            }
+            AuditError::RingNotFound(_) => ApiError::new(ErrorCode::RingNotFound, message),
+            AuditError::KeyNotFound(_) => ApiError::new(ErrorCode::KeyNotFound, message),
             AuditError::Store(e) => e.into(),
         }
     }
@@ -224,9 +219,7 @@ impl From<ClientError> for ApiError {
         match e {
             ClientError::Invalid(_) => ApiError::bad_request(message),
             ClientError::Exists(_) => ApiError::new(ErrorCode::ClientExists, message),
-            ClientError::NotFound(_) => {
-                ApiError::new(ErrorCode::ClientNotFound, message)
-            }
+            ClientError::NotFound(_) => ApiError::new(ErrorCode::ClientNotFound, message),
             ClientError::Store(e) => e.into(),
         }
     }

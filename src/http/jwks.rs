@@ -64,7 +64,9 @@ fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
 pub async fn all(req: HttpRequest, state: web::Data<Services>) -> Result<HttpResponse, ApiError> {
     match &state.rings.view().combined {
         Ok(jwks) => Ok(serve(&req, jwks)),
-        Err(CombinedTooLarge) => Err(ApiError::new(ErrorCode::JwksTooLarge, format!(
+        Err(CombinedTooLarge) => Err(ApiError::new(
+            ErrorCode::JwksTooLarge,
+            format!(
                 "the combined JWKS would list more than {COMBINED_JWKS_MAX_KEYS} keys, more than \
                  verifiers accept; fetch each ring's /v1/rings/{{ring}}/jwks.json instead"
             ),
@@ -109,10 +111,7 @@ pub async fn verify(
     state: web::Data<Services>,
     body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let invalid = |e: jose::VerifyError| {
-        ApiError::new(ErrorCode::TokenInvalid, e.to_string(),
-        )
-    };
+    let invalid = |e: jose::VerifyError| ApiError::new(ErrorCode::TokenInvalid, e.to_string());
     let kid = jose::peek_kid(&body.token).map_err(invalid)?;
     let view = state.rings.view();
     let (ring, jwk) = view

@@ -27,8 +27,8 @@ use secrecy::SecretString;
 pub use access::observe;
 pub use body::{optional_json, Json};
 pub use callers::Callers;
-pub use openapi::document as openapi_document;
 pub use error::{ApiError, ErrorBody};
+pub use openapi::document as openapi_document;
 pub use refusals::gate;
 
 use crate::api::{Health, ReadinessInfo};
@@ -118,7 +118,9 @@ fn path_error(_: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Err
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::NotFound, format!(
+    Err(ApiError::new(
+        ErrorCode::NotFound,
+        format!(
             "no route for {} {}",
             CallerText::echoed(req.method().as_str()),
             CallerText::echoed(req.path())
@@ -186,116 +188,122 @@ fn resource(path: &'static str, routes: Vec<(Method, Route)>) -> actix_web::Reso
         }))
 }
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let (get, post, put, patch, delete) = (
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-    );
-    cfg.app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-        .app_data(web::PathConfig::default().error_handler(path_error))
-        .app_data(web::QueryConfig::default().error_handler(query_error))
-        .service(resource("/healthz", vec![(get.clone(), web::to(healthz))]))
-        .service(resource("/readyz", vec![(get.clone(), web::to(readyz))]))
-        .service(resource("/metrics", vec![(get.clone(), web::to(metrics))]))
-        .service(resource(
+/// Every route: a path and the methods it takes, each with its handler.
+fn routes() -> Vec<(&'static str, Vec<(Method, Route)>)> {
+    vec![
+        ("/healthz", vec![(Method::GET, web::to(healthz))]),
+        ("/readyz", vec![(Method::GET, web::to(readyz))]),
+        ("/metrics", vec![(Method::GET, web::to(metrics))]),
+        (
             "/v1/openapi.json",
-            vec![(get.clone(), web::to(openapi::openapi_json))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(openapi::openapi_json))],
+        ),
+        (
             "/.well-known/jwks.json",
-            vec![(get.clone(), web::to(jwks::all))],
-        ))
-        .service(resource(
-            "/v1/verify",
-            vec![(post.clone(), web::to(jwks::verify))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(jwks::all))],
+        ),
+        ("/v1/verify", vec![(Method::POST, web::to(jwks::verify))]),
+        (
             "/v1/rings",
             vec![
-                (get.clone(), web::to(rings::list)),
-                (post.clone(), web::to(rings::create)),
+                (Method::GET, web::to(rings::list)),
+                (Method::POST, web::to(rings::create)),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/v1/rings/{ring}",
             vec![
-                (get.clone(), web::to(rings::show)),
-                (patch, web::to(rings::update)),
+                (Method::GET, web::to(rings::show)),
+                (Method::PATCH, web::to(rings::update)),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/v1/rings/{ring}/keys",
-            vec![(get.clone(), web::to(rings::keys))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(rings::keys))],
+        ),
+        (
             "/v1/rings/{ring}/jwks.json",
-            vec![(get.clone(), web::to(jwks::ring))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(jwks::ring))],
+        ),
+        (
             "/v1/rings/{ring}/sign",
-            vec![(post.clone(), web::to(rings::sign))],
-        ))
-        .service(resource(
+            vec![(Method::POST, web::to(rings::sign))],
+        ),
+        (
             "/v1/rings/{ring}/sign-raw",
-            vec![(post.clone(), web::to(rings::sign_raw))],
-        ))
-        .service(resource(
+            vec![(Method::POST, web::to(rings::sign_raw))],
+        ),
+        (
             "/v1/rings/{ring}/rotate",
-            vec![(post.clone(), web::to(rings::rotate))],
-        ))
-        .service(resource(
+            vec![(Method::POST, web::to(rings::rotate))],
+        ),
+        (
             "/v1/rings/{ring}/schedule",
             vec![
-                (get.clone(), web::to(schedules::show)),
-                (put.clone(), web::to(schedules::set)),
+                (Method::GET, web::to(schedules::show)),
+                (Method::PUT, web::to(schedules::set)),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/v1/rings/{ring}/schedule/pause",
-            vec![(post.clone(), web::to(schedules::pause))],
-        ))
-        .service(resource(
+            vec![(Method::POST, web::to(schedules::pause))],
+        ),
+        (
             "/v1/rings/{ring}/schedule/resume",
-            vec![(post.clone(), web::to(schedules::resume))],
-        ))
-        .service(resource(
+            vec![(Method::POST, web::to(schedules::resume))],
+        ),
+        (
             "/v1/keys/{kid}/revoke",
-            vec![(post.clone(), web::to(rings::revoke))],
-        ))
-        .service(resource(
+            vec![(Method::POST, web::to(rings::revoke))],
+        ),
+        (
             "/v1/keys/{kid}/history",
-            vec![(get.clone(), web::to(audit::key_history))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(audit::key_history))],
+        ),
+        (
             "/v1/rings/{ring}/history",
-            vec![(get.clone(), web::to(audit::ring_history))],
-        ))
-        .service(resource(
-            "/v1/audit",
-            vec![(get.clone(), web::to(audit::list))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(audit::ring_history))],
+        ),
+        ("/v1/audit", vec![(Method::GET, web::to(audit::list))]),
+        (
             "/v1/audit/verify",
-            vec![(get.clone(), web::to(audit::verify))],
-        ))
-        .service(resource(
+            vec![(Method::GET, web::to(audit::verify))],
+        ),
+        (
             "/v1/clients",
             vec![
-                (get.clone(), web::to(clients::list)),
-                (post.clone(), web::to(clients::create)),
+                (Method::GET, web::to(clients::list)),
+                (Method::POST, web::to(clients::create)),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/v1/clients/{id}",
-            vec![(delete, web::to(clients::revoke))],
-        ))
-        .service(resource(
+            vec![(Method::DELETE, web::to(clients::revoke))],
+        ),
+        (
             "/v1/clients/{id}/rate-limit",
-            vec![(put, web::to(clients::set_rate_limit))],
-        ))
-        .default_service(web::to(not_found));
+            vec![(Method::PUT, web::to(clients::set_rate_limit))],
+        ),
+    ]
+}
+
+/// The paths the server answers and the methods each takes (as the OpenAPI document must list
+/// them).
+#[cfg(test)]
+fn route_methods() -> Vec<(&'static str, Vec<Method>)> {
+    routes()
+        .into_iter()
+        .map(|(path, routes)| (path, routes.into_iter().map(|(m, _)| m).collect()))
+        .collect()
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error));
+    for (path, methods) in routes() {
+        cfg.service(resource(path, methods));
+    }
+    cfg.default_service(web::to(not_found));
 }

@@ -12,13 +12,15 @@ use actix_web::HttpResponse;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{audit, clients, jwks, rings, schedules};
-use crate::domain::{DayOfMonth, ErrorCode, Kid, RingName, TimeOfDay};
+use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -229,7 +231,10 @@ impl ToSchema for Kid {}
 
 impl PartialSchema for TimeOfDay {
     fn schema() -> RefOr<Schema> {
-        string("^([01][0-9]|2[0-3]):[0-5][0-9]$", "A time of day in UTC, HH:MM")
+        string(
+            "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            "A time of day in UTC, HH:MM",
+        )
     }
 }
 
@@ -241,12 +246,42 @@ impl PartialSchema for DayOfMonth {
             .schema_type(Type::Integer)
             .minimum(Some(1))
             .maximum(Some(31))
-            .description(Some("A day of the month; 29-31 mean the last day in shorter months"))
+            .description(Some(
+                "A day of the month; 29-31 mean the last day in shorter months",
+            ))
             .into()
     }
 }
 
 impl ToSchema for DayOfMonth {}
+
+impl PartialSchema for RateLimit {
+    fn schema() -> RefOr<Schema> {
+        let count = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(RateLimit::MAX))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "A token bucket: `burst` requests at once, refilled at `per_second`",
+            ))
+            .property("per_second", count())
+            .property(
+                "burst",
+                count()
+                    .schema_type(SchemaType::Array(vec![Type::Integer, Type::Null]))
+                    .description(Some("Left out or null: twice the rate")),
+            )
+            .required("per_second")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+}
+
+impl ToSchema for RateLimit {}
 
 /// A JSON Web Key Set as the JWKS endpoints serve it.
 pub struct JwkSet;
@@ -283,3 +318,94 @@ impl PartialSchema for JwkSet {
 }
 
 impl ToSchema for JwkSet {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::document;
+
+    fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+        doc["paths"]
+            .as_object()
+            .expect("the document has paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("a path item is an object")
+                    .keys()
+                    .filter(|key| ["get", "put", "post", "delete", "patch"].contains(&key.as_str()))
+                    .map(|method| (path.clone(), method.to_uppercase()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_document_lists_every_route_and_no_other() {
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let served: BTreeSet<(String, String)> = super::super::route_methods()
+            .into_iter()
+            .flat_map(|(path, methods)| {
+                methods
+                    .into_iter()
+                    .map(move |m| (path.to_owned(), m.as_str().to_owned()))
+            })
+            .collect();
+        let documented = operations(&doc);
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes the document lacks: {undocumented:?}"
+        );
+        assert!(
+            unserved.is_empty(),
+            "documented, but not served: {unserved:?}"
+        );
+    }
+
+    #[test]
+    fn every_error_code_and_answer_is_in_the_document() {
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        let codes = &doc["components"]["schemas"]["ErrorCode"]["enum"];
+        for code in crate::domain::ErrorCode::ALL {
+            assert!(
+                codes
+                    .as_array()
+                    .unwrap()
+                    .contains(&Value::from(code.as_str())),
+                "{code} is not in the document"
+            );
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|status| status.starts_with('2')),
+                    "{method} {path} documents no success"
+                );
+                if path != "/healthz" && path != "/readyz" {
+                    for status in ["400", "429", "500", "503"] {
+                        assert!(responses.contains_key(status), "{method} {path}: {status}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `docs/openapi.json` is what the code generates: regenerate it with
+    /// `cargo run -- openapi > docs/openapi.json` after changing the API.
+    #[test]
+    fn the_committed_document_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == document(),
+            "docs/openapi.json differs from the document the code generates; \
+             run `cargo run -- openapi > docs/openapi.json` and commit it"
+        );
+    }
+}

@@ -2,10 +2,10 @@
 //! key, the next key takes over in the same transaction: the published one, or a new one made
 //! for the purpose (a rotation, see `rotation.rs`).
 
-use crate::domain::ErrorCode;
 use super::rotation::Trigger;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
+use crate::domain::ErrorCode;
 use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, RotationCause};
 
 /// What a revocation did.

@@ -3,10 +3,10 @@
 //! record commits with its audit record, then the key is generated and completed
 //! (see `keys.rs`).
 
-use crate::domain::ErrorCode;
 use super::keys::pending_key;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
+use crate::domain::ErrorCode;
 use crate::domain::{
     AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, RotationCause,
 };
