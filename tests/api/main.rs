@@ -9,6 +9,7 @@ mod access;
 mod audit;
 mod aws_kms;
 mod cli;
+mod contract;
 mod durability;
 mod hostile;
 mod interop;
