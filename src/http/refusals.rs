@@ -88,17 +88,19 @@ async fn account<B>(response: &ServiceResponse<B>, source: String, error: Option
                 .error()
                 .and_then(|e| e.as_error::<ApiError>())
         })
-        .map(|e| (e.code, e.message.clone()))
         // Every refusal of ours is an ApiError; a status from elsewhere is named by its class.
-        .unwrap_or_else(|| {
-            let code = match status {
-                StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
-                StatusCode::FORBIDDEN => ErrorCode::Forbidden,
-                StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
-                _ => ErrorCode::InvalidRequest,
-            };
-            (code, String::new())
-        });
+        .map_or_else(
+            || {
+                let code = match status {
+                    StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+                    StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+                    StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+                    _ => ErrorCode::InvalidRequest,
+                };
+                (code, String::new())
+            },
+            |e| (e.code, e.message.clone()),
+        );
     // Only names that can be a ring's or a key's: a path is the caller's to make up.
     let ring = request
         .match_info()
