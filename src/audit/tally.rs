@@ -9,11 +9,10 @@
 //! together under the source `other`. A crash loses the counts of the minute under way (the log
 //! line of each refusal remains).
 
-use crate::domain::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::domain::{AuditEvent, AuditRecord, CallerText, Kid, RingName, UnixMillis};
+use crate::domain::{AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, RingName, UnixMillis};
 
 /// The length of one tally, in milliseconds.
 pub const WINDOW_MS: i64 = 60_000;

@@ -3,12 +3,12 @@
 //! [`Action`] is the one place that names each action. The names are stable: the README's
 //! table, the store's filters and the Postgres auditor views depend on them.
 
-use super::ErrorCode;
 use serde_json::{json, Value};
 use signet_core::{Algorithm, KeySpec};
 
 use super::{
-    BackendKind, CallerText, Kid, Policy, RateLimit, RingName, Role, Rule, Timing, UnixMillis,
+    BackendKind, CallerText, ErrorCode, Kid, Policy, RateLimit, RingName, Role, Rule, Timing,
+    UnixMillis,
 };
 
 macro_rules! actions {

@@ -1,11 +1,10 @@
 //! A ring's signing policy and lifecycle timing, and the checks that bind every signature to them
 //! (docs/design.md): the service never signs what the ring's policy does not allow.
 
-use super::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::CallerText;
+use super::{CallerText, ErrorCode};
 
 /// Claims the server sets itself; a request may not supply them.
 const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];

@@ -2,7 +2,6 @@
 //! body that trickles in or never arrives is cut, and its connection closed), then parsed as
 //! strict JSON ([`crate::json`]) by the [`Json`] extractor and [`optional_json`].
 
-use crate::domain::ErrorCode;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, MAX_BODY_BYTES};
+use crate::domain::ErrorCode;
 use crate::json::{self, JsonError};
 
 /// Reads the body of `req` into memory and puts it back, so that handlers find it whole.

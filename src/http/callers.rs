@@ -3,7 +3,6 @@
 //! address; sign requests are limited per client. Each replica limits on its own: with N
 //! replicas behind a balancer, a caller gets up to N times the rate.
 
-use crate::domain::ErrorCode;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -17,7 +16,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use super::ApiError;
 use crate::auth::Principal;
 use crate::config::HttpSettings;
-use crate::domain::RateLimit;
+use crate::domain::{ErrorCode, RateLimit};
 
 /// The source of requests whose address cannot be told (no peer address, or a trusted header
 /// that is missing or not an address).

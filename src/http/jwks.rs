@@ -10,7 +10,6 @@
 //!
 //! `POST /v1/verify` checks a token for callers that cannot verify offline.
 
-use crate::domain::ErrorCode;
 use std::time::Instant;
 
 use actix_web::http::header;
@@ -21,7 +20,7 @@ use utoipa::ToSchema;
 use super::openapi::JwkSet;
 use super::{ApiError, ErrorBody, Json, Services};
 use crate::api::VerifiedToken;
-use crate::domain::RingName;
+use crate::domain::{ErrorCode, RingName};
 use crate::jose;
 use crate::metrics::RingLabels;
 use crate::rings::{CombinedTooLarge, Jwks, RingError, COMBINED_JWKS_MAX_KEYS};

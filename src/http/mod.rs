@@ -14,7 +14,6 @@ mod request_id;
 mod rings;
 mod schedules;
 
-use crate::domain::ErrorCode;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +32,7 @@ pub use refusals::gate;
 
 use crate::api::{Health, ReadinessInfo};
 use crate::auth::{self, Principal};
-use crate::domain::{CallerText, Kid, RingName, Role};
+use crate::domain::{CallerText, ErrorCode, Kid, RingName, Role};
 use crate::rings::RingError;
 use crate::services::Services;
 

@@ -3,13 +3,12 @@
 //! its time comes. A key is created in three steps so that a crash at any point is recoverable
 //! (see `tick.rs`, reconciliation).
 
-use crate::domain::ErrorCode;
 use signet_core::{KeyId, KeyRef, PublicKey};
 
 use super::{provider_error, Actor, RingError, RingService};
 use crate::clock::now_ms;
 use crate::domain::{
-    windows, AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, UnixMillis,
+    windows, AuditEvent, AuditRecord, ErrorCode, KeyRecord, KeyState, Kid, RingRecord, UnixMillis,
 };
 use crate::jose;
 use crate::random::random_id;

@@ -18,7 +18,6 @@ mod signing;
 mod tick;
 mod view;
 
-use crate::domain::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -35,8 +34,8 @@ use crate::audit::verify::TrustAnchor;
 use crate::audit::AuditLog;
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, BackendKind, KeyRecord, Kid, RingName, RingRecord, ScheduleRecord,
-    Violation, AUDIT_RING,
+    AuditEvent, AuditRecord, BackendKind, ErrorCode, KeyRecord, Kid, RingName, RingRecord,
+    ScheduleRecord, Violation, AUDIT_RING,
 };
 use crate::metrics::Metrics;
 use crate::providers::Providers;

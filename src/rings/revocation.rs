@@ -5,8 +5,9 @@
 use super::rotation::Trigger;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::ErrorCode;
-use crate::domain::{AuditEvent, AuditRecord, KeyRecord, KeyState, Kid, RingRecord, RotationCause};
+use crate::domain::{
+    AuditEvent, AuditRecord, ErrorCode, KeyRecord, KeyState, Kid, RingRecord, RotationCause,
+};
 
 /// What a revocation did.
 pub struct Revocation {

@@ -6,9 +6,8 @@
 use super::keys::pending_key;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
-use crate::domain::ErrorCode;
 use crate::domain::{
-    AuditEvent, AuditRecord, KeyRecord, KeyState, RingName, RingRecord, RotationCause,
+    AuditEvent, AuditRecord, ErrorCode, KeyRecord, KeyState, RingName, RingRecord, RotationCause,
 };
 use crate::store::StoreError;
 

@@ -1,7 +1,6 @@
 //! Signing under a ring's policy (docs/design.md, Key lifecycle): tokens the server builds, and issuer-built
 //! signing inputs. Every signature is returned only after its audit record has committed.
 
-use crate::domain::ErrorCode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +10,8 @@ use serde_json::{Map, Value};
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, CallerText, Kid, RingName, SignatureFacts, UnixMillis, Violation,
+    AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, RingName, SignatureFacts, UnixMillis,
+    Violation,
 };
 use crate::jose;
 use crate::json::{self, JsonError};
