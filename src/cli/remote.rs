@@ -3,10 +3,13 @@
 //! call and reaches every replica.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use reqwest::{Method, StatusCode, Url};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -38,6 +41,38 @@ impl Call {
     }
 }
 
+/// TLS for an `https://` SIGNET_ADDR: rustls on aws-lc-rs, as the server, trusting the system's
+/// certificate authorities and the one in `ca_file` (SIGNET_CACERT, PEM), for a private CA.
+fn tls_config(ca_file: Option<PathBuf>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if let Some(file) = ca_file {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            anyhow!(
+                "SIGNET_CACERT {}: not a readable PEM certificate ({e})",
+                file.display()
+            )
+        };
+        let certs = CertificateDer::pem_file_iter(&file)
+            .map_err(|e| unreadable(&e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unreadable(&e))?;
+        if certs.is_empty() {
+            return Err(unreadable(&"it holds no certificate"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| unreadable(&e))?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| anyhow!("TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
+
 pub struct Remote {
     base: Url,
     token: Option<SecretString>,
@@ -54,9 +89,9 @@ impl Remote {
         let addr = env("SIGNET_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let base = Url::parse(&addr)
             .ok()
-            .filter(|url| url.scheme() == "http" && url.has_host())
+            .filter(|url| ["http", "https"].contains(&url.scheme()) && url.has_host())
             .ok_or_else(|| {
-                anyhow!("SIGNET_ADDR must be an http:// URL such as {DEFAULT_ADDR} (signet serves plain HTTP)")
+                anyhow!("SIGNET_ADDR must be an http:// or https:// URL such as {DEFAULT_ADDR}")
             })?;
         let token_file = PathBuf::from(env("SIGNET_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into()))
             .join("admin-token");
@@ -72,6 +107,7 @@ impl Remote {
         };
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .use_preconfigured_tls(tls_config(env("SIGNET_CACERT").map(PathBuf::from))?)
             .build()
             .map_err(|e| anyhow!("starting the HTTP client: {e}"))?;
         Ok(Remote {
@@ -99,7 +135,12 @@ impl Remote {
         }
         let response = request.send().await.map_err(|e| {
             let cause = deepest_cause(&e);
-            if e.is_connect() {
+            if certificate_refused(&e) {
+                anyhow!(
+                    "signet at {} presented a certificate this client does not trust ({cause}): set SIGNET_CACERT to the PEM file of the authority that issued it",
+                    self.base
+                )
+            } else if e.is_connect() {
                 anyhow!(
                     "cannot reach signet at {} ({cause}): start it with `signet serve`, or set SIGNET_ADDR to where it runs",
                     self.base
@@ -140,6 +181,21 @@ impl Remote {
 }
 
 /// The innermost cause of a failed request, e.g. "Connection refused (os error 111)".
+/// Whether the TLS handshake failed on the server's certificate (the rustls error can sit inside
+/// I/O errors inside I/O errors, which `source()` skips).
+fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
+        return true;
+    }
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
+        return certificate_refused(inner);
+    }
+    error.source().is_some_and(certificate_refused)
+}
+
 fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(source) = cause.source() {

@@ -405,7 +405,7 @@ async fn the_cli_says_why_a_call_was_refused_and_where_the_token_comes_from() {
         &["ring", "list"],
     ));
     assert!(
-        stderr.contains("SIGNET_ADDR must be an http:// URL"),
+        stderr.contains("SIGNET_ADDR must be an http:// or https:// URL"),
         "{stderr}"
     );
     // None of this created anything where it ran.

@@ -97,33 +97,29 @@ async fn until_served(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_serves_the_certificate_and_a_sighup_replaces_it_for_new_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(Db::Sqlite, dir.path()).await;
-    let ca = TestCa::new();
-    let first = ca.leaf();
-    write_pair(dir.path(), &first);
+/// `signet serve` over HTTPS with `dir`'s cert.pem and key.pem; returns it, its address
+/// (127.0.0.1:port) and its log file once it accepts connections.
+async fn start_https(dir: &Path, db: &TestDb) -> (std::process::Child, String, std::path::PathBuf) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let log_path = dir.path().join("signet.log");
-    let mut server = signet_process(
+    let log_path = dir.join("signet.log");
+    let server = signet_process(
         &[
             "serve",
             "--data-dir",
-            dir.path().to_str().unwrap(),
+            dir.to_str().unwrap(),
             "--listen",
             &address,
             "--database-url",
             &db.url,
             "--tls-cert",
-            dir.path().join("cert.pem").to_str().unwrap(),
+            dir.join("cert.pem").to_str().unwrap(),
             "--tls-key",
-            dir.path().join("key.pem").to_str().unwrap(),
+            dir.join("key.pem").to_str().unwrap(),
         ],
         &[("SIGNET_LOG", "info")],
     )
@@ -131,15 +127,26 @@ async fn https_serves_the_certificate_and_a_sighup_replaces_it_for_new_connectio
     .stderr(std::fs::File::create(&log_path).unwrap())
     .spawn()
     .unwrap();
-    let tls13 = ca.client(&[&rustls::version::TLS13]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut open = loop {
-        if let Ok(connection) = connect(&tls13, &address).await {
-            break connection;
-        }
+    while tokio::net::TcpStream::connect(&address).await.is_err()
+        || !dir.join("admin-token").exists()
+    {
         assert!(Instant::now() < deadline, "signet did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
+    (server, address, log_path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_the_certificate_and_a_sighup_replaces_it_for_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Db::Sqlite, dir.path()).await;
+    let ca = TestCa::new();
+    let first = ca.leaf();
+    write_pair(dir.path(), &first);
+    let (mut server, address, log_path) = start_https(dir.path(), &db).await;
+    let tls13 = ca.client(&[&rustls::version::TLS13]);
+    let mut open = connect(&tls13, &address).await.unwrap();
     assert_eq!(served_certificate(&open), first.2);
     assert_eq!(healthz(&mut open).await, 200);
     let mut tls12 = connect(&ca.client(&[&rustls::version::TLS12]), &address)
@@ -175,6 +182,71 @@ async fn https_serves_the_certificate_and_a_sighup_replaces_it_for_new_connectio
     assert_eq!(healthz(&mut after_failure).await, 200);
 
     drop((open, tls12, after_failure));
+    assert!(terminate(&mut server).await.success());
+}
+
+/// The CLI speaks HTTPS to an `https://` SIGNET_ADDR, trusting the system's authorities and the
+/// one in SIGNET_CACERT; a server whose certificate it cannot trust is refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_https_trusting_the_ca_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Db::Sqlite, dir.path()).await;
+    let ca = TestCa::new();
+    write_pair(dir.path(), &ca.leaf());
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let (mut server, address, _) = start_https(dir.path(), &db).await;
+    let port = address.rsplit_once(':').unwrap().1;
+    let url = format!("https://localhost:{port}");
+    let data_dir = dir.path().to_str().unwrap();
+    let cli = |env: &[(&str, &str)]| {
+        let mut command = signet_process(&["ring", "list"], &[]);
+        command
+            .env_remove("SIGNET_TOKEN")
+            .env_remove("SIGNET_CACERT")
+            .envs(env.iter().copied());
+        command.output().unwrap()
+    };
+
+    let ca_file = dir.path().join("ca.pem");
+    let trusted = cli(&[
+        ("SIGNET_ADDR", &url),
+        ("SIGNET_DATA_DIR", data_dir),
+        ("SIGNET_CACERT", ca_file.to_str().unwrap()),
+    ]);
+    let stdout = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        trusted.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(answer["rings"].is_array(), "{answer}");
+
+    let untrusted = cli(&[("SIGNET_ADDR", &url), ("SIGNET_DATA_DIR", data_dir)]);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr.contains("a certificate this client does not trust")
+            && stderr.contains("UnknownIssuer")
+            && stderr.contains("SIGNET_CACERT"),
+        "{stderr}"
+    );
+
+    let not_pem = cli(&[
+        ("SIGNET_ADDR", &url),
+        ("SIGNET_DATA_DIR", data_dir),
+        (
+            "SIGNET_CACERT",
+            dir.path().join("key.pem").to_str().unwrap(),
+        ),
+    ]);
+    let stderr = String::from_utf8_lossy(&not_pem.stderr);
+    assert!(!not_pem.status.success());
+    assert!(
+        stderr.contains("not a readable PEM certificate"),
+        "{stderr}"
+    );
+
     assert!(terminate(&mut server).await.success());
 }
 
