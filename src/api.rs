@@ -2,7 +2,7 @@
 //! missing or change its type in one place and not another. Times are RFC 3339 (UTC).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use signet_core::{Algorithm, KeySpec};
 use utoipa::ToSchema;
 
@@ -13,6 +13,7 @@ use crate::domain::{
 };
 use crate::rings::Readiness;
 use crate::store::StoredAuditRecord;
+use crate::tokens::Checked;
 
 /// A ring, as `POST /v1/rings`, `GET /v1/rings[/{ring}]` and `signet ring create` show it.
 #[derive(Serialize, ToSchema)]
@@ -234,6 +235,92 @@ pub struct VerifiedToken {
     pub claims: Value,
 }
 
+impl VerifiedToken {
+    pub fn new(checked: Checked) -> VerifiedToken {
+        VerifiedToken {
+            valid: true,
+            ring: checked.ring,
+            kid: checked.kid,
+            header: checked.header,
+            claims: Value::Object(checked.claims),
+        }
+    }
+}
+
+/// One answer of a batch `POST /v1/verify`, in the order of the tokens sent.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum VerifyOutcome {
+    Valid(VerifiedToken),
+    Invalid {
+        /// Always `false`.
+        valid: bool,
+        error: ErrorEntry,
+    },
+}
+
+/// A batch `POST /v1/verify`.
+#[derive(Serialize, ToSchema)]
+pub struct VerifiedBatch {
+    pub results: Vec<VerifyOutcome>,
+}
+
+/// `POST /v1/verify`: the answer for `token`, or for `tokens`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Verification {
+    One(VerifiedToken),
+    Batch(VerifiedBatch),
+}
+
+/// `POST /v1/tokens/revoke`: what is revoked, and until when the revocation is kept (after it,
+/// no token it covers can verify anyway).
+#[derive(Serialize, ToSchema)]
+pub struct RevokedTokens {
+    pub ring: RingName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_before: Option<String>,
+    pub expires_at: String,
+}
+
+/// `POST /v1/introspect` (RFC 7662): `{"active": false}` alone for a token that is not active;
+/// for one that is, its claims, `token_type` (its header's `typ`), and the `ring` and `kid` that
+/// signed it.
+#[derive(Serialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Introspection {
+        Introspection {
+            active: false,
+            fields: Map::new(),
+        }
+    }
+
+    pub fn active(checked: Checked) -> Introspection {
+        let mut fields = checked.claims;
+        fields.remove("active");
+        if let Some(typ) = checked.header.get("typ") {
+            fields.insert("token_type".into(), typ.clone());
+        }
+        fields.insert("ring".into(), Value::from(checked.ring.as_str()));
+        fields.insert("kid".into(), Value::from(checked.kid));
+        Introspection {
+            active: true,
+            fields,
+        }
+    }
+}
+
 /// `GET /healthz`: the process answers.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -250,11 +337,12 @@ pub struct ReadinessInfo {
     pub backends: std::collections::BTreeMap<&'static str, &'static str>,
     /// Why the server is not ready; left out when it is.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<ReadinessProblem>,
+    pub errors: Vec<ErrorEntry>,
 }
 
+/// A reason, as in an error body: a stable code and a message for people.
 #[derive(Serialize, ToSchema)]
-pub struct ReadinessProblem {
+pub struct ErrorEntry {
     pub code: ErrorCode,
     pub message: String,
 }
@@ -262,7 +350,7 @@ pub struct ReadinessProblem {
 impl ReadinessInfo {
     pub fn new(readiness: &Readiness) -> ReadinessInfo {
         let mut errors = Vec::new();
-        let mut problem = |code, message: String| errors.push(ReadinessProblem { code, message });
+        let mut problem = |code, message: String| errors.push(ErrorEntry { code, message });
         if !readiness.database {
             problem(
                 ErrorCode::DatabaseUnavailable,

@@ -258,9 +258,14 @@ impl Principal {
         }
     }
 
+    /// Whether the client's `rings` name `ring` (an issuer's or an introspector's).
+    pub fn holds(&self, ring: &str) -> bool {
+        self.rings.iter().any(|r| r.as_str() == ring)
+    }
+
     pub fn require_issuer_of(&self, ring: &str) -> Result<(), AuthError> {
         self.require(&[Role::Issuer])?;
-        if self.rings.iter().any(|r| r.as_str() == ring) {
+        if self.holds(ring) {
             Ok(())
         } else {
             Err(AuthError::Forbidden(format!(
@@ -311,13 +316,16 @@ async fn create_client(
     let name = request.name.as_str();
     check_client_name(name).map_err(ClientError::Invalid)?;
     match (request.role, request.rings.is_empty()) {
-        (Role::Issuer, true) => {
-            return Err(ClientError::Invalid(
-                "an issuer needs at least one ring in rings".into(),
-            ))
+        (Role::Issuer | Role::Introspector, true) => {
+            return Err(ClientError::Invalid(format!(
+                "an {} needs at least one ring in rings",
+                request.role.as_str()
+            )))
         }
         (Role::Admin | Role::Auditor, false) => {
-            return Err(ClientError::Invalid("rings applies only to issuers".into()))
+            return Err(ClientError::Invalid(
+                "rings applies only to issuers and introspectors".into(),
+            ))
         }
         _ => {}
     }

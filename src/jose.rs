@@ -209,16 +209,41 @@ fn published_key(jwk: &Value) -> Option<(PublicKey, Algorithm)> {
     Some((key, alg))
 }
 
+/// What a verifier expects of a token beyond its signature: each `Some` must match.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expect<'a> {
+    /// One of the token's `aud` values.
+    pub audience: Option<&'a str>,
+    /// The token's `iss`.
+    pub issuer: Option<&'a str>,
+    /// The header's `typ` (compared case-insensitively, RFC 7515 §4.1.9, with or without the
+    /// `application/` prefix).
+    pub typ: Option<&'a str>,
+    /// Slack, in seconds, for `exp`, `nbf` and `iat` against the clock.
+    pub leeway_seconds: u32,
+    /// The oldest `iat` accepted, in seconds before now.
+    pub max_age_seconds: Option<u32>,
+}
+
+fn media_type(typ: &str) -> String {
+    let typ = typ.to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => typ,
+    }
+}
+
 /// Verifies `token` against the published `jwk`: the signature, the JWK's algorithm (a token
-/// cannot pick another), `exp` (required) and `nbf` at the time now, without leeway, and the
-/// audience when one is expected.
-pub fn verify(token: &str, jwk: &Value, audience: Option<&str>) -> Result<Verified, VerifyError> {
+/// cannot pick another), `exp` (required) and `nbf` at the time now (with `expect`'s leeway),
+/// and whatever else `expect` names.
+pub fn verify(token: &str, jwk: &Value, expect: &Expect<'_>) -> Result<Verified, VerifyError> {
     let verified = verify_signature(token, jwk)?;
     let claims = verified
         .claims
         .as_object()
         .ok_or(VerifyError::Invalid("the payload is not a JSON object"))?;
     let now = now_ms().as_secs() as f64;
+    let leeway = f64::from(expect.leeway_seconds);
     let time = |name: &str| match claims.get(name) {
         None => Ok(None),
         Some(value) => value
@@ -229,13 +254,23 @@ pub fn verify(token: &str, jwk: &Value, audience: Option<&str>) -> Result<Verifi
     let exp = time("exp")?.ok_or(VerifyError::Invalid(
         "the token lacks a required claim (exp)",
     ))?;
-    if now >= exp {
+    if now >= exp + leeway {
         return Err(VerifyError::Invalid("the token has expired"));
     }
-    if time("nbf")?.is_some_and(|nbf| now < nbf) {
+    if time("nbf")?.is_some_and(|nbf| now + leeway < nbf) {
         return Err(VerifyError::Invalid("the token is not valid yet (nbf)"));
     }
-    if let Some(expected) = audience {
+    if let Some(max_age) = expect.max_age_seconds {
+        let iat = time("iat")?.ok_or(VerifyError::Invalid(
+            "the token lacks the iat its age is checked by",
+        ))?;
+        if iat + f64::from(max_age) + leeway < now {
+            return Err(VerifyError::Invalid(
+                "the token is older than max_age_seconds",
+            ));
+        }
+    }
+    if let Some(expected) = expect.audience {
         let listed = match claims.get("aud") {
             Some(Value::String(aud)) => aud == expected,
             Some(Value::Array(auds)) => auds.iter().any(|aud| aud.as_str() == Some(expected)),
@@ -243,6 +278,17 @@ pub fn verify(token: &str, jwk: &Value, audience: Option<&str>) -> Result<Verifi
         };
         if !listed {
             return Err(VerifyError::Invalid("the token is not for this audience"));
+        }
+    }
+    if let Some(expected) = expect.issuer {
+        if claims.get("iss").and_then(Value::as_str) != Some(expected) {
+            return Err(VerifyError::Invalid("the token is not from this issuer"));
+        }
+    }
+    if let Some(expected) = expect.typ {
+        let typ = verified.header.get("typ").and_then(Value::as_str);
+        if typ.map(media_type) != Some(media_type(expected)) {
+            return Err(VerifyError::Invalid("the token is not of this type (typ)"));
         }
     }
     Ok(verified)
@@ -355,47 +401,121 @@ mod tests {
     }
 
     #[test]
+    fn verification_checks_issuer_type_age_and_leeway_when_asked() {
+        let now = now_ms().as_secs();
+        let header = json!({"alg": "Ed25519", "kid": "k", "typ": "at+jwt"});
+        let claims = json!({"exp": now - 10, "iat": now - 100, "iss": "https://a.test"});
+        let (token, jwk) = signed(&header, &claims, Algorithm::Ed25519);
+        let check = |expect: Expect<'_>| verify(&token, &jwk, &expect).map(|_| ());
+        let lenient = Expect {
+            leeway_seconds: 30,
+            ..Expect::default()
+        };
+        assert!(check(Expect::default()).is_err(), "expired 10 s ago");
+        assert!(check(lenient).is_ok());
+        for (expect, refused) in [
+            (
+                Expect {
+                    issuer: Some("https://a.test"),
+                    ..lenient
+                },
+                false,
+            ),
+            (
+                Expect {
+                    issuer: Some("https://b.test"),
+                    ..lenient
+                },
+                true,
+            ),
+            (
+                Expect {
+                    typ: Some("application/AT+JWT"),
+                    ..lenient
+                },
+                false,
+            ),
+            (
+                Expect {
+                    typ: Some("JWT"),
+                    ..lenient
+                },
+                true,
+            ),
+            (
+                Expect {
+                    max_age_seconds: Some(80),
+                    ..lenient
+                },
+                false,
+            ),
+            (
+                Expect {
+                    max_age_seconds: Some(60),
+                    ..lenient
+                },
+                true,
+            ),
+        ] {
+            assert_eq!(check(expect).is_err(), refused, "{expect:?}");
+        }
+    }
+
+    #[test]
     fn verification_checks_the_signature_the_algorithm_and_the_times() {
         let now = now_ms().as_secs();
         let header = json!({"alg": "Ed25519", "kid": "k", "typ": "JWT"});
         let claims = json!({"exp": now + 60, "aud": ["api", "web"]});
         let (token, jwk) = signed(&header, &claims, Algorithm::Ed25519);
-        let verified = verify(&token, &jwk, Some("web")).unwrap();
+        let verified = verify(
+            &token,
+            &jwk,
+            &Expect {
+                audience: Some("web"),
+                ..Expect::default()
+            },
+        )
+        .unwrap();
         assert_eq!(verified.claims, claims);
         assert_eq!(verified.header, header);
         assert_eq!(peek_kid(&token).unwrap(), "k");
 
-        let refused = |token: &str, jwk: &Value, audience: Option<&str>| {
-            verify(token, jwk, audience).err().unwrap().to_string()
+        let refused = |token: &str, jwk: &Value, expect: Expect<'_>| {
+            verify(token, jwk, &expect).err().unwrap().to_string()
         };
-        assert!(refused(&token, &jwk, Some("admin")).contains("audience"));
+        let any = Expect::default();
+        let audience = Expect {
+            audience: Some("admin"),
+            ..any
+        };
+        assert!(refused(&token, &jwk, audience).contains("audience"));
         let (_, other_key) = signed(&header, &claims, Algorithm::Ed25519);
-        assert!(refused(&token, &other_key, None).contains("signature"));
+        assert!(refused(&token, &other_key, any).contains("signature"));
         // The JWK names the algorithm: a token under its other name does not verify with it.
         let (legacy, legacy_jwk) = signed(
             &json!({"alg": "EdDSA", "kid": "k"}),
             &claims,
             Algorithm::EdDSA,
         );
-        assert!(verify(&legacy, &legacy_jwk, None).is_ok());
+        assert!(verify(&legacy, &legacy_jwk, &any).is_ok());
         let (renamed, _) = signed(
             &json!({"alg": "EdDSA", "kid": "k"}),
             &claims,
             Algorithm::EdDSA,
         );
-        assert!(refused(&renamed, &jwk, None).contains("alg"));
+        assert!(refused(&renamed, &jwk, any).contains("alg"));
         let (none, _) = signed(
             &json!({"alg": "none", "kid": "k"}),
             &claims,
             Algorithm::Ed25519,
         );
-        assert!(refused(&none, &jwk, None).contains("alg"));
+        assert!(refused(&none, &jwk, any).contains("alg"));
         let (critical, critical_jwk) = signed(
             &json!({"alg": "Ed25519", "kid": "k", "crit": ["exp"]}),
             &claims,
             Algorithm::Ed25519,
         );
-        assert!(refused(&critical, &critical_jwk, None).contains("critical"));
+        assert!(refused(&critical, &critical_jwk, any).contains("critical"));
 
         for (times, why) in [
             (json!({"exp": now}), "expired"),
@@ -405,14 +525,14 @@ mod tests {
             (json!({"exp": now + 60, "nbf": now + 30}), "nbf"),
         ] {
             let (token, jwk) = signed(&header, &times, Algorithm::Ed25519);
-            assert!(refused(&token, &jwk, None).contains(why), "{times}");
+            assert!(refused(&token, &jwk, any).contains(why), "{times}");
         }
         let (token, jwk) = signed(
             &header,
             &json!({"exp": now + 60, "nbf": now}),
             Algorithm::Ed25519,
         );
-        assert!(verify(&token, &jwk, None).is_ok());
+        assert!(verify(&token, &jwk, &Expect::default()).is_ok());
 
         for malformed in [
             "a.b",
@@ -420,7 +540,10 @@ mod tests {
             &format!("{token}x"),
             &token.replacen('.', ".!", 1),
         ] {
-            assert!(verify(malformed, &jwk, None).is_err(), "{malformed}");
+            assert!(
+                verify(malformed, &jwk, &Expect::default()).is_err(),
+                "{malformed}"
+            );
         }
         // A header naming a member twice is not read.
         let twice = format!(

@@ -22,3 +22,4 @@ pub mod services;
 pub mod startup;
 pub mod store;
 pub(crate) mod tasks;
+pub mod tokens;

@@ -105,7 +105,11 @@ proptest! {
         let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "alg": "ES256",
             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
-        let _ = jose::verify(&token, &jwk, Some("api"));
+        let expect = jose::Expect {
+            audience: Some("api"),
+            ..jose::Expect::default()
+        };
+        let _ = jose::verify(&token, &jwk, &expect);
         let _ = jose::jwk_thumbprint(&Value::String(token));
     }
 

@@ -7,10 +7,13 @@ use crate::audit::AuditService;
 use crate::auth::ClientService;
 use crate::metrics::Metrics;
 use crate::rings::RingService;
+use crate::tokens::TokenService;
 
 pub struct Services {
     /// Rings and keys: creation, signing, rotation, revocation, schedules, the lifecycle tick.
     pub rings: Arc<RingService>,
+    /// Signed tokens: verification, revocation, introspection.
+    pub tokens: TokenService,
     /// API clients and the authentication of their tokens.
     pub clients: ClientService,
     /// The audit log for auditors, and the records of denied requests.

@@ -55,6 +55,7 @@ actions! {
     ClientRevoked => "client_revoked",
     ClientRateLimitChanged => "client_rate_limit_changed",
     ClientTokenRotated => "client_token_rotated",
+    TokenRevoked => "token_revoked",
     RequestDenied => "request_denied",
     RequestsDenied => "requests_denied",
     AuditCheckpoint => "audit_checkpoint",
@@ -236,6 +237,14 @@ pub enum AuditEvent {
         path: CallerText,
         reason: CallerText,
     },
+    /// A token (`jti`), or every token of `sub` issued before `issued_before` (seconds),
+    /// revoked in the record's ring until `expires` (seconds), when none can verify any more.
+    TokenRevoked {
+        jti: Option<String>,
+        sub: Option<String>,
+        issued_before: Option<i64>,
+        expires: i64,
+    },
     AuditCheckpoint {
         upto_seq: i64,
         upto_hash: String,
@@ -259,7 +268,11 @@ impl AuditEvent {
     /// schedule): what signs, what is published and what is due. Requests and checkpoints do
     /// not.
     pub fn changes_ring(&self) -> bool {
-        !self.records_a_request() && !matches!(self, AuditEvent::AuditCheckpoint { .. })
+        !self.records_a_request()
+            && !matches!(
+                self,
+                AuditEvent::AuditCheckpoint { .. } | AuditEvent::TokenRevoked { .. }
+            )
     }
 
     /// Whether a person watching the server's log wants a line for the event once it is
@@ -293,6 +306,7 @@ impl AuditEvent {
             AuditEvent::ClientRevoked { .. } => Action::ClientRevoked,
             AuditEvent::ClientRateLimitChanged { .. } => Action::ClientRateLimitChanged,
             AuditEvent::ClientTokenRotated { .. } => Action::ClientTokenRotated,
+            AuditEvent::TokenRevoked { .. } => Action::TokenRevoked,
             AuditEvent::RequestDenied { .. } => Action::RequestDenied,
             AuditEvent::RequestsDenied { .. } => Action::RequestsDenied,
             AuditEvent::AuditCheckpoint { .. } => Action::AuditCheckpoint,
@@ -410,6 +424,13 @@ impl AuditEvent {
                 client_id,
                 rate_limit,
             } => json!({"client_id": client_id, "rate_limit": rate_limit}),
+            AuditEvent::TokenRevoked {
+                jti,
+                sub,
+                issued_before,
+                expires,
+            } => json!({"jti": jti, "sub": sub, "issued_before": issued_before,
+                        "expires": expires}),
             AuditEvent::RequestDenied {
                 method,
                 path,

@@ -11,6 +11,8 @@ pub enum Role {
     Admin,
     Issuer,
     Auditor,
+    /// Reads the state of its rings' tokens (`POST /v1/introspect`).
+    Introspector,
 }
 
 impl Role {
@@ -19,11 +21,12 @@ impl Role {
             Role::Admin => "admin",
             Role::Issuer => "issuer",
             Role::Auditor => "auditor",
+            Role::Introspector => "introspector",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::Issuer, Role::Auditor]
+        [Role::Admin, Role::Issuer, Role::Auditor, Role::Introspector]
             .into_iter()
             .find(|r| r.as_str() == s)
     }
@@ -34,7 +37,7 @@ pub struct ClientRecord {
     pub id: String,
     pub name: String,
     pub role: Role,
-    /// The rings an issuer may sign for (empty for other roles).
+    /// The rings an issuer may sign for, or an introspector read (empty for other roles).
     pub rings: Vec<RingName>,
     /// Its limit on sign requests; `None`: the server's default.
     pub rate_limit: Option<RateLimit>,

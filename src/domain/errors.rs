@@ -65,7 +65,8 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type", 415,
         "the body is not sent as application/json";
     TokenInvalid = "token_invalid", 422,
-        "the token is malformed, signed by no published key, or expired";
+        "the token is malformed, signed by no published key, expired, or not what was expected";
+    TokenRevoked = "token_revoked", 422, "the token has been revoked";
     UnsupportedByBackend = "unsupported_by_backend", 422,
         "the ring's backend cannot do what the request asks";
     BackendNotConfigured = "backend_not_configured", 422,

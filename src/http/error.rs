@@ -16,6 +16,7 @@ use crate::auth::{AuthError, ClientError};
 use crate::domain::{CallerText, ErrorCode};
 use crate::rings::RingError;
 use crate::store::StoreError;
+use crate::tokens::TokenError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -221,6 +222,19 @@ impl From<ClientError> for ApiError {
             ClientError::Exists(_) => ApiError::new(ErrorCode::ClientExists, message),
             ClientError::NotFound(_) => ApiError::new(ErrorCode::ClientNotFound, message),
             ClientError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            TokenError::Invalid(_) => ApiError::new(ErrorCode::TokenInvalid, message),
+            TokenError::Revoked => ApiError::new(ErrorCode::TokenRevoked, message),
+            TokenError::Request(_) => ApiError::bad_request(message),
+            TokenError::Auth(e) => e.into(),
+            TokenError::Ring(e) => e.into(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Public verification endpoints.
+//! The public keys, as JWK Sets.
 //!
 //! `GET /v1/rings/{ring}/jwks.json` and `GET /.well-known/jwks.json` serve the JWK Set (RFC 7517
 //! §5) of published keys: during a rotation that is the active key, the next key (published
@@ -7,22 +7,13 @@
 //! public: a JWKS holds public keys only. Responses carry `Cache-Control: public, max-age` (the
 //! ring's `jwks_max_age`, which the rotation timing is built around) and a strong `ETag`; a
 //! matching `If-None-Match` gets 304.
-//!
-//! `POST /v1/verify` checks a token for callers that cannot verify offline.
-
-use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::openapi::JwkSet;
-use super::{ApiError, ErrorBody, Json, Services};
-use crate::api::VerifiedToken;
+use super::{ApiError, ErrorBody, Services};
 use crate::domain::{ErrorCode, RingName};
-use crate::jose;
-use crate::metrics::RingLabels;
 use crate::rings::{CombinedTooLarge, Jwks, RingError, COMBINED_JWKS_MAX_KEYS};
 
 fn serve(req: &HttpRequest, jwks: &Jwks) -> HttpResponse {
@@ -90,43 +81,4 @@ pub async fn ring(
         .get(path.as_str())
         .ok_or_else(|| RingError::RingNotFound(path.into_inner()))?;
     Ok(serve(&req, &ring.jwks))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
-    /// A compact JWS.
-    token: String,
-    /// When given, the token's `aud` must contain it.
-    audience: Option<String>,
-}
-
-#[utoipa::path(post, path = "/v1/verify", tag = "keys", request_body = VerifyRequest,
-    responses(
-        (status = 200, description = "The token verified against a key signet publishes", body = VerifiedToken),
-        (status = 422, description = "`token_invalid`", body = ErrorBody),
-    ))]
-pub async fn verify(
-    state: web::Data<Services>,
-    body: Json<VerifyRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let invalid = |e: jose::VerifyError| ApiError::new(ErrorCode::TokenInvalid, e.to_string());
-    let kid = jose::peek_kid(&body.token).map_err(invalid)?;
-    let view = state.rings.view();
-    let (ring, jwk) = view
-        .published_key(&kid)
-        .ok_or_else(|| invalid(jose::VerifyError::UnknownKey(kid.clone())))?;
-    let started = Instant::now();
-    let verified = jose::verify(&body.token, jwk, body.audience.as_deref());
-    state
-        .metrics
-        .verified(&RingLabels::of(&ring.record), started.elapsed());
-    let verified = verified.map_err(invalid)?;
-    Ok(HttpResponse::Ok().json(VerifiedToken {
-        valid: true,
-        ring: ring.record.name.clone(),
-        kid,
-        header: verified.header,
-        claims: verified.claims,
-    }))
 }

@@ -13,6 +13,7 @@ mod refusals;
 mod request_id;
 mod rings;
 mod schedules;
+mod tokens;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -201,7 +202,15 @@ fn routes() -> Vec<(&'static str, Vec<(Method, Route)>)> {
             "/.well-known/jwks.json",
             vec![(Method::GET, web::to(jwks::all))],
         ),
-        ("/v1/verify", vec![(Method::POST, web::to(jwks::verify))]),
+        ("/v1/verify", vec![(Method::POST, web::to(tokens::verify))]),
+        (
+            "/v1/tokens/revoke",
+            vec![(Method::POST, web::to(tokens::revoke))],
+        ),
+        (
+            "/v1/introspect",
+            vec![(Method::POST, web::to(tokens::introspect))],
+        ),
         (
             "/v1/rings",
             vec![

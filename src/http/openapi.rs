@@ -19,7 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{audit, clients, jwks, rings, schedules};
+use super::{audit, clients, jwks, rings, schedules, tokens};
 use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
 
 #[derive(OpenApi)]
@@ -37,7 +37,9 @@ use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
         openapi_json,
         jwks::all,
         jwks::ring,
-        jwks::verify,
+        tokens::verify,
+        tokens::revoke,
+        tokens::introspect,
         rings::list,
         rings::create,
         rings::show,
@@ -65,7 +67,9 @@ use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
     tags(
         (name = "probes", description = "Liveness and readiness, for orchestrators"),
         (name = "operations", description = "Metrics and this document"),
-        (name = "keys", description = "Public keys and verification, for anyone"),
+        (name = "keys", description = "Public keys, for anyone"),
+        (name = "tokens", description = "Verification (anyone), revocation (issuers), \
+            introspection (introspectors)"),
         (name = "rings", description = "Rings, their keys and rotation (admins; auditors read)"),
         (name = "signing", description = "Signing, for a ring's issuers"),
         (name = "schedules", description = "Scheduled rotation"),

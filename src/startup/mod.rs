@@ -27,6 +27,7 @@ use crate::rings::{RingService, LIFECYCLE};
 use crate::services::Services;
 use crate::store::{self, Store};
 use crate::tasks::{self, Health};
+use crate::tokens::TokenService;
 use data_dir::{ADMIN_TOKEN_FILE, FILE_BACKEND_DIR};
 use tls::Certificates;
 
@@ -113,20 +114,22 @@ async fn open_local(settings: Settings, remote: Providers) -> anyhow::Result<Ser
     // One batch at a time: one connection.
     let log = AuditLog::start(store.with_own_pool(1), health.clone(), metrics.clone());
     let audit_keys_seen = Arc::new(RwLock::new(TrustAnchor::default()));
+    let rings = Arc::new(
+        RingService::new(
+            store.clone(),
+            providers.measured(&metrics),
+            log.clone(),
+            health,
+            audit_keys_seen.clone(),
+            metrics.clone(),
+        )
+        .await?,
+    );
     Ok(Services {
         clients: ClientService::new(store.clone()),
-        audit: AuditService::new(store.clone(), log.clone(), audit_keys_seen.clone()),
-        rings: Arc::new(
-            RingService::new(
-                store,
-                providers.measured(&metrics),
-                log,
-                health,
-                audit_keys_seen,
-                metrics.clone(),
-            )
-            .await?,
-        ),
+        audit: AuditService::new(store.clone(), log, audit_keys_seen),
+        tokens: TokenService::new(store, rings.clone(), metrics.clone()).await?,
+        rings,
         metrics,
     })
 }
@@ -264,6 +267,7 @@ impl Application {
                         () = async {
                             interval.tick().await;
                             services.rings.tick().await;
+                            services.tokens.tick().await;
                         } => {}
                     }
                     // ...but never the writing of the tallies it took from the count.

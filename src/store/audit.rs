@@ -246,7 +246,43 @@ pub(super) async fn insert_many(
         .execute(&mut *conn)
         .await?;
     claim_raw_jtis(conn, records).await?;
+    list_revocations(conn, first, records).await?;
     extend_key_lifetimes(conn, records).await
+}
+
+/// A token revocation's record lists it in `revoked_tokens` under the record's own `seq`.
+async fn list_revocations(
+    conn: &mut AnyConnection,
+    first: i64,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    for (seq, record) in (first..).zip(records) {
+        let (
+            Some(ring),
+            AuditEvent::TokenRevoked {
+                jti,
+                sub,
+                issued_before,
+                expires,
+            },
+        ) = (&record.ring, &record.event)
+        else {
+            continue;
+        };
+        sqlx::query(
+            "INSERT INTO revoked_tokens (seq, ring, jti, sub, issued_before, expires) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(seq)
+        .bind(ring.as_str())
+        .bind(jti.as_deref())
+        .bind(sub.as_deref())
+        .bind(*issued_before)
+        .bind(*expires)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Raises each signing key's `last_token_exp` to the latest `exp` its signatures in `records`
@@ -311,7 +347,55 @@ async fn claim_raw_jtis(
     Ok(())
 }
 
+/// A row of `revoked_tokens`.
+pub struct RevokedRow {
+    pub seq: i64,
+    pub ring: String,
+    pub jti: Option<String>,
+    pub sub: Option<String>,
+    pub issued_before: Option<i64>,
+    pub expires: i64,
+}
+
 impl Store {
+    /// The revocations listed after `seq` that still cover a token at `now` (seconds), oldest
+    /// first.
+    pub(crate) async fn revocations_after(
+        &self,
+        seq: i64,
+        now: i64,
+    ) -> Result<Vec<RevokedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, ring, jti, sub, issued_before, expires FROM revoked_tokens \
+             WHERE seq > $1 AND expires >= $2 ORDER BY seq",
+        )
+        .bind(seq)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedRow {
+                    seq: row.try_get("seq")?,
+                    ring: row.try_get("ring")?,
+                    jti: row.try_get("jti")?,
+                    sub: row.try_get("sub")?,
+                    issued_before: row.try_get("issued_before")?,
+                    expires: row.try_get("expires")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the revocations that cover no token after `before` (seconds).
+    pub(crate) async fn purge_revocations(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM revoked_tokens WHERE expires < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     /// Forgets the claimed `jti`s of raw tokens that expired before `before` (seconds).
     pub(crate) async fn purge_raw_jtis(&self, before: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM raw_jtis WHERE exp < $1")

@@ -23,7 +23,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::domain::UnixMillis;
 
-pub use audit::{ChainHead, StoredAuditRecord, GENESIS_HASH};
+pub use audit::{ChainHead, RevokedRow, StoredAuditRecord, GENESIS_HASH};
 pub(crate) use keys::{Completion, GeneratedRecord};
 pub use rings::RingChanges;
 pub(crate) use schedules::RingSettings;

@@ -151,7 +151,13 @@ async fn sixty_four_concurrent_signers_for_a_minute_get_only_valid_tokens() {
     let failures = tokio::task::spawn_blocking(move || {
         tokens
             .iter()
-            .filter(|token| signet::jose::verify(token, &jwk, Some("api")).is_err())
+            .filter(|token| {
+                let expect = signet::jose::Expect {
+                    audience: Some("api"),
+                    ..signet::jose::Expect::default()
+                };
+                signet::jose::verify(token, &jwk, &expect).is_err()
+            })
             .count()
     })
     .await

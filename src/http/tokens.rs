@@ -1,0 +1,146 @@
+//! Signed tokens: `POST /v1/verify` for resource servers that cannot verify offline (one token or
+//! a batch), `POST /v1/tokens/revoke` and `POST /v1/introspect` (RFC 7662).
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, Authenticated, Callers, ErrorBody, Json, Services};
+use crate::api::{
+    ErrorEntry, Introspection, RevokedTokens, Verification, VerifiedBatch, VerifiedToken,
+    VerifyOutcome,
+};
+use crate::domain::{RingName, Role};
+use crate::jose::Expect;
+use crate::tokens::{Expectations, RevokeTokens, MAX_LEEWAY_SECONDS};
+
+/// The most tokens one batch verifies.
+const MAX_BATCH: usize = 100;
+
+/// `POST /v1/verify`: `token`, or `tokens` (a batch), and what the token(s) must be.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// A compact JWS.
+    token: Option<String>,
+    /// Up to 100 compact JWSs, each answered in `results`, in order.
+    #[schema(max_items = 100)]
+    tokens: Option<Vec<String>>,
+    /// Only the keys of this ring; the token's `iss` must then be the ring's issuer.
+    ring: Option<RingName>,
+    /// The token's `iss` must be this.
+    issuer: Option<String>,
+    /// The token's `aud` must contain this.
+    audience: Option<String>,
+    /// The header's `typ` must be this (`JWT`, `at+jwt`, ...; case-insensitive).
+    typ: Option<String>,
+    /// Slack for `exp`, `nbf` and `max_age_seconds` against the clock [default: 0].
+    #[schema(maximum = 300)]
+    leeway_seconds: Option<u32>,
+    /// Refuse tokens whose `iat` is older than this.
+    max_age_seconds: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/v1/verify", tag = "tokens", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "With `token`: the token verified against a key signet \
+            publishes, as asked, and is not revoked. With `tokens`: each one's outcome.",
+            body = Verification),
+        (status = 422, description = "`token_invalid`, `token_revoked` (with `token`)", body = ErrorBody),
+    ))]
+pub async fn verify(
+    state: web::Data<Services>,
+    body: Json<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let leeway_seconds = body.leeway_seconds.unwrap_or(0);
+    if leeway_seconds > MAX_LEEWAY_SECONDS {
+        return Err(ApiError::bad_request(format!(
+            "leeway_seconds is at most {MAX_LEEWAY_SECONDS}"
+        )));
+    }
+    let expect = Expectations {
+        ring: body.ring.as_ref(),
+        token: Expect {
+            audience: body.audience.as_deref(),
+            issuer: body.issuer.as_deref(),
+            typ: body.typ.as_deref(),
+            leeway_seconds,
+            max_age_seconds: body.max_age_seconds,
+        },
+    };
+    match (body.token, body.tokens) {
+        (Some(token), None) => {
+            let checked = state.tokens.verify(&token, &expect)?;
+            Ok(HttpResponse::Ok().json(Verification::One(VerifiedToken::new(checked))))
+        }
+        (None, Some(tokens)) if tokens.len() <= MAX_BATCH => {
+            let results = tokens
+                .iter()
+                .map(|token| match state.tokens.verify(token, &expect) {
+                    Ok(checked) => VerifyOutcome::Valid(VerifiedToken::new(checked)),
+                    Err(e) => {
+                        let e = ApiError::from(e);
+                        VerifyOutcome::Invalid {
+                            valid: false,
+                            error: ErrorEntry {
+                                code: e.code,
+                                message: e.message,
+                            },
+                        }
+                    }
+                })
+                .collect();
+            Ok(HttpResponse::Ok().json(Verification::Batch(VerifiedBatch { results })))
+        }
+        (None, Some(_)) => Err(ApiError::bad_request(format!(
+            "tokens holds at most {MAX_BATCH} tokens"
+        ))),
+        _ => Err(ApiError::bad_request("give token or tokens")),
+    }
+}
+
+/// `POST /v1/introspect`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectRequest {
+    /// A compact JWS.
+    token: String,
+}
+
+#[utoipa::path(post, path = "/v1/introspect", tag = "tokens", security(("bearer" = [])),
+    request_body = IntrospectRequest,
+    responses((status = 200, description = "RFC 7662: `{\"active\": false}` alone, unless the \
+        token verifies, is not revoked, and is of a ring the caller may introspect (an \
+        introspector's rings; an admin's, all)", body = Introspection)))]
+pub async fn introspect(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    body: Json<IntrospectRequest>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Introspector])?;
+    Ok(HttpResponse::Ok().json(state.tokens.introspect(&who, &body.token)))
+}
+
+#[utoipa::path(post, path = "/v1/tokens/revoke", tag = "tokens", security(("bearer" = [])),
+    request_body = RevokeTokens,
+    responses(
+        (status = 200, description = "Revoked on every replica within a second: `/v1/verify` \
+            and `/v1/introspect` refuse the token(s) until they would have expired anyway",
+            body = RevokedTokens),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+        (status = 422, description = "`token_invalid`: the token is not one signet signed", body = ErrorBody),
+    ))]
+pub async fn revoke(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    body: Json<RevokeTokens>,
+    callers: web::Data<Callers>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Issuer])?;
+    if who.role == Role::Issuer {
+        callers.admit_signature(&who)?;
+    }
+    let revoked: RevokedTokens = state.tokens.revoke(&who, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(revoked))
+}
