@@ -203,7 +203,11 @@ async fn start_server(binary: &str, label: &str) -> Server {
     let token_path = dir.path().join("admin-token");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let up = reqwest::get(format!("{address}/healthz")).await.is_ok();
+        let up = http_client()
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .is_ok();
         if up && token_path.exists() {
             break;
         }
@@ -303,8 +307,20 @@ struct HttpRun {
     reference: String,
 }
 
+/// reqwest is built with rustls and no crypto provider of its own (the CLI configures one): the
+/// bench's clients use aws-lc-rs, the process default from here on.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn http_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
+}
+
 /// Signing over HTTP on a new ring of the bench's backend.
 async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) -> HttpRun {
+    install_crypto_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()

@@ -16,6 +16,8 @@ use crate::tokens::{Expectations, RevokeTokens, MAX_LEEWAY_SECONDS};
 
 /// The most tokens one batch verifies.
 const MAX_BATCH: usize = 100;
+/// The largest `max_age_seconds`: a year.
+const MAX_AGE_SECONDS: u32 = 366 * 24 * 3600;
 
 /// `POST /v1/verify`: `token`, or `tokens` (a batch), and what the token(s) must be.
 #[derive(Deserialize, ToSchema)]
@@ -37,7 +39,8 @@ pub struct VerifyRequest {
     /// Slack for `exp`, `nbf` and `max_age_seconds` against the clock [default: 0].
     #[schema(maximum = 300)]
     leeway_seconds: Option<u32>,
-    /// Refuse tokens whose `iat` is older than this.
+    /// Refuse tokens whose `iat` is older than this (at most a year).
+    #[schema(maximum = 31_622_400)]
     max_age_seconds: Option<u32>,
 }
 
@@ -57,6 +60,14 @@ pub async fn verify(
     if leeway_seconds > MAX_LEEWAY_SECONDS {
         return Err(ApiError::bad_request(format!(
             "leeway_seconds is at most {MAX_LEEWAY_SECONDS}"
+        )));
+    }
+    if body
+        .max_age_seconds
+        .is_some_and(|age| age > MAX_AGE_SECONDS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "max_age_seconds is at most {MAX_AGE_SECONDS}"
         )));
     }
     let expect = Expectations {

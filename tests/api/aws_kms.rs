@@ -235,7 +235,7 @@ impl OwnLocalStack {
         eventually(90, "the test's own LocalStack to serve KMS", || {
             let health = health.clone();
             async move {
-                match reqwest::get(&health).await {
+                match crate::helpers::http_client().get(&health).send().await {
                     Ok(r) => r
                         .text()
                         .await

@@ -310,7 +310,7 @@ async fn every_api_command_works_against_a_running_server_and_is_audited() {
     assert!(stderr.contains("HTTP 401"), "{stderr}");
 
     // Every change went through the API: audited under the admin client's name.
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let audit: Value = http
         .get(format!("{}/v1/audit?limit=100", server.addr))
         .bearer_auth(&server.admin)

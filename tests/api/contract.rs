@@ -69,7 +69,9 @@ async fn fuzz(app: &TestApp, token: &str, config: &str, extra: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_serves_the_committed_document() {
     let app = TestApp::spawn(Db::Sqlite).await;
-    let served = reqwest::get(format!("{}/v1/openapi.json", app.address))
+    let served = crate::helpers::http_client()
+        .get(format!("{}/v1/openapi.json", app.address))
+        .send()
         .await
         .unwrap();
     assert_eq!(served.status(), StatusCode::OK);

@@ -30,7 +30,7 @@ fn sign_in_a_loop(
     issuer: &str,
     stop: Arc<AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<Vec<Outcome>>> {
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let url = format!("{base}/v1/rings/r/sign");
     (0..CLIENTS)
         .map(|client| {
@@ -192,7 +192,7 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
 /// an issuer for it, whose token this returns.
 async fn ring_and_issuer(dir: &std::path::Path, base: &str) -> String {
     let admin = std::fs::read_to_string(dir.join("admin-token")).unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let post = |path: &str, body: Value| {
         http.post(format!("{base}{path}"))
             .bearer_auth(admin.trim())

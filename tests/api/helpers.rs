@@ -236,6 +236,13 @@ impl Drop for TestDb {
     }
 }
 
+/// An HTTP client for the tests. reqwest is built with rustls and no crypto provider of its own
+/// (the CLI configures one): the tests' clients use aws-lc-rs, the process default from here on.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub struct TestApp {
     pub address: String,
     /// The backend of the rings `create_ring` makes.
@@ -384,7 +391,7 @@ impl TestApp {
             db,
             services,
             store,
-            http: reqwest::Client::new(),
+            http: http_client(),
             handle,
             server: Some(server),
         }
@@ -670,7 +677,12 @@ pub async fn serve_process_logging(
     .expect("signet starts");
     let base = format!("http://{listen}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+    while http_client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
         assert!(std::time::Instant::now() < deadline, "signet did not start");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -20,7 +20,7 @@ async fn the_jwks_is_cacheable_with_etag_and_304(db: Db) {
     let etag = first.headers["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.ends_with('"'));
 
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let cached = client
         .get(format!("{}/v1/rings/r/jwks.json", app.address))
         .header("if-none-match", &etag)

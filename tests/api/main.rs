@@ -27,4 +27,5 @@ mod signing;
 mod startup;
 mod store;
 mod tls;
+mod tokens;
 mod windows;

@@ -16,7 +16,7 @@ use crate::store_tests;
 
 /// A scrape: each sample's name with its labels (as written) to its value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = reqwest::Client::new()
+    let response = crate::helpers::http_client()
         .get(format!("{}/metrics", app.address))
         .bearer_auth(&app.admin_token)
         .send()
@@ -181,7 +181,7 @@ store_tests!(metrics_count_exactly_the_traffic_sent);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callers_request_id_is_answered_and_a_malformed_one_replaced() {
     let app = TestApp::spawn(Db::Sqlite).await;
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let ask = |id: &'static str| {
         http.get(format!("{}/v1/rings/nope", app.address))
             .bearer_auth(&app.admin_token)
@@ -222,7 +222,7 @@ async fn the_json_access_log_names_the_request_and_never_its_token_or_claims() {
     )
     .await;
     let admin = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let created = http
         .post(format!("{base}/v1/rings"))
         .bearer_auth(admin.trim())
@@ -299,7 +299,7 @@ async fn readyz_turns_unready_as_soon_as_shutdown_begins() {
         &[("SIGNET_SHUTDOWN_DELAY_SECONDS", "3600")],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let readyz = || async {
         let answer = http.get(format!("{base}/readyz")).send().await.unwrap();
         let closes = answer

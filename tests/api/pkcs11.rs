@@ -187,7 +187,7 @@ async fn the_server_on_the_token_exits_cleanly_on_sigterm_after_signing() {
     for run in 1..=20 {
         let (mut server, base) = serve_process(dir.path(), &db.url, &env).await;
         // A client of its own, dropped before the signal: no keep-alive connection holds the stop.
-        let http = reqwest::Client::new();
+        let http = crate::helpers::http_client();
         let issuer = if let Some(token) = &issuer {
             token
         } else {

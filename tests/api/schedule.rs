@@ -549,7 +549,7 @@ async fn replicas_killed_mid_rotation_leave_a_consistent_state() {
         .await
         .unwrap()
     };
-    let http = reqwest::Client::new();
+    let http = crate::helpers::http_client();
     let mut seed = u64::from(std::process::id()) | 1;
     let mut random = move |below: u64| {
         seed ^= seed << 13;
