@@ -238,6 +238,41 @@ enum RemoteCommand {
         #[arg(long)]
         audience: Option<String>,
     },
+    /// Revokes tokens, or shows the state of one.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Revokes a token (give the token, or --ring and --jti), or every token of a subject issued
+    /// before a time (--ring, --sub and --issued-before); needs an admin's token or the ring's
+    /// issuer's.
+    #[command(after_help = REMOTE_HELP)]
+    Revoke {
+        /// The compact JWS to revoke.
+        #[arg(conflicts_with_all = ["ring", "jti", "sub", "issued_before"])]
+        token: Option<String>,
+        /// The ring whose token(s) to revoke.
+        #[arg(long)]
+        ring: Option<String>,
+        /// The jti of the token to revoke.
+        #[arg(long, requires = "ring", conflicts_with = "sub")]
+        jti: Option<String>,
+        /// The subject whose tokens to revoke.
+        #[arg(long, requires_all = ["ring", "issued_before"])]
+        sub: Option<String>,
+        /// RFC 3339: the subject's tokens issued before this are revoked.
+        #[arg(long, requires = "sub")]
+        issued_before: Option<String>,
+    },
+    /// Shows whether a token is active, and its claims (RFC 7662 introspection); needs an
+    /// admin's token or an introspector's of the token's ring.
+    #[command(after_help = REMOTE_HELP)]
+    Introspect {
+        /// The compact JWS.
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -618,6 +653,35 @@ fn call(command: RemoteCommand) -> anyhow::Result<Call> {
             }
             Call::new(Method::POST, &["v1", "verify"], Some(body))
         }
+        RemoteCommand::Token(TokenCommand::Revoke {
+            token,
+            ring,
+            jti,
+            sub,
+            issued_before,
+        }) => {
+            let fields = [
+                ("token", token),
+                ("ring", ring),
+                ("jti", jti),
+                ("sub", sub),
+                ("issued_before", issued_before),
+            ];
+            let body: Map<String, Value> = fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), Value::String(value?))))
+                .collect();
+            Call::new(
+                Method::POST,
+                &["v1", "tokens", "revoke"],
+                Some(Value::Object(body)),
+            )
+        }
+        RemoteCommand::Token(TokenCommand::Introspect { token }) => Call::new(
+            Method::POST,
+            &["v1", "introspect"],
+            Some(json!({"token": token})),
+        ),
     })
 }
 

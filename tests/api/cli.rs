@@ -192,6 +192,21 @@ async fn every_api_command_works_against_a_running_server_and_is_audited() {
         (&verified["valid"], &verified["claims"]["sub"]),
         (&json!(true), &json!("user-1"))
     );
+    // The issuer revokes it; the admin introspects it, and it is inactive.
+    let jti = ok(&admin(&["token", "introspect", token]))["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = ok(&run_in(
+        elsewhere.path(),
+        &issuer_env,
+        &["token", "revoke", "--ring", "orders", "--jti", &jti],
+    ));
+    assert_eq!(revoked["jti"], jti.as_str());
+    assert_eq!(
+        ok(&admin(&["token", "introspect", token])),
+        json!({"active": false})
+    );
 
     let rotated = ok(&admin(&["rotate", "orders"]));
     assert_eq!(rotated["state"], "published");
