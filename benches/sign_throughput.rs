@@ -20,6 +20,10 @@
 //!   key from as many concurrent tasks as there are connections, and signet's added latency is
 //!   the difference of the two runs' p50 and p99.
 //!
+//! With `SIGNET_BENCH_REVOCATIONS=N`, it measures instead `POST /v1/verify` and `POST
+//! /v1/introspect` of one token with an empty revocation list, then again once N other tokens of
+//! its ring are revoked, and prints the ratios.
+//!
 //! With `SIGNET_BENCH_RAW_ONLY` set, it prints only the raw aws-lc-rs rate (`RAW
 //! es256_per_second=N`) and starts no server.
 //!
@@ -390,6 +394,140 @@ async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) ->
     }
 }
 
+/// `POST url` with `body` from `tasks` concurrent tasks, as fast as answered, for `duration`:
+/// requests per second (each must succeed).
+async fn post_rate(
+    client: &reqwest::Client,
+    url: String,
+    token: String,
+    body: String,
+    tasks: usize,
+    duration: Duration,
+) -> Rates {
+    let client = client.clone();
+    let call = move || {
+        let (client, url, token, body) = (client.clone(), url.clone(), token.clone(), body.clone());
+        async move {
+            let response = client
+                .post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{url}: {}",
+                response.status()
+            );
+            response.bytes().await.unwrap();
+        }
+    };
+    drive(tasks, Duration::from_secs(1), call.clone()).await; // warm-up
+    drive(tasks, duration, call).await
+}
+
+/// `POST /v1/verify` and `POST /v1/introspect` of one valid token with an empty revocation list,
+/// then with `revocations` tokens of the same ring revoked (by `jti`, as an admin).
+async fn revocation_list_cost(revocations: usize, connections: usize, seconds: u64) {
+    let server = start_server(env!("CARGO_BIN_EXE_signet"), "revocations").await;
+    install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let (address, admin) = (server.address.clone(), server.admin_token.clone());
+    post(
+        &client,
+        &format!("{address}/v1/rings"),
+        &admin,
+        json!({"name": "revocations", "policy": {"issuer": "https://bench.example", "max_ttl_seconds": 3600}}),
+    )
+    .await;
+    let issuer = post(
+        &client,
+        &format!("{address}/v1/clients"),
+        &admin,
+        json!({"name": "revocations-issuer", "role": "issuer", "rings": ["revocations"]}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = post(
+        &client,
+        &format!("{address}/v1/rings/revocations/sign"),
+        &issuer,
+        json!({"claims": {"sub": "user-1"}, "ttl_seconds": 3600}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"token": token}).to_string();
+    let duration = Duration::from_secs(seconds);
+    let measure = |path: &'static str| {
+        post_rate(
+            &client,
+            format!("{address}{path}"),
+            admin.clone(),
+            body.clone(),
+            connections,
+            duration,
+        )
+    };
+    let empty = [measure("/v1/verify").await, measure("/v1/introspect").await];
+
+    let started = Instant::now();
+    let per_task = revocations.div_ceil(connections);
+    let revokers: Vec<_> = (0..connections)
+        .map(|task| {
+            let (client, url, admin) = (
+                client.clone(),
+                format!("{address}/v1/tokens/revoke"),
+                admin.clone(),
+            );
+            tokio::spawn(async move {
+                for i in (task * per_task..(task + 1) * per_task).take_while(|i| *i < revocations) {
+                    post(
+                        &client,
+                        &url,
+                        &admin,
+                        json!({"ring": "revocations", "jti": format!("revoked-{i}")}),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    for task in revokers {
+        task.await.unwrap();
+    }
+    let filled_in = started.elapsed();
+    let full = [measure("/v1/verify").await, measure("/v1/introspect").await];
+    server.stop().await;
+
+    println!(
+        "Revocation list: {revocations} revocations in {:.1} s ({:.0}/s), {connections} connections, {seconds} s each",
+        filled_in.as_secs_f64(),
+        revocations as f64 / filled_in.as_secs_f64()
+    );
+    for (i, name) in ["POST /v1/verify", "POST /v1/introspect"]
+        .into_iter()
+        .enumerate()
+    {
+        println!(
+            "  {name}: empty {:.0}/s (p99 {:.2} ms), {revocations} revoked {:.0}/s (p99 {:.2} ms): {:.3}",
+            empty[i].rate,
+            ms(empty[i].p99),
+            full[i].rate,
+            ms(full[i].p99),
+            full[i].rate / empty[i].rate
+        );
+    }
+}
+
 /// Direct `kms:Sign` calls (ES256, RAW) with the key at `reference`, from `tasks` concurrent tasks.
 async fn direct_kms_rates(reference: &str, tasks: usize, seconds: u64) -> Rates {
     use aws_sdk_kms::primitives::Blob;
@@ -436,6 +574,13 @@ async fn main() {
         return;
     }
     let connections = env_or("SIGNET_BENCH_CONNECTIONS", 64usize);
+    if let Ok(revocations) = std::env::var("SIGNET_BENCH_REVOCATIONS") {
+        let revocations = revocations
+            .parse()
+            .expect("SIGNET_BENCH_REVOCATIONS is a number");
+        revocation_list_cost(revocations, connections, seconds).await;
+        return;
+    }
     let store = if std::env::var("SIGNET_BENCH_DATABASE_URL").is_ok() {
         "postgres"
     } else {
