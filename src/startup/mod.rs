@@ -248,6 +248,10 @@ impl Application {
             .certificates
             .clone()
             .map(|certificates| tokio::spawn(tls::reload_on_sighup(certificates)));
+        let notices = {
+            let services = services.clone();
+            tokio::spawn(async move { services.tokens.follow_notices().await })
+        };
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let ticker = tasks::supervise(LIFECYCLE, health, move || {
             let (services, callers) = (services.clone(), callers.clone());
@@ -278,6 +282,7 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        notices.abort();
         if let Some(reloads) = reloads {
             reloads.abort();
         }

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::change::Change;
-use super::{Store, StoreError};
+use super::{Dialect, Store, StoreError};
 use serde_json::Value;
 
 use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord, Kid, RingName, UnixMillis};
@@ -250,12 +250,15 @@ pub(super) async fn insert_many(
     extend_key_lifetimes(conn, records).await
 }
 
-/// A token revocation's record lists it in `revoked_tokens` under the record's own `seq`.
+/// A token revocation's record lists it in `revoked_tokens` under the record's own `seq`. On
+/// Postgres the commit also notifies [`REVOCATIONS_CHANNEL`], so that every replica listening
+/// reads it at once.
 async fn list_revocations(
     conn: &mut AnyConnection,
     first: i64,
     records: &[AuditRecord],
 ) -> Result<(), StoreError> {
+    let mut listed = false;
     for (seq, record) in (first..).zip(records) {
         let (
             Some(ring),
@@ -281,6 +284,13 @@ async fn list_revocations(
         .bind(*expires)
         .execute(&mut *conn)
         .await?;
+        listed = true;
+    }
+    if listed && conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(REVOCATIONS_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -347,6 +357,9 @@ async fn claim_raw_jtis(
     Ok(())
 }
 
+/// The Postgres channel notified when a revocation commits.
+pub const REVOCATIONS_CHANNEL: &str = "signet_revocations";
+
 /// A row of `revoked_tokens`.
 pub struct RevokedRow {
     pub seq: i64,
@@ -385,6 +398,20 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// On Postgres, a listener on [`REVOCATIONS_CHANNEL`], on a connection of its own; `None`
+    /// on SQLite, where the lifecycle tick alone reads new revocations.
+    pub(crate) async fn revocation_notices(
+        &self,
+    ) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(None);
+        }
+        let url = self.pool.connect_options().database_url.clone();
+        let mut listener = sqlx::postgres::PgListener::connect(url.as_str()).await?;
+        listener.listen(REVOCATIONS_CHANNEL).await?;
+        Ok(Some(listener))
     }
 
     /// Forgets the revocations that cover no token after `before` (seconds).

@@ -7,8 +7,9 @@
 
 mod list;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -97,6 +98,10 @@ pub struct TokenService {
     list: RwLock<RevocationList>,
     /// Held by the refresh under way.
     refreshing: tokio::sync::Mutex<()>,
+    /// How many Postgres notices of a revocation this replica has read.
+    notices: AtomicU64,
+    /// Whether it is listening for them now.
+    listening: AtomicBool,
 }
 
 impl TokenService {
@@ -112,6 +117,8 @@ impl TokenService {
             metrics,
             list: RwLock::new(RevocationList::default()),
             refreshing: tokio::sync::Mutex::new(()),
+            notices: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
         };
         service.refresh().await?;
         Ok(service)
@@ -138,6 +145,43 @@ impl TokenService {
         }
         list.forget_expired(now);
         Ok(())
+    }
+
+    /// How many Postgres notices of a revocation this replica has read.
+    pub fn notices(&self) -> u64 {
+        self.notices.load(Ordering::Relaxed)
+    }
+
+    /// Whether it listens for Postgres notices of revocations now.
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    /// On Postgres, refreshes the list as soon as a revocation commits on any replica; returns
+    /// at once on SQLite. Runs until the server stops: a lost connection is opened again after
+    /// a second, and the tick reads what came meanwhile.
+    pub(crate) async fn follow_notices(&self) {
+        loop {
+            match self.store.revocation_notices().await {
+                Ok(None) => return,
+                Ok(Some(mut listener)) => loop {
+                    self.listening.store(true, Ordering::Relaxed);
+                    if let Err(e) = listener.recv().await {
+                        self.listening.store(false, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "revocation notices interrupted; the tick reads revocations meanwhile");
+                        break;
+                    }
+                    self.notices.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = self.refresh().await {
+                        tracing::warn!(error = %e, "the revocation list could not be refreshed; the next tick will");
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for revocation notices; the tick reads revocations meanwhile");
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// The tick's part: purge the lapsed revocations from the store, then refresh. A failure is

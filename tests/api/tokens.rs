@@ -287,8 +287,8 @@ async fn verify_checks_what_the_resource_server_asks(db: Db) {
     }
 }
 
-/// A revocation made on one replica is honoured by the other's verification and introspection
-/// (the other reads it within a tick).
+/// A revocation made on one replica is honoured by the other's verification and introspection:
+/// the other reads it on Postgres's notice, or within a tick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_replica_is_honoured_by_the_other() {
     let first = TestApp::spawn(Db::Postgres).await;
@@ -310,6 +310,12 @@ async fn a_revocation_on_one_replica_is_honoured_by_the_other() {
         StatusCode::OK
     );
 
+    eventually(
+        60,
+        "the second replica to listen for revocations",
+        || async { second.services.tokens.listening() },
+    )
+    .await;
     revoke(&first, &issuer, json!({"token": token})).await;
     eventually(
         60,
@@ -324,4 +330,11 @@ async fn a_revocation_on_one_replica_is_honoured_by_the_other() {
         json!({"active": false})
     );
     assert_eq!(second.services.tokens.revoked_count(), 1);
+    // Postgres told the second replica (it did not have to wait for its tick).
+    eventually(
+        60,
+        "the second replica to read a revocation notice",
+        || async { second.services.tokens.notices() >= 1 },
+    )
+    .await;
 }
