@@ -35,6 +35,8 @@ pub struct Metrics {
     pub audit_queue: IntGauge,
     pub audit_written: IntCounter,
     pub audit_refused: IntCounter,
+    /// Tokens and subjects this replica holds as revoked.
+    pub revocations: IntGauge,
     rotations: IntCounterVec,
     keys: IntGaugeVec,
     next_rotation: GaugeVec,
@@ -156,6 +158,14 @@ impl Default for Metrics {
                 IntGauge::new(
                     "signet_audit_queue_records",
                     "Audit records waiting for the writer.",
+                )
+                .expect("a valid metric"),
+            ),
+            revocations: registered(
+                &r,
+                IntGauge::new(
+                    "signet_revocations",
+                    "Tokens and subjects this replica holds as revoked.",
                 )
                 .expect("a valid metric"),
             ),

@@ -144,6 +144,9 @@ impl TokenService {
             list.add(row);
         }
         list.forget_expired(now);
+        self.metrics
+            .revocations
+            .set(i64::try_from(list.len()).unwrap_or(i64::MAX));
         Ok(())
     }
 

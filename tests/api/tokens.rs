@@ -95,8 +95,17 @@ async fn a_revoked_token_is_refused_and_inactive_and_its_record_keeps_no_token(d
         true
     );
 
-    // Revoking it again is no error (and is recorded again).
+    // Revoking it again is no error (and is recorded again), and holds one entry still.
     revoke(&app, &app.admin_token, json!({"token": revoked})).await;
+    let metrics = app.get("/metrics", Some(&app.admin_token)).await.body;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|line| line == "signet_revocations 1"),
+        "{metrics}"
+    );
     let records = app
         .get("/v1/audit?action=token_revoked", Some(&app.admin_token))
         .await
