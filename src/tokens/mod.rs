@@ -2,8 +2,9 @@
 //! revocation (`POST /v1/tokens/revoke`) and introspection (`POST /v1/introspect`, RFC 7662).
 //!
 //! Each replica holds the revocation list in memory ([`RevocationList`]) and brings it up to date
-//! every lifecycle tick (1 s) and after each revocation it makes itself, reading only the rows
-//! newer than it holds; verification and introspection never read the store.
+//! on a Postgres notice of a revocation, every lifecycle tick (1 s), and after each revocation it
+//! makes itself, reading only the rows newer than it holds; verification and introspection never
+//! read the store.
 
 mod list;
 
