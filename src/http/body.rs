@@ -65,14 +65,62 @@ fn refused(error: &JsonError) -> ApiError {
     }
 }
 
-/// `application/json`, or a `+json` type, with any parameters.
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
+/// How a body is encoded, by its `Content-Type`.
+enum Encoding {
+    /// `application/json`, or a `+json` type.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+/// The encoding `req` says its body has, of those taken (forms only where `forms`); parameters
+/// such as `charset` are ignored.
+fn encoding(req: &HttpRequest, forms: bool) -> Option<Encoding> {
+    let essence = req
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .map(|essence| essence.trim().to_ascii_lowercase())
-        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+        .map(|essence| essence.trim().to_ascii_lowercase())?;
+    if essence == "application/json" || essence.ends_with("+json") {
+        Some(Encoding::Json)
+    } else if forms && essence == "application/x-www-form-urlencoded" {
+        Some(Encoding::Form)
+    } else {
+        None
+    }
+}
+
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// The body of `req`, read strictly as JSON, or (where `forms`) as a form.
+fn parse<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    forms: bool,
+) -> Extracted<T> {
+    let encoding = encoding(req, forms);
+    let bytes = web::Bytes::from_request(req, payload);
+    Box::pin(async move {
+        let Some(encoding) = encoding else {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                if forms {
+                    "send JSON (Content-Type: application/json) or a form \
+                     (application/x-www-form-urlencoded)"
+                } else {
+                    "send JSON with Content-Type: application/json"
+                },
+            ));
+        };
+        let bytes = bytes.await.map_err(|_| too_large())?;
+        match encoding {
+            Encoding::Json => json::from_slice(&bytes).map_err(|e| refused(&e)),
+            Encoding::Form => serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+                ApiError::bad_request("the form does not hold what this request takes")
+            }),
+        }
+    })
 }
 
 /// A JSON body, required, with `Content-Type: application/json`.
@@ -92,25 +140,26 @@ impl<T> std::ops::Deref for Json<T> {
     }
 }
 
-type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
-
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = Extracted<Json<T>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = is_json(req);
-        let bytes = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            if !json {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "send JSON with Content-Type: application/json",
-                ));
-            }
-            let bytes = bytes.await.map_err(|_| too_large())?;
-            json::from_slice(&bytes).map(Json).map_err(|e| refused(&e))
-        })
+        let body = parse(req, payload, false);
+        Box::pin(async move { body.await.map(Json) })
+    }
+}
+
+/// A body in JSON or form-encoded, for an endpoint whose RFC speaks forms (RFC 7662).
+pub struct JsonOrForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
+    type Error = ApiError;
+    type Future = Extracted<JsonOrForm<T>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = parse(req, payload, true);
+        Box::pin(async move { body.await.map(JsonOrForm) })
     }
 }
 

@@ -25,7 +25,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Route}
 use secrecy::SecretString;
 
 pub use access::observe;
-pub use body::{optional_json, Json};
+pub use body::{optional_json, Json, JsonOrForm};
 pub use callers::Callers;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::document as openapi_document;

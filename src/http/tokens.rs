@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, Authenticated, Callers, ErrorBody, Json, Services};
+use super::{ApiError, Authenticated, Callers, ErrorBody, Json, JsonOrForm, Services};
 use crate::api::{
     ErrorEntry, Introspection, RevokedTokens, Verification, VerifiedBatch, VerifiedToken,
     VerifyOutcome,
@@ -111,23 +111,29 @@ pub async fn verify(
     }
 }
 
-/// `POST /v1/introspect`.
+/// `POST /v1/introspect`, as JSON or as RFC 7662's form.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectRequest {
     /// A compact JWS.
     token: String,
+    /// RFC 7662 §2.1: taken, and not needed (signet's tokens are JWSs of a ring it knows).
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/introspect", tag = "tokens", security(("bearer" = [])),
-    request_body = IntrospectRequest,
+    request_body(content(
+        (IntrospectRequest = "application/json"),
+        (IntrospectRequest = "application/x-www-form-urlencoded"),
+    )),
     responses((status = 200, description = "RFC 7662: `{\"active\": false}` alone, unless the \
         token verifies, is not revoked, and is of a ring the caller may introspect (an \
         introspector's rings; an admin's, all)", body = Introspection)))]
 pub async fn introspect(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
-    body: Json<IntrospectRequest>,
+    JsonOrForm(body): JsonOrForm<IntrospectRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Introspector])?;
     Ok(HttpResponse::Ok().json(state.tokens.introspect(&who, &body.token)))

@@ -84,6 +84,21 @@ async fn a_revoked_token_is_refused_and_inactive_and_its_record_keeps_no_token(d
     let (status, body) = verify(&app, json!({"token": revoked})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(code(&body), "token_revoked");
+    // RFC 7662's own encoding, a form, is taken too.
+    let form = crate::helpers::http_client()
+        .post(format!("{}/v1/introspect", app.address))
+        .bearer_auth(&introspector)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={kept}&token_type_hint=access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let form: Value = form.json().await.unwrap();
+    assert_eq!(
+        (&form["active"], &form["sub"]),
+        (&json!(true), &json!("user-1"))
+    );
     assert_eq!(
         introspect(&app, &introspector, &revoked).await,
         json!({"active": false})
