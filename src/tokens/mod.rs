@@ -223,8 +223,12 @@ impl TokenService {
         let view = self.rings.view();
         let (ring, jwk) = view
             .published_key(&kid)
-            .filter(|(ring, _)| expect.ring.is_none_or(|name| *name == ring.record.name))
             .ok_or_else(|| VerifyError::UnknownKey(kid.clone()))?;
+        if expect.ring.is_some_and(|name| *name != ring.record.name) {
+            return Err(
+                VerifyError::Invalid("the token is not signed by a key of this ring").into(),
+            );
+        }
         let mut wanted = expect.token;
         if expect.ring.is_some() {
             wanted.issuer = Some(&ring.record.policy.issuer);
