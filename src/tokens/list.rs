@@ -1,7 +1,7 @@
 //! The revocation list as each replica holds it in memory: revoked tokens by ring and `jti`,
 //! revoked subjects by ring and `sub` with the time before which their tokens were issued.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -15,11 +15,21 @@ struct RingRevocations {
     subjects: HashMap<String, (i64, i64)>,
 }
 
+/// What an entry of the list revokes, in a ring.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Entry {
+    Token(String),
+    Subject(String),
+}
+
 #[derive(Default)]
 pub struct RevocationList {
     /// The `seq` of the newest row held: the rows above it are what a refresh reads.
     seq: i64,
     rings: HashMap<String, RingRevocations>,
+    /// Every entry by when it lapses, earliest first, so that forgetting costs what lapsed, not
+    /// what is held. An entry whose lapse moved later is here twice; the earlier one is skipped.
+    lapses: BTreeSet<(i64, String, Entry)>,
     entries: usize,
 }
 
@@ -39,42 +49,55 @@ impl RevocationList {
 
     pub fn add(&mut self, row: RevokedRow) {
         self.seq = self.seq.max(row.seq);
-        let ring = self.rings.entry(row.ring).or_default();
-        let added = match (row.jti, row.sub, row.issued_before) {
+        let ring = self.rings.entry(row.ring.clone()).or_default();
+        let (entry, new) = match (row.jti, row.sub, row.issued_before) {
             (Some(jti), _, _) => {
                 let new = !ring.tokens.contains_key(&jti);
-                let expires = ring.tokens.entry(jti).or_insert(row.expires);
+                let expires = ring.tokens.entry(jti.clone()).or_insert(row.expires);
                 *expires = (*expires).max(row.expires);
-                new
+                (Entry::Token(jti), new)
             }
             (None, Some(sub), Some(issued_before)) => {
                 let new = !ring.subjects.contains_key(&sub);
                 let held = ring
                     .subjects
-                    .entry(sub)
+                    .entry(sub.clone())
                     .or_insert((issued_before, row.expires));
                 *held = (held.0.max(issued_before), held.1.max(row.expires));
-                new
+                (Entry::Subject(sub), new)
             }
             // The table's CHECK makes every row one of the two.
-            _ => false,
+            _ => return,
         };
-        self.entries += usize::from(added);
+        self.entries += usize::from(new);
+        self.lapses.insert((row.expires, row.ring, entry));
     }
 
     /// Drops what covers no token at `now` (seconds) any more.
     pub fn forget_expired(&mut self, now: i64) {
-        for ring in self.rings.values_mut() {
-            ring.tokens.retain(|_, expires| *expires >= now);
-            ring.subjects.retain(|_, (_, expires)| *expires >= now);
+        while let Some((expires, ring, entry)) = self.lapses.first().cloned() {
+            if expires >= now {
+                break;
+            }
+            self.lapses.pop_first();
+            let Some(held) = self.rings.get_mut(&ring) else {
+                continue;
+            };
+            // Only if this was the entry's last lapse: a later revocation may have moved it.
+            let forgotten = match &entry {
+                Entry::Token(jti) => {
+                    held.tokens.get(jti) == Some(&expires) && held.tokens.remove(jti).is_some()
+                }
+                Entry::Subject(sub) => {
+                    held.subjects.get(sub).map(|(_, e)| *e) == Some(expires)
+                        && held.subjects.remove(sub).is_some()
+                }
+            };
+            self.entries -= usize::from(forgotten);
+            if held.tokens.is_empty() && held.subjects.is_empty() {
+                self.rings.remove(&ring);
+            }
         }
-        self.rings
-            .retain(|_, ring| !ring.tokens.is_empty() || !ring.subjects.is_empty());
-        self.entries = self
-            .rings
-            .values()
-            .map(|ring| ring.tokens.len() + ring.subjects.len())
-            .sum();
     }
 
     /// Whether the token of `ring` with `claims` is revoked: its `jti` is listed, or its `sub`
@@ -147,6 +170,10 @@ mod tests {
         list.add(row(2, Some("t-1"), None, 600));
         list.add(row(3, None, Some(("alice", 100)), 700));
         assert_eq!(list.len(), 2);
+        // The first revocation of t-1 lapses; the second still holds it.
+        list.forget_expired(550);
+        assert_eq!(list.len(), 2);
+        assert!(list.revoked("orders", &claims(json!({"jti": "t-1"}))));
         list.forget_expired(601);
         assert_eq!(list.len(), 1);
         assert!(!list.revoked("orders", &claims(json!({"jti": "t-1"}))));
