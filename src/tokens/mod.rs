@@ -231,6 +231,13 @@ impl TokenService {
         }
         let mut wanted = expect.token;
         if expect.ring.is_some() {
+            // The ring's tokens carry its issuer: one asked for besides must be the same.
+            if wanted
+                .issuer
+                .is_some_and(|issuer| issuer != ring.record.policy.issuer)
+            {
+                return Err(VerifyError::Invalid("the token is not from this issuer").into());
+            }
             wanted.issuer = Some(&ring.record.policy.issuer);
         }
         let started = Instant::now();

@@ -280,6 +280,10 @@ async fn verify_checks_what_the_resource_server_asks(db: Db) {
             true,
         ),
         (json!({"ring": "billing"}), false),
+        (
+            json!({"ring": "orders", "issuer": "https://elsewhere.test"}),
+            false,
+        ),
         (json!({"issuer": "https://elsewhere.test"}), false),
         (json!({"typ": "jwt"}), true),
         (json!({"typ": "at+jwt"}), false),
