@@ -366,43 +366,32 @@ async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) ->
     let url = format!("{}/v1/rings/{ring}/sign", server.address);
     let body = json!({"claims": {"sub": "user-1", "aud": "api", "scope": "read write"}, "ttl_seconds": 300}).to_string();
 
-    let sign = move || {
-        let (client, url, issuer, body) =
-            (client.clone(), url.clone(), issuer.clone(), body.clone());
-        async move {
-            let response = client
-                .post(&url)
-                .bearer_auth(&issuer)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                response.status().is_success(),
-                "sign failed: {}",
-                response.status()
-            );
-            response.bytes().await.unwrap();
-        }
-    };
-    drive(connections, Duration::from_secs(2), sign.clone()).await; // warm-up: connections, caches, SQLite pages
+    // Warm-up: connections, caches, SQLite pages.
+    let rates = post_rate(
+        &client,
+        url,
+        issuer,
+        body,
+        connections,
+        (Duration::from_secs(2), Duration::from_secs(seconds)),
+    )
+    .await;
     HttpRun {
-        rates: drive(connections, Duration::from_secs(seconds), sign).await,
+        rates,
         key_id,
         reference,
     }
 }
 
-/// `POST url` with `body` from `tasks` concurrent tasks, as fast as answered, for `duration`:
-/// requests per second (each must succeed).
+/// `POST url` with `body` from `tasks` concurrent tasks, as fast as answered, for a warm-up and
+/// then for the timed run: its requests per second (each must succeed).
 async fn post_rate(
     client: &reqwest::Client,
     url: String,
     token: String,
     body: String,
     tasks: usize,
-    duration: Duration,
+    (warm_up, duration): (Duration, Duration),
 ) -> Rates {
     let client = client.clone();
     let call = move || {
@@ -424,7 +413,7 @@ async fn post_rate(
             response.bytes().await.unwrap();
         }
     };
-    drive(tasks, Duration::from_secs(1), call.clone()).await; // warm-up
+    drive(tasks, warm_up, call.clone()).await;
     drive(tasks, duration, call).await
 }
 
@@ -474,7 +463,7 @@ async fn revocation_list_cost(revocations: usize, connections: usize, seconds: u
             admin.clone(),
             body.clone(),
             connections,
-            duration,
+            (Duration::from_secs(1), duration),
         )
     };
     let empty = [measure("/v1/verify").await, measure("/v1/introspect").await];
