@@ -103,9 +103,9 @@ pub fn public_jwk(key: &PublicKey, alg: Algorithm) -> Value {
 }
 
 /// The protected header signet puts on every token it signs, base64url-encoded.
-pub fn encoded_header(alg: Algorithm, kid: &str) -> String {
+pub fn encoded_header(alg: Algorithm, kid: &str, typ: &str) -> String {
     b64url(
-        json!({"alg": alg.as_str(), "kid": kid, "typ": "JWT"})
+        json!({"alg": alg.as_str(), "kid": kid, "typ": typ})
             .to_string()
             .as_bytes(),
     )
@@ -225,14 +225,6 @@ pub struct Expect<'a> {
     pub max_age_seconds: Option<u32>,
 }
 
-fn media_type(typ: &str) -> String {
-    let typ = typ.to_ascii_lowercase();
-    match typ.strip_prefix("application/") {
-        Some(rest) => rest.to_owned(),
-        None => typ,
-    }
-}
-
 /// Verifies `token` against the published `jwk`: the signature, the JWK's algorithm (a token
 /// cannot pick another), `exp` (required) and `nbf` at the time now (with `expect`'s leeway),
 /// and whatever else `expect` names.
@@ -287,7 +279,7 @@ pub fn verify(token: &str, jwk: &Value, expect: &Expect<'_>) -> Result<Verified,
     }
     if let Some(expected) = expect.typ {
         let typ = verified.header.get("typ").and_then(Value::as_str);
-        if typ.map(media_type) != Some(media_type(expected)) {
+        if typ.map(crate::domain::media_type) != Some(crate::domain::media_type(expected)) {
             return Err(VerifyError::Invalid("the token is not of this type (typ)"));
         }
     }

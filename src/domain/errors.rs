@@ -43,6 +43,8 @@ error_codes! {
     DuplicateMember = "duplicate_member", 400, "a JSON object names one member twice";
     Unauthenticated = "unauthenticated", 401,
         "no bearer token, or one that names no active client";
+    RefreshTokenReused = "refresh_token_reused", 401,
+        "the refresh token was used already: its whole family is revoked";
     Forbidden = "forbidden", 403, "the client's role or rings do not allow the operation";
     NotFound = "not_found", 404, "no route has this path";
     RingNotFound = "ring_not_found", 404, "no ring has this name";
@@ -81,6 +83,10 @@ error_codes! {
     MissingRequiredClaim = "missing_required_claim", 422,
         "a claim the ring requires is missing or null";
     InvalidClaim = "invalid_claim", 422, "a claim has a value the ring cannot accept";
+    ClaimRuleViolated = "claim_rule_violated", 422,
+        "a claim's value breaks the ring's claim_rules; the message names the claim and rule";
+    RawSigningRefused = "raw_signing_refused", 422,
+        "a ring of refresh tokens signs only through /sign and /refresh";
     HeaderMismatch = "header_mismatch", 422,
         "the header's alg, kid, typ or cty is not what the ring signs with";
     TokenTooLarge = "token_too_large", 422, "the token would be over the ring's max_token_bytes";

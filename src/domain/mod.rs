@@ -7,6 +7,7 @@
 
 mod audit;
 mod backend;
+mod claim_rules;
 mod clients;
 mod errors;
 mod keys;
@@ -31,7 +32,10 @@ pub use errors::ErrorCode;
 pub use keys::{KeyRecord, KeyState};
 pub use limits::RateLimit;
 pub use names::{Kid, RingName, AUDIT_RING};
-pub use policy::{Policy, Timing, Violation};
+pub use claim_rules::{ClaimRule, ClaimType};
+pub use policy::{
+    media_type, CallerClaim, Policy, Profile, Timing, Violation, ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP,
+};
 pub use rings::RingRecord;
 pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};
 pub use text::CallerText;

@@ -1,13 +1,58 @@
 //! A ring's signing policy and lifecycle timing, and the checks that bind every signature to them
 //! (docs/design.md): the service never signs what the ring's policy does not allow.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::claim_rules::{self, ClaimRule};
 use super::{CallerText, ErrorCode};
 
 /// Claims the server sets itself; a request may not supply them.
 const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];
+
+/// The `typ` of the tokens of the two profiles signet knows, and of every other ring's.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub const REFRESH_TOKEN_TYP: &str = "refresh+jwt";
+const PLAIN_TYP: &str = "JWT";
+
+/// What a ring's tokens are, by their `typ`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `JWT` or a custom media type: the ring's other rules only.
+    Plain,
+    /// `at+jwt`: OAuth access tokens (RFC 9068), which must name `sub`, `aud` and `client_id`.
+    Access,
+    /// `refresh+jwt`: refresh tokens, each of a family named by its `sid` (`/refresh`).
+    Refresh,
+}
+
+/// The claim a ring sets to the issuing client's id on every token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerClaim {
+    ClientId,
+    Azp,
+}
+
+impl CallerClaim {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerClaim::ClientId => "client_id",
+            CallerClaim::Azp => "azp",
+        }
+    }
+}
+
+/// A `typ` as RFC 7515 §4.1.9 compares it: case-insensitive, `application/` optional.
+pub fn media_type(typ: &str) -> String {
+    let typ = typ.to_ascii_lowercase();
+    match typ.strip_prefix("application/") {
+        Some(rest) if !rest.contains('/') => rest.to_owned(),
+        _ => typ,
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -19,10 +64,11 @@ pub struct Policy {
     #[serde(default)]
     #[schema(max_items = 64)]
     pub audiences: Vec<String>,
-    /// The longest lifetime a token may have (`exp - iat`).
-    #[serde(default = "default_max_ttl")]
+    /// The longest lifetime a token may have (`exp - iat`). Default: 900, or 604,800 (7 days)
+    /// for a ring of refresh tokens.
+    #[serde(default)]
     #[schema(minimum = 1, maximum = 2_678_400)]
-    pub max_ttl_seconds: u32,
+    pub max_ttl_seconds: Option<u32>,
     #[serde(default)]
     #[schema(max_items = 64)]
     pub required_claims: Vec<String>,
@@ -37,11 +83,30 @@ pub struct Policy {
     #[serde(default = "default_header_types")]
     #[schema(max_items = 16)]
     pub header_types: Vec<String>,
+    /// The `typ` of every token the ring signs: `JWT`, `at+jwt` (OAuth access tokens, RFC 9068,
+    /// which must name `sub`, `aud` and `client_id`), `refresh+jwt` (refresh tokens, each of a
+    /// family: `POST /v1/rings/{ring}/refresh`), or another media type.
+    #[serde(default = "default_typ")]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9.+_/-]{0,63}$")]
+    pub typ: String,
+    /// Set this claim to the issuing client's id on every token (a request may not supply it).
+    #[serde(default)]
+    pub caller_claim: Option<CallerClaim>,
+    /// Rules for the values of claims, by claim name (checked when the claim is present).
+    #[serde(default)]
+    pub claim_rules: BTreeMap<String, ClaimRule>,
+    /// Every token must carry a proof-of-possession key's thumbprint, `cnf.jkt` (RFC 7800,
+    /// RFC 9449).
+    #[serde(default)]
+    pub require_cnf_jkt: bool,
 }
 
-fn default_max_ttl() -> u32 {
-    900
+fn default_typ() -> String {
+    PLAIN_TYP.to_owned()
 }
+
+const DEFAULT_MAX_TTL: u32 = 900;
+const DEFAULT_REFRESH_MAX_TTL: u32 = 7 * 24 * 3600;
 
 fn default_max_token_bytes() -> u32 {
     4096
@@ -133,12 +198,33 @@ impl Policy {
         Policy {
             issuer,
             audiences: vec![],
-            max_ttl_seconds: default_max_ttl(),
+            max_ttl_seconds: None,
             required_claims: vec![],
             forbidden_claims: vec![],
             max_token_bytes: default_max_token_bytes(),
             header_types: default_header_types(),
+            typ: default_typ(),
+            caller_claim: None,
+            claim_rules: BTreeMap::new(),
+            require_cnf_jkt: false,
         }
+    }
+
+    /// What the ring's tokens are, by their `typ`.
+    pub fn profile(&self) -> Profile {
+        match media_type(&self.typ).as_str() {
+            ACCESS_TOKEN_TYP => Profile::Access,
+            REFRESH_TOKEN_TYP => Profile::Refresh,
+            _ => Profile::Plain,
+        }
+    }
+
+    /// The longest lifetime a token may have, in seconds.
+    pub fn max_ttl(&self) -> u32 {
+        self.max_ttl_seconds.unwrap_or(match self.profile() {
+            Profile::Refresh => DEFAULT_REFRESH_MAX_TTL,
+            Profile::Plain | Profile::Access => DEFAULT_MAX_TTL,
+        })
     }
 
     /// Checks the policy itself, when a ring is created.
@@ -161,7 +247,10 @@ impl Policy {
                 "policy.issuer, and each of up to {MAX_LIST_LEN} audiences, required_claims and forbidden_claims, are at most {MAX_NAME_BYTES} bytes"
             ));
         }
-        if self.max_ttl_seconds == 0 || self.max_ttl_seconds > MAX_TTL_CEILING {
+        if self
+            .max_ttl_seconds
+            .is_some_and(|ttl| ttl == 0 || ttl > MAX_TTL_CEILING)
+        {
             return Err(format!(
                 "policy.max_ttl_seconds must be between 1 and {MAX_TTL_CEILING}"
             ));
@@ -198,11 +287,81 @@ impl Policy {
                 "claim {c:?} is set on every token and cannot be forbidden"
             ));
         }
+        self.validate_profile()
+    }
+
+    /// Checks `typ`, `caller_claim` and `claim_rules`.
+    fn validate_profile(&self) -> Result<(), String> {
+        let typ = self.typ.as_bytes();
+        if !(1..=64).contains(&typ.len())
+            || !typ[0].is_ascii_alphanumeric()
+            || !typ
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b".+_/-".contains(b))
+        {
+            return Err(
+                "policy.typ is 1-64 characters of A-Z, a-z, 0-9, '.', '+', '_', '/' and '-', starting with a letter or digit"
+                    .into(),
+            );
+        }
+        if self.profile() == Profile::Access && self.audiences.is_empty() {
+            return Err("access tokens (typ at+jwt) name an aud: give policy.audiences".into());
+        }
+        let required = self.profile_claims();
+        if let Some(c) = required
+            .iter()
+            .find(|c| self.forbidden_claims.iter().any(|f| f == *c))
+        {
+            return Err(format!(
+                "claim {c:?} is required by policy.typ {:?} and cannot be forbidden",
+                self.typ
+            ));
+        }
+        if let Some(caller) = self.caller_claim {
+            if self.forbidden_claims.iter().any(|f| f == caller.as_str()) {
+                return Err(format!(
+                    "claim {:?} is set by policy.caller_claim and cannot be forbidden",
+                    caller.as_str()
+                ));
+            }
+        }
+        if self.require_cnf_jkt && self.forbidden_claims.iter().any(|f| f == "cnf") {
+            return Err("claim \"cnf\" is required by policy.require_cnf_jkt and cannot be forbidden".into());
+        }
+        if self.claim_rules.len() > claim_rules::MAX_RULES {
+            return Err(format!(
+                "policy.claim_rules holds at most {} rules",
+                claim_rules::MAX_RULES
+            ));
+        }
+        for (claim, rule) in &self.claim_rules {
+            if claim.is_empty() || claim.len() > MAX_NAME_BYTES {
+                return Err(format!(
+                    "policy.claim_rules names claims of 1-{MAX_NAME_BYTES} bytes"
+                ));
+            }
+            if SERVER_CLAIMS.contains(&claim.as_str()) || claim == "iss" {
+                return Err(format!(
+                    "claim {claim:?} is set by the server and takes no rule"
+                ));
+            }
+            rule.validate(claim)?;
+        }
         Ok(())
+    }
+
+    /// The claims the ring's profile requires besides those the server sets.
+    fn profile_claims(&self) -> &'static [&'static str] {
+        match self.profile() {
+            Profile::Plain => &[],
+            Profile::Access => &["sub", "aud", "client_id"],
+            Profile::Refresh => &["sub", "sid"],
+        }
     }
 
     /// The claims of a token to sign now: the request's claims checked against the policy, plus
     /// the ones the server sets. `now` and the result's times are seconds since the epoch.
+    /// `caller` is the issuing client's id, set as `caller_claim` when the ring names one.
     pub fn token_claims(
         &self,
         mut claims: Map<String, Value>,
@@ -210,6 +369,7 @@ impl Policy {
         not_before: bool,
         now: i64,
         jti: String,
+        caller: &str,
     ) -> Result<Map<String, Value>, Violation> {
         if let Some(c) = SERVER_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
             return Err(violation(
@@ -217,20 +377,35 @@ impl Policy {
                 format!("claim {c:?} is set by the server and may not be supplied"),
             ));
         }
-        let ttl = ttl_seconds.unwrap_or(self.max_ttl_seconds.min(300));
+        if let Some(c) = self.caller_claim {
+            if claims
+                .insert(c.as_str().to_owned(), caller.into())
+                .is_some()
+            {
+                return Err(violation(
+                    ErrorCode::ReservedClaim,
+                    format!(
+                        "claim {:?} is set by the server to the issuing client's id",
+                        c.as_str()
+                    ),
+                ));
+            }
+        }
+        let max_ttl = self.max_ttl();
+        let ttl = ttl_seconds.unwrap_or(match self.profile() {
+            Profile::Refresh => max_ttl,
+            Profile::Plain | Profile::Access => max_ttl.min(300),
+        });
         if ttl == 0 {
             return Err(violation(
                 ErrorCode::InvalidTtl,
                 "ttl_seconds must be at least 1",
             ));
         }
-        if ttl > self.max_ttl_seconds {
+        if ttl > max_ttl {
             return Err(violation(
                 ErrorCode::TtlExceedsMax,
-                format!(
-                    "ttl_seconds {ttl} exceeds this ring's max_ttl_seconds {}",
-                    self.max_ttl_seconds
-                ),
+                format!("ttl_seconds {ttl} exceeds this ring's max_ttl_seconds {max_ttl}"),
             ));
         }
         match claims.get("iss") {
@@ -255,9 +430,22 @@ impl Policy {
         Ok(claims)
     }
 
-    /// Checks the `typ` and `cty` of an issuer-built header against `header_types`.
+    /// Checks the `typ` and `cty` of an issuer-built header against `header_types`; a ring
+    /// whose `typ` is not `JWT` takes only headers of its own `typ`.
     pub fn check_header_types(&self, header: &Map<String, Value>) -> Result<(), Violation> {
+        if self.typ != PLAIN_TYP {
+            let typ = header.get("typ").and_then(Value::as_str);
+            if typ.map(media_type) != Some(media_type(&self.typ)) {
+                return Err(violation(
+                    ErrorCode::HeaderMismatch,
+                    format!("the header's typ must be this ring's typ {:?}", self.typ),
+                ));
+            }
+        }
         for member in ["typ", "cty"] {
+            if member == "typ" && self.typ != PLAIN_TYP {
+                continue;
+            }
             if let Some(value) = header.get(member) {
                 if !value
                     .as_str()
@@ -280,12 +468,26 @@ impl Policy {
     /// within `max_ttl_seconds` of `now` (seconds since the epoch), `iat` required and within
     /// `leeway` seconds of `now`, and a `jti` of 1-128 printable ASCII characters (its reuse is
     /// refused by the store).
+    /// When the ring names a `caller_claim`, the payload must carry it with `caller`, the
+    /// issuing client's id.
     pub fn check_raw_claims(
         &self,
         claims: &Map<String, Value>,
         now: i64,
         leeway: u32,
+        caller: &str,
     ) -> Result<(), Violation> {
+        if let Some(c) = self.caller_claim {
+            if claims.get(c.as_str()).and_then(Value::as_str) != Some(caller) {
+                return Err(violation(
+                    ErrorCode::InvalidClaim,
+                    format!(
+                        "the payload's {} must be the issuing client's id",
+                        c.as_str()
+                    ),
+                ));
+            }
+        }
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(violation(
                 ErrorCode::IssuerMismatch,
@@ -304,12 +506,12 @@ impl Policy {
                 "the payload's exp is not in the future",
             ));
         }
-        if exp - now > i64::from(self.max_ttl_seconds) {
+        if exp - now > i64::from(self.max_ttl()) {
             return Err(violation(
                 ErrorCode::TtlExceedsMax,
                 format!(
                     "exp is more than max_ttl_seconds ({}) from now",
-                    self.max_ttl_seconds
+                    self.max_ttl()
                 ),
             ));
         }
@@ -405,7 +607,18 @@ impl Policy {
                 format!("claim {c:?} is forbidden by this ring"),
             ));
         }
-        Ok(())
+        if let Some(c) = self
+            .profile_claims()
+            .iter()
+            .find(|c| claims.get(**c).is_none_or(Value::is_null))
+        {
+            return Err(violation(
+                ErrorCode::MissingRequiredClaim,
+                format!("claim {c:?} is required of tokens of typ {:?}", self.typ),
+            ));
+        }
+        check_confirmation(claims.get("cnf"), self.require_cnf_jkt)?;
+        claim_rules::check_rules(&self.claim_rules, claims)
     }
 
     /// Refuses a token that would be longer than `max_token_bytes`.
@@ -421,6 +634,50 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// The length of a base64url SHA-256 thumbprint.
+const JKT_LEN: usize = 43;
+
+/// Checks `cnf`: when present, an object whose `jkt` (if any) is a base64url SHA-256 thumbprint;
+/// `required`: `cnf.jkt` must be there.
+fn check_confirmation(cnf: Option<&Value>, required: bool) -> Result<(), Violation> {
+    let jkt = match cnf {
+        None => None,
+        Some(Value::Object(cnf)) => cnf.get("jkt"),
+        Some(_) => {
+            return Err(violation(
+                ErrorCode::InvalidClaim,
+                "cnf must be an object (RFC 7800)",
+            ))
+        }
+    };
+    match jkt {
+        None if required => Err(violation(
+            ErrorCode::MissingRequiredClaim,
+            "this ring requires cnf.jkt, the thumbprint of the key the token is bound to",
+        )),
+        None => Ok(()),
+        Some(Value::String(jkt)) if is_thumbprint(jkt) => Ok(()),
+        Some(_) => Err(violation(
+            ErrorCode::InvalidClaim,
+            "cnf.jkt must be a base64url SHA-256 thumbprint (43 characters)",
+        )),
+    }
+}
+
+/// Whether `jkt` is the unpadded base64url encoding of 32 bytes: 43 characters of the alphabet,
+/// the last one carrying no bits beyond the 256th.
+fn is_thumbprint(jkt: &str) -> bool {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let index = |b: &u8| ALPHABET.iter().position(|a| a == b);
+    jkt.len() == JKT_LEN
+        && jkt.as_bytes().iter().all(|b| index(b).is_some())
+        && jkt
+            .as_bytes()
+            .last()
+            .and_then(index)
+            .is_some_and(|i| i % 4 == 0)
 }
 
 impl Timing {
@@ -472,13 +729,12 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            issuer: "https://issuer.example".into(),
             audiences: vec!["api".into(), "web".into()],
-            max_ttl_seconds: 900,
+            max_ttl_seconds: Some(900),
             required_claims: vec!["sub".into()],
             forbidden_claims: vec!["password".into()],
             max_token_bytes: 1024,
-            header_types: default_header_types(),
+            ..Policy::new("https://issuer.example".into())
         }
     }
 
@@ -527,6 +783,7 @@ mod tests {
                 true,
                 1000,
                 "j1".into(),
+                "c1",
             )
             .unwrap();
         assert_eq!(out["iss"], "https://issuer.example");
@@ -539,7 +796,7 @@ mod tests {
     #[test]
     fn each_rule_is_refused_with_its_own_code() {
         let p = policy();
-        let sign = |c: Value, ttl| p.token_claims(claims(c), ttl, false, 0, "j".into());
+        let sign = |c: Value, ttl| p.token_claims(claims(c), ttl, false, 0, "j".into(), "c1");
         assert_eq!(
             code(sign(json!({"sub": "u", "aud": "api", "exp": 5}), None)),
             "reserved_claim"
@@ -595,7 +852,7 @@ mod tests {
             json!({"iss": "https://issuer.example", "sub": "u", "aud": "api", "exp": 1900,
                           "iat": 1000, "jti": "j-1"}),
         );
-        assert!(p.check_raw_claims(&ok, 1000, 5).is_ok());
+        assert!(p.check_raw_claims(&ok, 1000, 5, "c1").is_ok());
         for (member, value, code) in [
             ("iat", json!(1006), "invalid_claim"),
             ("iat", json!("1000"), "missing_required_claim"),
@@ -607,7 +864,7 @@ mod tests {
             let mut bad = ok.clone();
             bad.insert(member.into(), value);
             assert_eq!(
-                p.check_raw_claims(&bad, 1000, 5).unwrap_err().code.as_str(),
+                p.check_raw_claims(&bad, 1000, 5, "c1").unwrap_err().code.as_str(),
                 code,
                 "{member}"
             );
@@ -615,19 +872,19 @@ mod tests {
         let mut far = ok.clone();
         far.insert("exp".into(), json!(1901));
         assert_eq!(
-            p.check_raw_claims(&far, 1000, 5).unwrap_err().code,
+            p.check_raw_claims(&far, 1000, 5, "c1").unwrap_err().code,
             ErrorCode::TtlExceedsMax
         );
         let mut no_exp = ok.clone();
         no_exp.remove("exp");
         assert_eq!(
-            p.check_raw_claims(&no_exp, 1000, 5).unwrap_err().code,
+            p.check_raw_claims(&no_exp, 1000, 5, "c1").unwrap_err().code,
             ErrorCode::MissingRequiredClaim
         );
         let mut other_iss = ok.clone();
         other_iss.remove("iss");
         assert_eq!(
-            p.check_raw_claims(&other_iss, 1000, 5).unwrap_err().code,
+            p.check_raw_claims(&other_iss, 1000, 5, "c1").unwrap_err().code,
             ErrorCode::IssuerMismatch
         );
     }
@@ -648,6 +905,130 @@ mod tests {
         );
     }
 
+    fn profiled(value: Value) -> Policy {
+        let mut p: Policy = serde_json::from_value(value).unwrap();
+        p.issuer = "https://issuer.example".into();
+        p.validate().unwrap();
+        p
+    }
+
+    #[test]
+    fn access_tokens_need_sub_aud_and_client_id() {
+        let p = profiled(json!({"issuer": "x", "typ": "application/AT+JWT", "audiences": ["api"]}));
+        assert_eq!(p.profile(), Profile::Access);
+        assert_eq!(p.max_ttl(), 900);
+        let sign = |c: Value| p.token_claims(claims(c), None, false, 0, "j".into(), "c1");
+        assert!(sign(json!({"sub": "u", "aud": "api", "client_id": "app"})).is_ok());
+        for (missing, code) in [
+            ("sub", ErrorCode::MissingRequiredClaim),
+            ("client_id", ErrorCode::MissingRequiredClaim),
+            ("aud", ErrorCode::AudienceRequired),
+        ] {
+            let mut c = json!({"sub": "u", "aud": "api", "client_id": "app"});
+            c.as_object_mut().unwrap().remove(missing);
+            let err = sign(c).unwrap_err();
+            assert_eq!(err.code, code, "{missing}");
+        }
+        let header = |typ: &str| claims(json!({"alg": "ES256", "typ": typ}));
+        assert!(p.check_header_types(&header("at+jwt")).is_ok());
+        assert!(p.check_header_types(&header("JWT")).is_err());
+        assert!(p.check_header_types(&claims(json!({"alg": "ES256"}))).is_err());
+    }
+
+    #[test]
+    fn the_caller_claim_names_the_issuing_client() {
+        let p = profiled(
+            json!({"issuer": "x", "typ": "at+jwt", "caller_claim": "client_id", "audiences": ["a"]}),
+        );
+        let out = p
+            .token_claims(claims(json!({"sub": "u", "aud": "a"})), None, false, 0, "j".into(), "c1")
+            .unwrap();
+        assert_eq!(out["client_id"], "c1");
+        let supplied = p.token_claims(
+            claims(json!({"sub": "u", "aud": "a", "client_id": "other"})),
+            None,
+            false,
+            0,
+            "j".into(),
+            "c1",
+        );
+        assert_eq!(code(supplied), "reserved_claim");
+        let raw = claims(json!({"iss": "https://issuer.example", "sub": "u", "aud": "a",
+            "exp": 100, "iat": 0, "jti": "j", "client_id": "c1"}));
+        assert!(p.check_raw_claims(&raw, 0, 5, "c1").is_ok());
+        assert_eq!(
+            p.check_raw_claims(&raw, 0, 5, "c2").unwrap_err().code,
+            ErrorCode::InvalidClaim
+        );
+    }
+
+    #[test]
+    fn refresh_rings_live_a_week_and_need_a_family() {
+        let p = profiled(json!({"issuer": "x", "typ": "refresh+jwt"}));
+        assert_eq!(p.profile(), Profile::Refresh);
+        assert_eq!(p.max_ttl(), 7 * 24 * 3600);
+        let out = p
+            .token_claims(claims(json!({"sub": "u", "sid": "f"})), None, false, 0, "j".into(), "c")
+            .unwrap();
+        assert_eq!(out["exp"], 7 * 24 * 3600, "a refresh token lives its ring's longest");
+        assert_eq!(
+            code(p.token_claims(claims(json!({"sub": "u"})), None, false, 0, "j".into(), "c")),
+            "missing_required_claim"
+        );
+    }
+
+    #[test]
+    fn a_ring_may_require_a_key_thumbprint() {
+        let p = profiled(json!({"issuer": "x", "require_cnf_jkt": true}));
+        let jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        let sign = |c: Value| p.token_claims(claims(c), None, false, 0, "j".into(), "c");
+        assert!(sign(json!({"cnf": {"jkt": jkt}})).is_ok());
+        assert_eq!(code(sign(json!({}))), "missing_required_claim");
+        assert_eq!(code(sign(json!({"cnf": {"jwk": {}}}))), "missing_required_claim");
+        for bad in [json!("x"), json!({"jkt": &jkt[1..]}), json!({"jkt": format!("{}=", &jkt[1..])}),
+            json!({"jkt": format!("{}t", &jkt[..42])}), json!({"jkt": 7})] {
+            assert_eq!(code(sign(json!({"cnf": bad.clone()}))), "invalid_claim", "{bad}");
+        }
+        let optional = Policy::new("x".into());
+        let sign = |c: Value| optional.token_claims(claims(c), None, false, 0, "j".into(), "c");
+        assert!(sign(json!({})).is_ok());
+        assert_eq!(code(sign(json!({"cnf": {"jkt": "short"}}))), "invalid_claim");
+    }
+
+    #[test]
+    fn claim_rules_apply_to_built_and_raw_tokens() {
+        let p = profiled(json!({"issuer": "x",
+            "claim_rules": {"device_trust": {"type": "integer", "minimum": 0, "maximum": 100}}}));
+        let sign = |c: Value| p.token_claims(claims(c), None, false, 0, "j".into(), "c");
+        assert!(sign(json!({"device_trust": 100})).is_ok());
+        assert_eq!(code(sign(json!({"device_trust": 101}))), "claim_rule_violated");
+        let raw = claims(json!({"iss": "https://issuer.example", "exp": 100, "iat": 0, "jti": "j",
+            "device_trust": -1}));
+        assert_eq!(
+            p.check_raw_claims(&raw, 0, 5, "c").unwrap_err().code,
+            ErrorCode::ClaimRuleViolated
+        );
+    }
+
+    #[test]
+    fn profiles_and_rules_are_checked_when_the_ring_is_made() {
+        for bad in [
+            json!({"typ": ""}),
+            json!({"typ": "a b"}),
+            json!({"typ": "at+jwt", "audiences": ["a"], "forbidden_claims": ["client_id"]}),
+            json!({"typ": "at+jwt"}),
+            json!({"caller_claim": "azp", "forbidden_claims": ["azp"]}),
+            json!({"require_cnf_jkt": true, "forbidden_claims": ["cnf"]}),
+            json!({"claim_rules": {"exp": {"type": "integer"}}}),
+            json!({"claim_rules": {"x": {"type": "string", "minimum": 1}}}),
+        ] {
+            let mut body = bad.clone();
+            body["issuer"] = json!("x");
+            let p: Policy = serde_json::from_value(body).unwrap();
+            assert!(p.validate().is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn policies_that_contradict_themselves_are_refused() {
         let mut p = policy();
@@ -657,7 +1038,7 @@ mod tests {
         p.forbidden_claims = vec!["exp".into()];
         assert!(p.validate().is_err());
         let mut p = policy();
-        p.max_ttl_seconds = 0;
+        p.max_ttl_seconds = Some(0);
         assert!(p.validate().is_err());
     }
 }

@@ -118,7 +118,7 @@ pub async fn sign(
     callers.admit_signature(&who)?;
     let signed = state
         .rings
-        .sign(&who.actor(), &ring_in_path(&path)?, body.into_inner())
+        .sign(&who.actor(), &who.id, &ring_in_path(&path)?, body.into_inner())
         .await?;
     Ok(HttpResponse::Ok().json(SignedTokenInfo {
         token: signed.token,
@@ -153,7 +153,12 @@ pub async fn sign_raw(
     callers.admit_signature(&who)?;
     let signed = state
         .rings
-        .sign_raw(&who.actor(), &ring_in_path(&path)?, &body.signing_input)
+        .sign_raw(
+            &who.actor(),
+            &who.id,
+            &ring_in_path(&path)?,
+            &body.signing_input,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(RawSignatureInfo {
         signature: signed.signature,

@@ -83,12 +83,15 @@ impl RingService {
         let spec = key_spec(algorithm, request.rsa_bits)?;
         self.provider_for(request.backend)?;
         let now = now_ms();
+        // The lifetime is stored as in force, so that it reads back as it is.
+        let mut policy = request.policy;
+        policy.max_ttl_seconds = Some(policy.max_ttl());
         let ring = RingRecord {
             name,
             backend: request.backend,
             algorithm,
             key_spec: spec,
-            policy: request.policy,
+            policy,
             timing: request.timing,
             created_at: now,
             updated_at: now,

@@ -50,7 +50,7 @@ impl RingService {
             timing.retain_retired_seconds = v;
         }
         if let Some(v) = update.max_token_ttl_seconds {
-            policy.max_ttl_seconds = v;
+            policy.max_ttl_seconds = Some(v);
         }
         policy.validate().map_err(RingError::Invalid)?;
         timing.validate().map_err(RingError::Invalid)?;
@@ -88,7 +88,7 @@ impl RingService {
                 rule: schedule.rule.clone(),
                 paused: schedule.paused,
                 timing: timing.clone(),
-                max_token_ttl_seconds: policy.max_ttl_seconds,
+                max_token_ttl_seconds: policy.max_ttl(),
             },
         );
         let settings = RingSettings {

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, RingName, SignatureFacts, UnixMillis,
-    Violation,
+    AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, Profile, RingName, SignatureFacts,
+    UnixMillis, Violation,
 };
 use crate::jose;
 use crate::json::{self, JsonError};
@@ -130,16 +130,45 @@ impl RingService {
         Ok(signature)
     }
 
-    /// Signs a token for `ring` under its policy. The token is returned only after its audit
-    /// record has committed.
+    /// Signs a token for `ring` under its policy, for the client `caller` (its id). A token of a
+    /// ring of refresh tokens starts a family: the server names it in `sid`. The token is
+    /// returned only after its audit record has committed.
     pub(crate) async fn sign(
         &self,
         actor: &Actor,
+        caller: &str,
         ring: &RingName,
-        request: SignRequest,
+        mut request: SignRequest,
     ) -> Result<SignedToken, RingError> {
         let ring = self.signing_ring(ring)?;
-        let signer = ring.signer.as_ref().expect("a signing ring has a signer");
+        if ring.record.policy.profile() == Profile::Refresh
+            && request
+                .claims
+                .insert("sid".into(), random_id(16).into())
+                .is_some()
+        {
+            return Err(RingError::Policy(Violation {
+                code: ErrorCode::ReservedClaim,
+                message: "claim \"sid\" names a refresh token's family and is set by the server"
+                    .into(),
+            }));
+        }
+        self.sign_with(actor, caller, &ring, request).await
+    }
+
+    /// Signs a token with `ring`'s active key under its policy; the token is returned only after
+    /// its audit record has committed.
+    pub(super) async fn sign_with(
+        &self,
+        actor: &Actor,
+        caller: &str,
+        ring: &RingView,
+        request: SignRequest,
+    ) -> Result<SignedToken, RingError> {
+        let signer = ring
+            .signer
+            .as_ref()
+            .ok_or_else(|| RingError::NoActiveKey(ring.record.name.to_string()))?;
         let claims = ring
             .record
             .policy
@@ -149,6 +178,7 @@ impl RingService {
                 request.nbf,
                 now_ms().as_secs(),
                 random_id(16),
+                caller,
             )
             .map_err(RingError::Policy)?;
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
@@ -156,7 +186,7 @@ impl RingService {
         let signature = self
             .sign_audited(
                 actor,
-                &ring,
+                ring,
                 AuditEvent::Sign,
                 &signing_input,
                 &claims,
@@ -176,10 +206,17 @@ impl RingService {
     pub(crate) async fn sign_raw(
         &self,
         actor: &Actor,
+        caller: &str,
         ring: &RingName,
         signing_input: &str,
     ) -> Result<RawSignature, RingError> {
         let ring = self.signing_ring(ring)?;
+        if ring.record.policy.profile() == Profile::Refresh {
+            return Err(RingError::Policy(Violation {
+                code: ErrorCode::RawSigningRefused,
+                message: "a ring of refresh tokens signs only through /sign and /refresh".into(),
+            }));
+        }
         let signer = ring.signer.as_ref().expect("a signing ring has a signer");
         let record = &ring.record;
         let invalid = |m: &str| RingError::Invalid(format!("signing_input: {m}"));
@@ -235,7 +272,12 @@ impl RingService {
             .map_err(RingError::Policy)?;
         record
             .policy
-            .check_raw_claims(&claims, now_ms().as_secs(), record.timing.leeway_seconds)
+            .check_raw_claims(
+                &claims,
+                now_ms().as_secs(),
+                record.timing.leeway_seconds,
+                caller,
+            )
             .map_err(RingError::Policy)?;
         let signature = self
             .sign_audited(

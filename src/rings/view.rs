@@ -85,7 +85,11 @@ impl RingView {
                     kid: k.kid.clone()?,
                     reference: KeyRef(k.reference.clone()?),
                     provider: provider?.clone(),
-                    header: jose::encoded_header(k.algorithm, k.kid.as_deref()?),
+                    header: jose::encoded_header(
+                        k.algorithm,
+                        k.kid.as_deref()?,
+                        &record.policy.typ,
+                    ),
                 })
             });
         // Active first, then the next key, then keys still covering unexpired tokens.

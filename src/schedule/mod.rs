@@ -145,7 +145,7 @@ pub fn view(
         paused: schedule.paused,
         jwks_max_age_seconds: ring.timing.jwks_max_age_seconds,
         publish_lead_seconds: ring.timing.publish_lead_seconds,
-        max_token_ttl_seconds: ring.policy.max_ttl_seconds,
+        max_token_ttl_seconds: ring.policy.max_ttl(),
         leeway_seconds: ring.timing.leeway_seconds,
         retain_retired_seconds: ring.timing.retain_retired_seconds,
         last_rotation_at: schedule.last_rotation_at.map(rfc3339),

@@ -315,7 +315,7 @@ impl TokenService {
         let max_ttl = |ring: &RingName| {
             view.rings
                 .get(ring.as_str())
-                .map(|r| i64::from(r.record.policy.max_ttl_seconds))
+                .map(|r| i64::from(r.record.policy.max_ttl()))
                 .ok_or_else(|| RingError::RingNotFound(ring.to_string()))
         };
         let slack = i64::from(MAX_LEEWAY_SECONDS);
