@@ -11,7 +11,7 @@ use crate::domain::{
     BackendKind, ClientRecord, ErrorCode, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName,
     RingRecord, Role, Timing, UnixMillis,
 };
-use crate::rings::Readiness;
+use crate::rings::{Readiness, SignedToken};
 use crate::store::StoredAuditRecord;
 use crate::tokens::Checked;
 
@@ -141,6 +141,24 @@ pub struct SignedTokenInfo {
     pub token: String,
     pub kid: Kid,
     pub expires_at: String,
+}
+
+impl SignedTokenInfo {
+    pub fn of(signed: SignedToken) -> SignedTokenInfo {
+        SignedTokenInfo {
+            token: signed.token,
+            kid: signed.kid,
+            expires_at: rfc3339(signed.expires_at),
+        }
+    }
+}
+
+/// `POST /v1/rings/{ring}/refresh`: the two tokens of one exchange.
+#[derive(Serialize, ToSchema)]
+pub struct RefreshedTokens {
+    pub access_token: SignedTokenInfo,
+    /// The family's next refresh token: the one presented is spent.
+    pub refresh_token: SignedTokenInfo,
 }
 
 /// `POST /v1/rings/{ring}/sign-raw`.

@@ -56,6 +56,8 @@ actions! {
     ClientRateLimitChanged => "client_rate_limit_changed",
     ClientTokenRotated => "client_token_rotated",
     TokenRevoked => "token_revoked",
+    RefreshTokenUsed => "refresh_token_used",
+    RefreshTokenReused => "refresh_token_reused",
     RequestDenied => "request_denied",
     RequestsDenied => "requests_denied",
     AuditCheckpoint => "audit_checkpoint",
@@ -245,6 +247,16 @@ pub enum AuditEvent {
         issued_before: Option<i64>,
         expires: i64,
     },
+    /// A refresh token (`jti`) of the family `family` exchanged: it is spent. The family is
+    /// kept until `expires` (seconds), when no token of it can verify any more.
+    RefreshTokenUsed {
+        family: String,
+        jti: String,
+        sub: String,
+        expires: i64,
+    },
+    /// A spent refresh token presented again: its family is revoked.
+    RefreshTokenReused { family: String, jti: String },
     AuditCheckpoint {
         upto_seq: i64,
         upto_hash: String,
@@ -259,6 +271,7 @@ impl AuditEvent {
             self,
             AuditEvent::Sign(_)
                 | AuditEvent::SignRaw(_)
+                | AuditEvent::RefreshTokenUsed { .. }
                 | AuditEvent::RequestDenied { .. }
                 | AuditEvent::RequestsDenied { .. }
         )
@@ -271,7 +284,9 @@ impl AuditEvent {
         !self.records_a_request()
             && !matches!(
                 self,
-                AuditEvent::AuditCheckpoint { .. } | AuditEvent::TokenRevoked { .. }
+                AuditEvent::AuditCheckpoint { .. }
+                    | AuditEvent::TokenRevoked { .. }
+                    | AuditEvent::RefreshTokenReused { .. }
             )
     }
 
@@ -307,6 +322,8 @@ impl AuditEvent {
             AuditEvent::ClientRateLimitChanged { .. } => Action::ClientRateLimitChanged,
             AuditEvent::ClientTokenRotated { .. } => Action::ClientTokenRotated,
             AuditEvent::TokenRevoked { .. } => Action::TokenRevoked,
+            AuditEvent::RefreshTokenUsed { .. } => Action::RefreshTokenUsed,
+            AuditEvent::RefreshTokenReused { .. } => Action::RefreshTokenReused,
             AuditEvent::RequestDenied { .. } => Action::RequestDenied,
             AuditEvent::RequestsDenied { .. } => Action::RequestsDenied,
             AuditEvent::AuditCheckpoint { .. } => Action::AuditCheckpoint,
@@ -431,6 +448,15 @@ impl AuditEvent {
                 expires,
             } => json!({"jti": jti, "sub": sub, "issued_before": issued_before,
                         "expires": expires}),
+            AuditEvent::RefreshTokenUsed {
+                family,
+                jti,
+                sub,
+                expires,
+            } => json!({"family": family, "jti": jti, "sub": sub, "expires": expires}),
+            AuditEvent::RefreshTokenReused { family, jti } => {
+                json!({"family": family, "jti": jti})
+            }
             AuditEvent::RequestDenied {
                 method,
                 path,

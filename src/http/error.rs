@@ -232,6 +232,7 @@ impl From<TokenError> for ApiError {
         match e {
             TokenError::Invalid(_) => ApiError::new(ErrorCode::TokenInvalid, message),
             TokenError::Revoked => ApiError::new(ErrorCode::TokenRevoked, message),
+            TokenError::Reused => ApiError::new(ErrorCode::RefreshTokenReused, message),
             TokenError::Request(_) => ApiError::bad_request(message),
             TokenError::Auth(e) => e.into(),
             TokenError::Ring(e) => e.into(),

@@ -238,6 +238,10 @@ fn routes() -> Vec<(&'static str, Vec<(Method, Route)>)> {
             vec![(Method::POST, web::to(rings::sign))],
         ),
         (
+            "/v1/rings/{ring}/refresh",
+            vec![(Method::POST, web::to(tokens::refresh))],
+        ),
+        (
             "/v1/rings/{ring}/sign-raw",
             vec![(Method::POST, web::to(rings::sign_raw))],
         ),

@@ -40,6 +40,7 @@ use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
         tokens::verify,
         tokens::revoke,
         tokens::introspect,
+        tokens::refresh,
         rings::list,
         rings::create,
         rings::show,

@@ -11,7 +11,6 @@ use super::{
 use crate::api::{
     KeyInfo, KeyList, RawSignatureInfo, RevokedKey, RingInfo, RingList, SignedTokenInfo,
 };
-use crate::clock::rfc3339;
 use crate::domain::{CallerText, Kid, RingName, Role};
 use crate::rings::{NewRing, SignRequest};
 
@@ -120,11 +119,7 @@ pub async fn sign(
         .rings
         .sign(&who.actor(), &who.id, &ring_in_path(&path)?, body.into_inner())
         .await?;
-    Ok(HttpResponse::Ok().json(SignedTokenInfo {
-        token: signed.token,
-        kid: signed.kid,
-        expires_at: rfc3339(signed.expires_at),
-    }))
+    Ok(HttpResponse::Ok().json(SignedTokenInfo::of(signed)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,18 +1,19 @@
 //! Signed tokens: `POST /v1/verify` for resource servers that cannot verify offline (one token or
-//! a batch), `POST /v1/tokens/revoke` and `POST /v1/introspect` (RFC 7662).
+//! a batch), `POST /v1/tokens/revoke`, `POST /v1/introspect` (RFC 7662) and the exchange of a
+//! refresh token, `POST /v1/rings/{ring}/refresh`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, Authenticated, Callers, ErrorBody, Json, JsonOrForm, Services};
+use super::{ring_in_path, ApiError, Authenticated, Callers, ErrorBody, Json, JsonOrForm, Services};
 use crate::api::{
-    ErrorEntry, Introspection, RevokedTokens, Verification, VerifiedBatch, VerifiedToken,
-    VerifyOutcome,
+    ErrorEntry, Introspection, RefreshedTokens, RevokedTokens, SignedTokenInfo, Verification,
+    VerifiedBatch, VerifiedToken, VerifyOutcome,
 };
 use crate::domain::{RingName, Role};
 use crate::jose::Expect;
-use crate::tokens::{Expectations, RevokeTokens, MAX_LEEWAY_SECONDS};
+use crate::tokens::{Expectations, RefreshRequest, RevokeTokens, MAX_LEEWAY_SECONDS};
 
 /// The most tokens one batch verifies.
 const MAX_BATCH: usize = 100;
@@ -160,4 +161,38 @@ pub async fn revoke(
     }
     let revoked: RevokedTokens = state.tokens.revoke(&who, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(revoked))
+}
+
+#[utoipa::path(post, path = "/v1/rings/{ring}/refresh", tag = "tokens", security(("bearer" = [])),
+    params(("ring" = RingName, Path, description = "The ring of refresh tokens (`policy.typ` `refresh+jwt`)")),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token from `access_ring`, and the family's \
+            next refresh token; the presented one is spent. Every signature is audited.",
+            body = RefreshedTokens),
+        (status = 401, description = "`refresh_token_reused`: the token was spent already; its \
+            family is revoked, and the access tokens of `access_ring` issued to its subject until now", body = ErrorBody),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+        (status = 409, description = "`key_changed`: sign again", body = ErrorBody),
+        (status = 422, description = "`token_invalid`, `token_revoked` (the refresh token, or its \
+            family); `reserved_claim` and the access ring's policy refusals", body = ErrorBody),
+    ))]
+pub async fn refresh(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+    body: Json<RefreshRequest>,
+    callers: web::Data<Callers>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_issuer_of(&path)?;
+    who.require_issuer_of(body.access_ring.as_str())?;
+    callers.admit_signature(&who)?;
+    let refreshed = state
+        .tokens
+        .refresh(&who, &ring_in_path(&path)?, body.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(RefreshedTokens {
+        access_token: SignedTokenInfo::of(refreshed.access_token),
+        refresh_token: SignedTokenInfo::of(refreshed.refresh_token),
+    }))
 }

@@ -158,7 +158,7 @@ impl RingService {
 
     /// Signs a token with `ring`'s active key under its policy; the token is returned only after
     /// its audit record has committed.
-    pub(super) async fn sign_with(
+    pub(crate) async fn sign_with(
         &self,
         actor: &Actor,
         caller: &str,

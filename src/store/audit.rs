@@ -247,7 +247,70 @@ pub(super) async fn insert_many(
         .await?;
     claim_raw_jtis(conn, records).await?;
     list_revocations(conn, first, records).await?;
+    spend_refresh_tokens(conn, records).await?;
     extend_key_lifetimes(conn, records).await
+}
+
+/// A refresh token's exchange record spends it: its family is made (or its `expires` raised),
+/// then the token is claimed in `refresh_uses`. A family revoked already, or a token spent
+/// already, refuses the record (`Conflict`), and with it that exchange. A reuse record revokes
+/// its family.
+async fn spend_refresh_tokens(
+    conn: &mut AnyConnection,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    for record in records {
+        let Some(ring) = &record.ring else { continue };
+        match &record.event {
+            AuditEvent::RefreshTokenUsed {
+                family,
+                jti,
+                sub,
+                expires,
+            } => {
+                let revoked: Option<i64> = sqlx::query(
+                    "INSERT INTO refresh_families (ring, family, sub, expires) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (ring, family) DO UPDATE SET expires = CASE \
+                     WHEN refresh_families.expires < excluded.expires THEN excluded.expires \
+                     ELSE refresh_families.expires END RETURNING revoked_at",
+                )
+                .bind(ring.as_str())
+                .bind(family)
+                .bind(sub)
+                .bind(*expires)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("revoked_at")?;
+                if revoked.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "refresh token family {family} is revoked"
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO refresh_uses (ring, jti, family, expires) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(ring.as_str())
+                .bind(jti)
+                .bind(family)
+                .bind(*expires)
+                .execute(&mut *conn)
+                .await?;
+            }
+            AuditEvent::RefreshTokenReused { family, .. } => {
+                sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = $1 \
+                     WHERE ring = $2 AND family = $3 AND revoked_at IS NULL",
+                )
+                .bind(record.time.as_millis())
+                .bind(ring.as_str())
+                .bind(family)
+                .execute(&mut *conn)
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A token revocation's record lists it in `revoked_tokens` under the record's own `seq`. On
@@ -421,6 +484,48 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected())
+    }
+
+    /// Whether the refresh token `jti` of `family` in `ring` is spent, and whether its family
+    /// is revoked.
+    pub(crate) async fn refresh_token_state(
+        &self,
+        ring: &RingName,
+        family: &str,
+        jti: &str,
+    ) -> Result<(bool, bool), StoreError> {
+        let spent = sqlx::query("SELECT 1 AS one FROM refresh_uses WHERE ring = $1 AND jti = $2")
+            .bind(ring.as_str())
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        let revoked = sqlx::query(
+            "SELECT 1 AS one FROM refresh_families \
+             WHERE ring = $1 AND family = $2 AND revoked_at IS NOT NULL",
+        )
+        .bind(ring.as_str())
+        .bind(family)
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some();
+        Ok((spent, revoked))
+    }
+
+    /// Forgets the spent refresh tokens and the families that no token can verify after
+    /// `before` (seconds).
+    pub(crate) async fn purge_refresh_families(&self, before: i64) -> Result<u64, StoreError> {
+        let uses = sqlx::query("DELETE FROM refresh_uses WHERE expires < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let families = sqlx::query("DELETE FROM refresh_families WHERE expires < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(uses + families)
     }
 
     /// Forgets the claimed `jti`s of raw tokens that expired before `before` (seconds).

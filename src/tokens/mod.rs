@@ -7,6 +7,7 @@
 //! read the store.
 
 mod list;
+mod refresh;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -17,6 +18,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 pub use list::RevocationList;
+pub use refresh::{RefreshRequest, Refreshed};
 
 use crate::api::{Introspection, RevokedTokens};
 use crate::auth::{AuthError, Principal};
@@ -43,6 +45,8 @@ pub enum TokenError {
     Invalid(#[from] VerifyError),
     #[error("the token has been revoked")]
     Revoked,
+    #[error("the refresh token was used already: its family is revoked; sign in again")]
+    Reused,
     #[error("{0}")]
     Request(String),
     #[error(transparent)]
@@ -121,7 +125,7 @@ impl TokenService {
             notices: AtomicU64::new(0),
             listening: AtomicBool::new(false),
         };
-        service.refresh().await?;
+        service.read_revocations().await?;
         Ok(service)
     }
 
@@ -135,7 +139,7 @@ impl TokenService {
     }
 
     /// Reads the revocations newer than the list holds and forgets those that have lapsed.
-    async fn refresh(&self) -> Result<(), StoreError> {
+    async fn read_revocations(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.refreshing.lock().await;
         let now = now_ms().as_secs();
         let seq = self.list().seq();
@@ -176,7 +180,7 @@ impl TokenService {
                         break;
                     }
                     self.notices.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = self.refresh().await {
+                    if let Err(e) = self.read_revocations().await {
                         tracing::warn!(error = %e, "the revocation list could not be refreshed; the next tick will");
                     }
                 },
@@ -194,7 +198,10 @@ impl TokenService {
     pub(crate) async fn tick(&self) {
         let now = now_ms().as_secs();
         let outcome = match self.store.purge_revocations(now).await {
-            Ok(_) => self.refresh().await,
+            Ok(_) => match self.store.purge_refresh_families(now).await {
+                Ok(_) => self.read_revocations().await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let health = self.rings.health();
@@ -284,28 +291,47 @@ impl TokenService {
             ))
             .into());
         }
-        let record = AuditRecord::of_ring(
-            now,
-            &who.actor(),
-            &revocation.ring,
-            None,
-            AuditEvent::TokenRevoked {
-                jti: revocation.jti.clone(),
-                sub: revocation.sub.clone(),
-                issued_before: revocation.issued_before,
-                expires: revocation.expires,
-            },
-        );
+        let record = revocation.record(&who.actor(), now);
         self.store.append_audit_batch(&[record]).await?;
-        if let Err(e) = self.refresh().await {
-            tracing::warn!(error = %e, "the revocation list could not be refreshed; the next tick will");
-        }
+        self.update_list().await;
         Ok(RevokedTokens {
             ring: revocation.ring,
             jti: revocation.jti,
             sub: revocation.sub,
             issued_before: revocation.issued_before.map(secs_rfc3339),
             expires_at: secs_rfc3339(revocation.expires),
+        })
+    }
+
+    /// Brings the list up to date after a revocation on this replica; on failure, the next tick
+    /// will.
+    async fn update_list(&self) {
+        if let Err(e) = self.read_revocations().await {
+            tracing::warn!(error = %e, "the revocation list could not be refreshed; the next tick will");
+        }
+    }
+
+    /// Every token of `ring` issued to `sub` before `before` (seconds), until none of them can
+    /// verify any more.
+    fn subject_revocation(
+        &self,
+        ring: RingName,
+        sub: &str,
+        before: i64,
+    ) -> Result<Revocation, TokenError> {
+        let max_ttl = self
+            .rings
+            .view()
+            .rings
+            .get(ring.as_str())
+            .map(|r| i64::from(r.record.policy.max_ttl()))
+            .ok_or_else(|| RingError::RingNotFound(ring.to_string()))?;
+        Ok(Revocation {
+            jti: None,
+            sub: Some(bounded("sub", sub, MAX_SUB_BYTES)?),
+            issued_before: Some(before),
+            expires: before + max_ttl + i64::from(MAX_LEEWAY_SECONDS),
+            ring,
         })
     }
 
@@ -386,13 +412,7 @@ impl TokenService {
                         "issued_before must not be in the future".into(),
                     ));
                 }
-                Ok(Revocation {
-                    jti: None,
-                    sub: Some(bounded("sub", &sub, MAX_SUB_BYTES)?),
-                    issued_before: Some(before),
-                    expires: before + max_ttl(&ring)? + slack,
-                    ring,
-                })
+                self.subject_revocation(ring, &sub, before)
             }
             _ => Err(TokenError::Request(
                 "give token; or ring and jti; or ring, sub and issued_before".into(),
@@ -407,6 +427,24 @@ struct Revocation {
     sub: Option<String>,
     issued_before: Option<i64>,
     expires: i64,
+}
+
+impl Revocation {
+    /// Its audit record, which lists it in the store (`store::audit`).
+    fn record(&self, actor: &str, now: UnixMillis) -> AuditRecord {
+        AuditRecord::of_ring(
+            now,
+            actor,
+            &self.ring,
+            None,
+            AuditEvent::TokenRevoked {
+                jti: self.jti.clone(),
+                sub: self.sub.clone(),
+                issued_before: self.issued_before,
+                expires: self.expires,
+            },
+        )
+    }
 }
 
 /// `value` if it is 1 to `max` bytes of printable text (it is kept in the audit record).
