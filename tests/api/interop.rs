@@ -62,9 +62,20 @@ fn command(verifier: Verifier) -> Command {
 
 /// Runs a verifier over `tokens` with the JWKS at `jwks_url`; panics unless every token verifies.
 pub fn verify_all(verifier: Verifier, jwks_url: &str, tokens: &[String]) -> Value {
+    verify_all_of_type(verifier, jwks_url, tokens, "JWT")
+}
+
+/// [`verify_all`], with the header's `typ` required to be `typ`.
+pub fn verify_all_of_type(
+    verifier: Verifier,
+    jwks_url: &str,
+    tokens: &[String],
+    typ: &str,
+) -> Value {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), tokens.join("\n")).unwrap();
     let output = command(verifier)
+        .env("SIGNET_EXPECT_TYP", typ)
         .arg(jwks_url)
         .arg(file.path())
         .arg("https://issuer.test")
@@ -248,4 +259,43 @@ async fn a_ring_created_as_eddsa_keeps_the_name() {
         "{}",
         verified.body
     );
+}
+
+/// An OAuth access token (`at+jwt`, RFC 9068) verifies in npm `jose` and PyJWT with its type
+/// required, and a plain `JWT` is refused where that type is required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_verify_with_their_type_required() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.create_ring(
+        "access",
+        json!({"policy": {"typ": "at+jwt", "caller_claim": "client_id"}}),
+    )
+    .await;
+    app.create_ring("plain", json!({})).await;
+    let (_, issuer) = app
+        .create_client("svc", "issuer", &["access", "plain"])
+        .await;
+    let access = sign_many(&app, &issuer, "access", 20).await;
+    let access_url = format!("{}/v1/rings/access/jwks.json", app.address);
+    for verifier in [Verifier::Jose, Verifier::PyJwt] {
+        verify_all_of_type(verifier, &access_url, &access, "at+jwt");
+    }
+    let plain = sign_many(&app, &issuer, "plain", 1).await;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &plain[0]).unwrap();
+    for verifier in [Verifier::Jose, Verifier::PyJwt] {
+        let output = command(verifier)
+            .env("SIGNET_EXPECT_TYP", "at+jwt")
+            .arg(format!("{}/v1/rings/plain/jwks.json", app.address))
+            .arg(file.path())
+            .arg("https://issuer.test")
+            .arg("api")
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(
+            !output.status.success() && report["failed"] == 1,
+            "{verifier:?} took a JWT for an access token: {report}"
+        );
+    }
 }

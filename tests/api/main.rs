@@ -17,6 +17,7 @@ mod jwks;
 mod lifecycle;
 mod migrations;
 mod operability;
+mod profiles;
 mod pkcs11;
 mod postgres_tls;
 mod readme;

@@ -2,11 +2,13 @@
 and the report.
 
 Usage: python verify_<library>.py <jwks_url> <tokens_file> <issuer> [audience]
+The header's typ must be SIGNET_EXPECT_TYP (default JWT).
 Each verifies the compact JWS tokens in the file (one per line), prints
 {"library","verified","failed","failures"} and exits 0 only if every token verified.
 """
 
 import json
+import os
 import sys
 import urllib.request
 
@@ -27,11 +29,12 @@ def run(library, make_verify):
     with urllib.request.urlopen(jwks_url) as response:
         jwks = json.load(response)
     verify = make_verify(jwks, issuer, audience)
+    typ = os.environ.get("SIGNET_EXPECT_TYP", "JWT")
     verified, failures = 0, []
     for index, token in enumerate(tokens):
         try:
             header = verify(token)
-            if header.get("alg") not in ALGORITHMS or not header.get("kid") or header.get("typ") != "JWT":
+            if header.get("alg") not in ALGORITHMS or not header.get("kid") or header.get("typ") != typ:
                 raise ValueError(f"unexpected header {header!r}")
             verified += 1
         except Exception as error:  # every failure is reported, whatever raised it

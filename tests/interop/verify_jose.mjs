@@ -1,6 +1,6 @@
 // Verifies compact JWS tokens (one per line in a file) with npm `jose`, fetching the JWKS over
 // HTTP. Usage: node verify_jose.mjs <jwks_url> <tokens_file> <issuer> [audience]
-// Prints {"library","verified","failed","failures"} and exits 0 only if every token verified.
+// The header's typ must be SIGNET_EXPECT_TYP (default JWT), which jose checks itself. Prints {"library","verified","failed","failures"} and exits 0 only if every token verified.
 import { webcrypto } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRemoteJWKSet, jwtVerify } from "jose";
@@ -16,8 +16,10 @@ if (!jwksUrl || !tokensFile || !issuer) {
 const tokens = readFileSync(tokensFile, "utf8").split("\n").map((t) => t.trim()).filter(Boolean);
 const jwks = createRemoteJWKSet(new URL(jwksUrl));
 // Same checks as verify_pyjwt.py: the algorithm allow-list, iss (and aud if given), exp and iat.
+const typ = process.env.SIGNET_EXPECT_TYP ?? "JWT";
 const options = {
   issuer,
+  typ,
   algorithms: ["ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA"],
   requiredClaims: ["exp", "iat"],
 };
@@ -28,7 +30,7 @@ const failures = [];
 for (const [index, token] of tokens.entries()) {
   try {
     const { protectedHeader } = await jwtVerify(token, jwks, options);
-    if (!protectedHeader.kid || protectedHeader.typ !== "JWT") {
+    if (!protectedHeader.kid || protectedHeader.typ !== typ) {
       throw new Error(`unexpected header ${JSON.stringify(protectedHeader)}`);
     }
     verified += 1;
