@@ -131,6 +131,12 @@ async fn every_endpoint_admits_only_its_roles(db: Db) {
         ),
         (
             Method::POST,
+            "/v1/rings/ring-a/refresh".into(),
+            Some(json!({"refresh_token": "x.y.z", "access_ring": "ring-a"})),
+            Allowed::IssuerOfRing,
+        ),
+        (
+            Method::POST,
             "/v1/rings/ring-a/sign-raw".into(),
             Some(json!({"signing_input": "e30.e30"})),
             Allowed::IssuerOfRing,
