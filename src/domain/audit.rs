@@ -256,7 +256,10 @@ pub enum AuditEvent {
         expires: i64,
     },
     /// A spent refresh token presented again: its family is revoked.
-    RefreshTokenReused { family: String, jti: String },
+    RefreshTokenReused {
+        family: String,
+        jti: String,
+    },
     AuditCheckpoint {
         upto_seq: i64,
         upto_hash: String,

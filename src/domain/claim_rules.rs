@@ -83,7 +83,9 @@ impl ClaimRule {
             ));
         }
         if self.max_length == Some(0) {
-            return Err(format!("claim_rules.{claim}: max_length must be at least 1"));
+            return Err(format!(
+                "claim_rules.{claim}: max_length must be at least 1"
+            ));
         }
         if let Some(values) = &self.one_of {
             if values.is_empty() || values.len() > MAX_ENUM_VALUES {
@@ -246,11 +248,18 @@ mod tests {
             "beta": {"type": "boolean"}
         }));
         assert_eq!(
-            broken_rule(&r, json!({"device_trust": 50, "tier": "gold", "nick": "abc",
-                "roles": ["read", "write"], "score": 0.5, "beta": true})),
+            broken_rule(
+                &r,
+                json!({"device_trust": 50, "tier": "gold", "nick": "abc",
+                "roles": ["read", "write"], "score": 0.5, "beta": true})
+            ),
             None
         );
-        assert_eq!(broken_rule(&r, json!({})), None, "absent claims are not ruled");
+        assert_eq!(
+            broken_rule(&r, json!({})),
+            None,
+            "absent claims are not ruled"
+        );
         for (claims, rule) in [
             (json!({"device_trust": 101}), "maximum"),
             (json!({"device_trust": -1}), "minimum"),

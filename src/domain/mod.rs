@@ -27,14 +27,15 @@ pub use audit::{
     CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS,
 };
 pub use backend::BackendKind;
+pub use claim_rules::{ClaimRule, ClaimType};
 pub use clients::{check_client_name, ClientRecord, Role};
 pub use errors::ErrorCode;
 pub use keys::{KeyRecord, KeyState};
 pub use limits::RateLimit;
 pub use names::{Kid, RingName, AUDIT_RING};
-pub use claim_rules::{ClaimRule, ClaimType};
 pub use policy::{
-    media_type, CallerClaim, Policy, Profile, Timing, Violation, ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP,
+    media_type, CallerClaim, Policy, Profile, Timing, Violation, ACCESS_TOKEN_TYP,
+    REFRESH_TOKEN_TYP,
 };
 pub use rings::RingRecord;
 pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};

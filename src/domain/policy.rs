@@ -326,7 +326,10 @@ impl Policy {
             }
         }
         if self.require_cnf_jkt && self.forbidden_claims.iter().any(|f| f == "cnf") {
-            return Err("claim \"cnf\" is required by policy.require_cnf_jkt and cannot be forbidden".into());
+            return Err(
+                "claim \"cnf\" is required by policy.require_cnf_jkt and cannot be forbidden"
+                    .into(),
+            );
         }
         if self.claim_rules.len() > claim_rules::MAX_RULES {
             return Err(format!(
@@ -864,7 +867,10 @@ mod tests {
             let mut bad = ok.clone();
             bad.insert(member.into(), value);
             assert_eq!(
-                p.check_raw_claims(&bad, 1000, 5, "c1").unwrap_err().code.as_str(),
+                p.check_raw_claims(&bad, 1000, 5, "c1")
+                    .unwrap_err()
+                    .code
+                    .as_str(),
                 code,
                 "{member}"
             );
@@ -884,7 +890,9 @@ mod tests {
         let mut other_iss = ok.clone();
         other_iss.remove("iss");
         assert_eq!(
-            p.check_raw_claims(&other_iss, 1000, 5, "c1").unwrap_err().code,
+            p.check_raw_claims(&other_iss, 1000, 5, "c1")
+                .unwrap_err()
+                .code,
             ErrorCode::IssuerMismatch
         );
     }
@@ -932,7 +940,9 @@ mod tests {
         let header = |typ: &str| claims(json!({"alg": "ES256", "typ": typ}));
         assert!(p.check_header_types(&header("at+jwt")).is_ok());
         assert!(p.check_header_types(&header("JWT")).is_err());
-        assert!(p.check_header_types(&claims(json!({"alg": "ES256"}))).is_err());
+        assert!(p
+            .check_header_types(&claims(json!({"alg": "ES256"})))
+            .is_err());
     }
 
     #[test]
@@ -941,7 +951,14 @@ mod tests {
             json!({"issuer": "x", "typ": "at+jwt", "caller_claim": "client_id", "audiences": ["a"]}),
         );
         let out = p
-            .token_claims(claims(json!({"sub": "u", "aud": "a"})), None, false, 0, "j".into(), "c1")
+            .token_claims(
+                claims(json!({"sub": "u", "aud": "a"})),
+                None,
+                false,
+                0,
+                "j".into(),
+                "c1",
+            )
             .unwrap();
         assert_eq!(out["client_id"], "c1");
         let supplied = p.token_claims(
@@ -953,8 +970,10 @@ mod tests {
             "c1",
         );
         assert_eq!(code(supplied), "reserved_claim");
-        let raw = claims(json!({"iss": "https://issuer.example", "sub": "u", "aud": "a",
-            "exp": 100, "iat": 0, "jti": "j", "client_id": "c1"}));
+        let raw = claims(
+            json!({"iss": "https://issuer.example", "sub": "u", "aud": "a",
+            "exp": 100, "iat": 0, "jti": "j", "client_id": "c1"}),
+        );
         assert!(p.check_raw_claims(&raw, 0, 5, "c1").is_ok());
         assert_eq!(
             p.check_raw_claims(&raw, 0, 5, "c2").unwrap_err().code,
@@ -968,9 +987,20 @@ mod tests {
         assert_eq!(p.profile(), Profile::Refresh);
         assert_eq!(p.max_ttl(), 7 * 24 * 3600);
         let out = p
-            .token_claims(claims(json!({"sub": "u", "sid": "f"})), None, false, 0, "j".into(), "c")
+            .token_claims(
+                claims(json!({"sub": "u", "sid": "f"})),
+                None,
+                false,
+                0,
+                "j".into(),
+                "c",
+            )
             .unwrap();
-        assert_eq!(out["exp"], 7 * 24 * 3600, "a refresh token lives its ring's longest");
+        assert_eq!(
+            out["exp"],
+            7 * 24 * 3600,
+            "a refresh token lives its ring's longest"
+        );
         assert_eq!(
             code(p.token_claims(claims(json!({"sub": "u"})), None, false, 0, "j".into(), "c")),
             "missing_required_claim"
@@ -984,15 +1014,30 @@ mod tests {
         let sign = |c: Value| p.token_claims(claims(c), None, false, 0, "j".into(), "c");
         assert!(sign(json!({"cnf": {"jkt": jkt}})).is_ok());
         assert_eq!(code(sign(json!({}))), "missing_required_claim");
-        assert_eq!(code(sign(json!({"cnf": {"jwk": {}}}))), "missing_required_claim");
-        for bad in [json!("x"), json!({"jkt": &jkt[1..]}), json!({"jkt": format!("{}=", &jkt[1..])}),
-            json!({"jkt": format!("{}t", &jkt[..42])}), json!({"jkt": 7})] {
-            assert_eq!(code(sign(json!({"cnf": bad.clone()}))), "invalid_claim", "{bad}");
+        assert_eq!(
+            code(sign(json!({"cnf": {"jwk": {}}}))),
+            "missing_required_claim"
+        );
+        for bad in [
+            json!("x"),
+            json!({"jkt": &jkt[1..]}),
+            json!({"jkt": format!("{}=", &jkt[1..])}),
+            json!({"jkt": format!("{}t", &jkt[..42])}),
+            json!({"jkt": 7}),
+        ] {
+            assert_eq!(
+                code(sign(json!({"cnf": bad.clone()}))),
+                "invalid_claim",
+                "{bad}"
+            );
         }
         let optional = Policy::new("x".into());
         let sign = |c: Value| optional.token_claims(claims(c), None, false, 0, "j".into(), "c");
         assert!(sign(json!({})).is_ok());
-        assert_eq!(code(sign(json!({"cnf": {"jkt": "short"}}))), "invalid_claim");
+        assert_eq!(
+            code(sign(json!({"cnf": {"jkt": "short"}}))),
+            "invalid_claim"
+        );
     }
 
     #[test]
@@ -1001,9 +1046,14 @@ mod tests {
             "claim_rules": {"device_trust": {"type": "integer", "minimum": 0, "maximum": 100}}}));
         let sign = |c: Value| p.token_claims(claims(c), None, false, 0, "j".into(), "c");
         assert!(sign(json!({"device_trust": 100})).is_ok());
-        assert_eq!(code(sign(json!({"device_trust": 101}))), "claim_rule_violated");
-        let raw = claims(json!({"iss": "https://issuer.example", "exp": 100, "iat": 0, "jti": "j",
-            "device_trust": -1}));
+        assert_eq!(
+            code(sign(json!({"device_trust": 101}))),
+            "claim_rule_violated"
+        );
+        let raw = claims(
+            json!({"iss": "https://issuer.example", "exp": 100, "iat": 0, "jti": "j",
+            "device_trust": -1}),
+        );
         assert_eq!(
             p.check_raw_claims(&raw, 0, 5, "c").unwrap_err().code,
             ErrorCode::ClaimRuleViolated

@@ -117,7 +117,12 @@ pub async fn sign(
     callers.admit_signature(&who)?;
     let signed = state
         .rings
-        .sign(&who.actor(), &who.id, &ring_in_path(&path)?, body.into_inner())
+        .sign(
+            &who.actor(),
+            &who.id,
+            &ring_in_path(&path)?,
+            body.into_inner(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(SignedTokenInfo::of(signed)))
 }

@@ -6,7 +6,9 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ring_in_path, ApiError, Authenticated, Callers, ErrorBody, Json, JsonOrForm, Services};
+use super::{
+    ring_in_path, ApiError, Authenticated, Callers, ErrorBody, Json, JsonOrForm, Services,
+};
 use crate::api::{
     ErrorEntry, Introspection, RefreshedTokens, RevokedTokens, SignedTokenInfo, Verification,
     VerifiedBatch, VerifiedToken, VerifyOutcome,

@@ -72,7 +72,12 @@ async fn an_access_ring_binds_every_token_to_its_profile_and_rules(db: Db) {
     };
     let mut over = good.clone();
     over["device_trust"] = json!(101);
-    refused(over, "claim_rule_violated", "\"device_trust\" breaks its rule maximum").await;
+    refused(
+        over,
+        "claim_rule_violated",
+        "\"device_trust\" breaks its rule maximum",
+    )
+    .await;
     let mut text = good.clone();
     text["device_trust"] = json!("high");
     refused(text, "claim_rule_violated", "rule type").await;
@@ -249,13 +254,19 @@ async fn a_refresh_token_is_exchanged_once_and_a_reuse_revokes_its_family(db: Db
     exchanged(&exchange(&app, &issuer, &other_family).await);
 
     let records = app
-        .get("/v1/audit?action=refresh_token_reused", Some(&app.admin_token))
+        .get(
+            "/v1/audit?action=refresh_token_reused",
+            Some(&app.admin_token),
+        )
         .await;
     let records = records.body["records"].as_array().unwrap().clone();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["detail"]["family"], family.as_str());
     let used = app
-        .get("/v1/audit?action=refresh_token_used", Some(&app.admin_token))
+        .get(
+            "/v1/audit?action=refresh_token_used",
+            Some(&app.admin_token),
+        )
         .await;
     assert_eq!(used.body["records"].as_array().unwrap().len(), 3);
     let chain = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
@@ -297,7 +308,10 @@ async fn of_concurrent_exchanges_on_two_replicas_exactly_one_succeeds(db: Db) {
         .filter(|(status, _)| *status == StatusCode::OK)
         .count();
     assert_eq!(won, 1, "{outcomes:?}");
-    for (_, body) in outcomes.iter().filter(|(status, _)| *status != StatusCode::OK) {
+    for (_, body) in outcomes
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::OK)
+    {
         assert_eq!(body["error"]["code"], "refresh_token_reused", "{body}");
     }
 }
