@@ -14,7 +14,8 @@ use super::{bounded, Expectations, TokenError, TokenService, MAX_LEEWAY_SECONDS}
 use crate::auth::Principal;
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, ErrorCode, Profile, RingName, Violation, REFRESH_TOKEN_TYP,
+    AuditEvent, AuditRecord, CallerClaim, ErrorCode, Profile, RingName, Violation,
+    REFRESH_TOKEN_TYP,
 };
 use crate::jose::{Expect, VerifyError};
 use crate::rings::{RingError, SignRequest, SignedToken};
@@ -147,7 +148,7 @@ impl TokenService {
         }
         for name in FRESH_CLAIMS
             .into_iter()
-            .chain(policy.caller_claim.map(|c| c.as_str()))
+            .chain(policy.caller_claim.map(CallerClaim::as_str))
         {
             next_claims.remove(name);
         }
