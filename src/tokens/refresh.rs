@@ -36,6 +36,14 @@ pub struct RefreshRequest {
     pub claims: Map<String, Value>,
     /// The access token's lifetime [default: its ring's default].
     pub ttl_seconds: Option<u32>,
+    /// The device asking, as the caller established it: required, and must match, when the
+    /// refresh token names a `device_id`.
+    #[schema(max_length = 256)]
+    pub device_id: Option<String>,
+    /// The thumbprint of the key whose possession the caller checked (a DPoP proof's, RFC
+    /// 9449): required, and must match, when the refresh token carries `cnf.jkt`.
+    #[schema(min_length = 43, max_length = 43)]
+    pub jkt: Option<String>,
 }
 
 /// What an exchange returns.
@@ -109,6 +117,25 @@ impl TokenService {
                     "the refresh token lacks sub, sid or jti",
                 ))
         };
+        let bound = |claim: Option<&Value>, presented: &Option<String>| match claim {
+            None => true,
+            Some(value) => presented
+                .as_deref()
+                .is_some_and(|p| value.as_str() == Some(p)),
+        };
+        if !bound(checked.claims.get("device_id"), &request.device_id) {
+            return Err(VerifyError::Invalid(
+                "the refresh token is bound to a device_id: give the same device_id",
+            )
+            .into());
+        }
+        let jkt = checked.claims.get("cnf").and_then(|cnf| cnf.get("jkt"));
+        if !bound(jkt, &request.jkt) {
+            return Err(VerifyError::Invalid(
+                "the refresh token is bound to a key (cnf.jkt): give its thumbprint as jkt",
+            )
+            .into());
+        }
         let family = bounded("sid", text("sid")?, MAX_SID_BYTES)?;
         let jti = text("jti")?.to_owned();
         let sub = text("sub")?.to_owned();

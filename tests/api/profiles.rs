@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{decode_parts, eventually, http_client, Db, Response, TestApp};
+use crate::helpers::{self, decode_parts, eventually, http_client, Db, Response, TestApp};
 use crate::store_tests;
 
 store_tests!(
@@ -167,7 +167,7 @@ async fn exchange(app: &TestApp, issuer: &str, refresh_token: &str) -> Response 
     app.post(
         "/v1/rings/sessions/refresh",
         issuer,
-        json!({"refresh_token": refresh_token, "access_ring": "api-tokens",
+        json!({"refresh_token": refresh_token, "access_ring": "api-tokens", "device_id": "d1",
                "claims": {"aud": "api", "scope": "read"}}),
     )
     .await
@@ -228,15 +228,24 @@ async fn a_refresh_token_is_exchanged_once_and_a_reuse_revokes_its_family(db: Db
     assert_eq!(code(&wrong_kind), "token_invalid", "{}", wrong_kind.body);
     let not_access = verify(&app, json!({"token": second, "typ": "at+jwt"})).await;
     assert_eq!(code(&not_access), "token_invalid");
-    let claimed = app
-        .post(
-            "/v1/rings/sessions/refresh",
-            &issuer,
-            json!({"refresh_token": second, "access_ring": "api-tokens",
-                   "claims": {"aud": "api", "sub": "admin"}}),
-        )
-        .await;
+    let refresh = |body: Value| {
+        let mut full = json!({"refresh_token": second, "access_ring": "api-tokens",
+                              "claims": {"aud": "api"}});
+        helpers::merge(&mut full, body);
+        app.post("/v1/rings/sessions/refresh", &issuer, full)
+    };
+    let claimed = refresh(json!({"device_id": "d1", "claims": {"sub": "admin"}})).await;
     assert_eq!(code(&claimed), "reserved_claim", "{}", claimed.body);
+    // The family is bound to its device: another device, or none, is refused.
+    for device in [json!({}), json!({"device_id": "d2"})] {
+        let elsewhere = refresh(device.clone()).await;
+        assert_eq!(
+            code(&elsewhere),
+            "token_invalid",
+            "{device}: {}",
+            elsewhere.body
+        );
+    }
 
     let (later_access, third) = exchanged(&exchange(&app, &issuer, &second).await);
 
@@ -253,6 +262,30 @@ async fn a_refresh_token_is_exchanged_once_and_a_reuse_revokes_its_family(db: Db
     // Another family lives on.
     exchanged(&exchange(&app, &issuer, &other_family).await);
 
+    // A family bound to a key: its exchanges need the key's thumbprint, which the access
+    // token carries on.
+    let bound = token(
+        &app.sign(
+            &issuer,
+            "sessions",
+            json!({"sub": "user-3", "cnf": {"jkt": JKT}}),
+        )
+        .await,
+    );
+    let body = |jkt: Option<&str>| {
+        json!({"refresh_token": bound, "access_ring": "api-tokens", "jkt": jkt,
+               "claims": {"aud": "api"}})
+    };
+    let unproven = app
+        .post("/v1/rings/sessions/refresh", &issuer, body(None))
+        .await;
+    assert_eq!(code(&unproven), "token_invalid", "{}", unproven.body);
+    let (bound_access, _) = exchanged(
+        &app.post("/v1/rings/sessions/refresh", &issuer, body(Some(JKT)))
+            .await,
+    );
+    assert_eq!(decode_parts(&bound_access).1["cnf"]["jkt"], JKT);
+
     let records = app
         .get(
             "/v1/audit?action=refresh_token_reused",
@@ -268,7 +301,7 @@ async fn a_refresh_token_is_exchanged_once_and_a_reuse_revokes_its_family(db: Db
             Some(&app.admin_token),
         )
         .await;
-    assert_eq!(used.body["records"].as_array().unwrap().len(), 3);
+    assert_eq!(used.body["records"].as_array().unwrap().len(), 4);
     let chain = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
     assert_eq!(chain.body["ok"], true, "{}", chain.body);
 }
@@ -289,7 +322,7 @@ async fn of_concurrent_exchanges_on_two_replicas_exactly_one_succeeds(db: Db) {
     for i in 0..8 {
         let address = if i % 2 == 0 { &first } else { &second }.address.clone();
         let body = json!({"refresh_token": refresh_token, "access_ring": "api-tokens",
-                          "claims": {"aud": "api"}});
+                          "device_id": "d1", "claims": {"aud": "api"}});
         let issuer = issuer.clone();
         attempts.spawn(async move {
             let response = http_client()
