@@ -488,7 +488,7 @@ impl Store {
 
     /// Whether the refresh token `jti` of `family` in `ring` is spent, and whether its family
     /// is revoked.
-    pub(crate) async fn refresh_token_state(
+    pub async fn refresh_token_state(
         &self,
         ring: &RingName,
         family: &str,
@@ -514,7 +514,7 @@ impl Store {
 
     /// Forgets the spent refresh tokens and the families that no token can verify after
     /// `before` (seconds).
-    pub(crate) async fn purge_refresh_families(&self, before: i64) -> Result<u64, StoreError> {
+    pub async fn purge_refresh_families(&self, before: i64) -> Result<u64, StoreError> {
         let uses = sqlx::query("DELETE FROM refresh_uses WHERE expires < $1")
             .bind(before)
             .execute(&self.pool)

@@ -304,6 +304,18 @@ async fn a_refresh_token_is_exchanged_once_and_a_reuse_revokes_its_family(db: Db
     assert_eq!(used.body["records"].as_array().unwrap().len(), 4);
     let chain = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
     assert_eq!(chain.body["ok"], true, "{}", chain.body);
+
+    // Kept while a token of the family can verify, purged after.
+    let ring = "sessions".parse().unwrap();
+    let first_jti = claims["jti"].as_str().unwrap();
+    let state = app.store.refresh_token_state(&ring, &family, first_jti);
+    assert_eq!(state.await.unwrap(), (true, true));
+    let now = signet::clock::now_ms().as_secs();
+    assert_eq!(app.store.purge_refresh_families(now).await.unwrap(), 0);
+    let later = now + 8 * 24 * 3600;
+    assert!(app.store.purge_refresh_families(later).await.unwrap() >= 5);
+    let state = app.store.refresh_token_state(&ring, &family, first_jti);
+    assert_eq!(state.await.unwrap(), (false, false));
 }
 
 async fn of_concurrent_exchanges_on_two_replicas_exactly_one_succeeds(db: Db) {
