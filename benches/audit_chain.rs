@@ -41,6 +41,7 @@ fn batch(size: usize) -> Vec<AuditRecord> {
                 exp: None,
                 claim_names: SignatureFacts::claim_names(claims.iter()),
                 payload_sha256: "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg".into(),
+                encrypted_to: None,
             };
             AuditRecord::of_ring(
                 UnixMillis::from_millis(1_796_000_000_000),

@@ -138,9 +138,14 @@ pub struct RevokedKey {
 /// `POST /v1/rings/{ring}/sign`.
 #[derive(Serialize, ToSchema)]
 pub struct SignedTokenInfo {
+    /// A compact JWS, or with `encrypt_to` a compact JWE (`cty: "JWT"`) holding it.
     pub token: String,
+    /// The signing key.
     pub kid: Kid,
     pub expires_at: String,
+    /// With `encrypt_to`: the RFC 7638 thumbprint of the key the token is encrypted to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted_to: Option<Kid>,
 }
 
 impl SignedTokenInfo {
@@ -149,6 +154,7 @@ impl SignedTokenInfo {
             token: signed.token,
             kid: signed.kid,
             expires_at: rfc3339(signed.expires_at),
+            encrypted_to: signed.encrypted_to,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod domain;
 pub(crate) mod http;
 pub mod jose;
 pub(crate) mod json;
+pub mod jwe;
 pub mod metrics;
 #[cfg(test)]
 mod proptests;

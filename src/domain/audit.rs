@@ -80,6 +80,8 @@ pub struct SignatureFacts {
     pub claim_names: Vec<CallerText>,
     /// base64url SHA-256 of the signed payload.
     pub payload_sha256: String,
+    /// The thumbprint of the recipient's key when the token was returned nested in a JWE.
+    pub encrypted_to: Option<Kid>,
 }
 
 impl SignatureFacts {
@@ -341,6 +343,8 @@ impl AuditEvent {
         struct Signature<'a> {
             aud: &'a Option<Value>,
             claims: &'a [CallerText],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            encrypted_to: &'a Option<Kid>,
             exp: &'a Option<Value>,
             iat: &'a Option<Value>,
             jti: &'a Option<Value>,
@@ -352,6 +356,7 @@ impl AuditEvent {
                 serde_json::to_string(&Signature {
                     aud: &facts.aud,
                     claims: &facts.claim_names,
+                    encrypted_to: &facts.encrypted_to,
                     exp: &facts.exp,
                     iat: &facts.iat,
                     jti: &facts.jti,
@@ -367,15 +372,21 @@ impl AuditEvent {
     /// The record's `detail` column, as JSON.
     fn detail(&self) -> Value {
         match self {
-            AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts) => json!({
-                "jti": facts.jti,
-                "sub": facts.sub,
-                "aud": facts.aud,
-                "iat": facts.iat,
-                "exp": facts.exp,
-                "claims": facts.claim_names,
-                "payload_sha256": facts.payload_sha256,
-            }),
+            AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts) => {
+                let mut detail = json!({
+                    "jti": facts.jti,
+                    "sub": facts.sub,
+                    "aud": facts.aud,
+                    "iat": facts.iat,
+                    "exp": facts.exp,
+                    "claims": facts.claim_names,
+                    "payload_sha256": facts.payload_sha256,
+                });
+                if let Some(jkt) = &facts.encrypted_to {
+                    detail["encrypted_to"] = json!(jkt);
+                }
+                detail
+            }
             AuditEvent::RingCreated {
                 backend,
                 algorithm,
@@ -589,8 +600,17 @@ mod tests {
             exp: claims.get("exp").map(SignatureFacts::bounded),
             claim_names: SignatureFacts::claim_names(claims.keys()),
             payload_sha256: "abc_-".into(),
+            encrypted_to: None,
         };
-        for event in [AuditEvent::Sign(full.clone()), AuditEvent::SignRaw(full)] {
+        let encrypted = SignatureFacts {
+            encrypted_to: Some(Kid::from_thumbprint(&[7; 32])),
+            ..full.clone()
+        };
+        for event in [
+            AuditEvent::Sign(full.clone()),
+            AuditEvent::SignRaw(full),
+            AuditEvent::Sign(encrypted),
+        ] {
             assert_eq!(event.detail_text(), event.detail().to_string());
         }
     }

@@ -90,6 +90,10 @@ error_codes! {
     HeaderMismatch = "header_mismatch", 422,
         "the header's alg, kid, typ or cty is not what the ring signs with";
     TokenTooLarge = "token_too_large", 422, "the token would be over the ring's max_token_bytes";
+    InvalidRecipient = "invalid_recipient", 422,
+        "encrypt_to names a key signet cannot encrypt to, or an alg that does not fit it";
+    RecipientNotAllowed = "recipient_not_allowed", 422,
+        "the ring's policy.encrypt_to does not name the recipient's key";
     RateLimited = "rate_limited", 429, "over the caller's rate limit; retry after Retry-After";
     InternalError = "internal_error", 500, "the server failed; the log has the detail";
     BackendKeyMissing = "backend_key_missing", 500, "the backend no longer holds the key";

@@ -99,7 +99,24 @@ pub struct Policy {
     /// RFC 9449).
     #[serde(default)]
     pub require_cnf_jkt: bool,
+    /// The recipients the ring's tokens may be encrypted to, each nested in a JWE (`/sign` with
+    /// `encrypt_to`); empty: none.
+    #[serde(default)]
+    #[schema(max_items = 16)]
+    pub encrypt_to: Vec<EncryptionRecipient>,
 }
+
+/// A recipient a ring's tokens may be encrypted to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionRecipient {
+    /// The RFC 7638 thumbprint (SHA-256, base64url) of the recipient's public JWK.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
+    pub jkt: String,
+}
+
+/// The most recipients a ring may encrypt to.
+const MAX_RECIPIENTS: usize = 16;
 
 fn default_typ() -> String {
     PLAIN_TYP.to_owned()
@@ -207,6 +224,7 @@ impl Policy {
             caller_claim: None,
             claim_rules: BTreeMap::new(),
             require_cnf_jkt: false,
+            encrypt_to: vec![],
         }
     }
 
@@ -350,7 +368,40 @@ impl Policy {
             }
             rule.validate(claim)?;
         }
+        self.validate_recipients()
+    }
+
+    /// Checks `encrypt_to`.
+    fn validate_recipients(&self) -> Result<(), String> {
+        if self.encrypt_to.len() > MAX_RECIPIENTS
+            || self.encrypt_to.iter().any(|r| !is_thumbprint(&r.jkt))
+        {
+            return Err(format!(
+                "policy.encrypt_to names up to {MAX_RECIPIENTS} recipients, each by the base64url SHA-256 thumbprint of its JWK (43 characters)"
+            ));
+        }
+        if self.profile() == Profile::Refresh && !self.encrypt_to.is_empty() {
+            return Err(
+                "a refresh token comes back to /refresh as it was signed: policy.encrypt_to is for rings of other tokens"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Refuses to encrypt a token to a recipient the policy does not name, by the thumbprint of
+    /// its JWK.
+    pub fn check_recipient(&self, jkt: &str) -> Result<(), Violation> {
+        if self.encrypt_to.iter().any(|r| r.jkt == jkt) {
+            Ok(())
+        } else {
+            Err(violation(
+                ErrorCode::RecipientNotAllowed,
+                format!(
+                    "this ring's policy.encrypt_to does not name the key with thumbprint {jkt}"
+                ),
+            ))
+        }
     }
 
     /// The claims the ring's profile requires besides those the server sets.
@@ -1071,6 +1122,37 @@ mod tests {
             json!({"require_cnf_jkt": true, "forbidden_claims": ["cnf"]}),
             json!({"claim_rules": {"exp": {"type": "integer"}}}),
             json!({"claim_rules": {"x": {"type": "string", "minimum": 1}}}),
+        ] {
+            let mut body = bad.clone();
+            body["issuer"] = json!("x");
+            let p: Policy = serde_json::from_value(body).unwrap();
+            assert!(p.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rings_encrypt_only_to_the_recipients_their_policy_names() {
+        let jkt = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        let p = profiled(json!({"issuer": "x", "encrypt_to": [{"jkt": jkt}]}));
+        assert!(p.validate().is_ok());
+        assert!(p.check_recipient(jkt).is_ok());
+        let other = "A".repeat(43);
+        assert_eq!(
+            p.check_recipient(&other).unwrap_err().code,
+            ErrorCode::RecipientNotAllowed
+        );
+        assert_eq!(
+            Policy::new("x".into())
+                .check_recipient(jkt)
+                .unwrap_err()
+                .code,
+            ErrorCode::RecipientNotAllowed
+        );
+        let many: Vec<Value> = (0..17).map(|_| json!({"jkt": jkt})).collect();
+        for bad in [
+            json!({"encrypt_to": [{"jkt": "short"}]}),
+            json!({"encrypt_to": many}),
+            json!({"typ": "refresh+jwt", "encrypt_to": [{"jkt": jkt}]}),
         ] {
             let mut body = bad.clone();
             body["issuer"] = json!("x");

@@ -27,7 +27,7 @@ use signet_core::ProviderError;
 pub use create::NewRing;
 pub use readiness::Readiness;
 pub use revocation::Revocation;
-pub use signing::{RawSignature, SignRequest, SignedToken};
+pub use signing::{EncryptTo, RawSignature, SignRequest, SignedToken};
 pub use view::{CombinedTooLarge, Jwks, RingView, View, COMBINED_JWKS_MAX_KEYS};
 
 use crate::audit::verify::TrustAnchor;

@@ -10,11 +10,12 @@ use serde_json::{Map, Value};
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, Profile, RingName, SignatureFacts,
+    AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, Policy, Profile, RingName, SignatureFacts,
     UnixMillis, Violation,
 };
 use crate::jose;
 use crate::json::{self, JsonError};
+use crate::jwe::{ContentEncryption, Encryption, KeyManagement};
 use crate::metrics::RingLabels;
 use crate::random::random_id;
 use crate::store::StoreError;
@@ -29,12 +30,30 @@ pub struct SignRequest {
     /// Also set `nbf` (to the issue time).
     #[serde(default)]
     pub nbf: bool,
+    /// Return the signed token nested in a JWE to this recipient (`cty: "JWT"`), one the
+    /// ring's `policy.encrypt_to` names.
+    pub encrypt_to: Option<EncryptTo>,
+}
+
+/// The recipient of a nested token (`/sign` with `encrypt_to`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptTo {
+    /// The recipient's public JWK: RSA of 2048 to 4096 bits, or EC on P-256 or P-384.
+    #[schema(value_type = Object)]
+    pub jwk: Value,
+    /// Default: the JWK's own `alg`, else RSA-OAEP-256 for RSA keys and ECDH-ES for EC keys.
+    pub alg: Option<KeyManagement>,
+    /// Default: A256GCM.
+    pub enc: Option<ContentEncryption>,
 }
 
 pub struct SignedToken {
     pub token: String,
     pub kid: Kid,
     pub expires_at: UnixMillis,
+    /// The thumbprint of the key the token is encrypted to, when it is nested in a JWE.
+    pub encrypted_to: Option<Kid>,
 }
 
 pub struct RawSignature {
@@ -44,7 +63,11 @@ pub struct RawSignature {
 
 /// Audit detail of a signature: never claim values beyond `sub`, `jti`, `aud` and times, and
 /// those bounded.
-fn signature_facts(claims: &Map<String, Value>, payload: &[u8]) -> SignatureFacts {
+fn signature_facts(
+    claims: &Map<String, Value>,
+    payload: &[u8],
+    encrypted_to: Option<Kid>,
+) -> SignatureFacts {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, payload);
     let fact = |name: &str| claims.get(name).map(SignatureFacts::bounded);
     SignatureFacts {
@@ -55,7 +78,31 @@ fn signature_facts(claims: &Map<String, Value>, payload: &[u8]) -> SignatureFact
         exp: fact("exp"),
         claim_names: SignatureFacts::claim_names(claims.keys()),
         payload_sha256: jose::b64url(digest.as_ref()),
+        encrypted_to,
     }
+}
+
+/// The encryption of a nested token to `to`, and the thumbprint of its key, checked against the
+/// ring's policy before anything is signed.
+fn encryption(policy: &Policy, to: &EncryptTo) -> Result<(Encryption, Kid), RingError> {
+    let invalid = |message: String| {
+        RingError::Policy(Violation {
+            code: ErrorCode::InvalidRecipient,
+            message,
+        })
+    };
+    let encryption = Encryption::to_jwk(
+        &to.jwk,
+        to.alg,
+        to.enc.unwrap_or(ContentEncryption::A256Gcm),
+    )
+    .map_err(|e| invalid(format!("encrypt_to: {e}")))?;
+    let jkt = jose::jwk_thumbprint(&to.jwk)
+        .ok_or_else(|| invalid("encrypt_to: the JWK has no thumbprint".into()))?;
+    policy
+        .check_recipient(jkt.as_str())
+        .map_err(RingError::Policy)?;
+    Ok((encryption, jkt))
 }
 
 impl RingService {
@@ -79,10 +126,8 @@ impl RingService {
         &self,
         actor: &Actor,
         ring: &RingView,
-        event: fn(SignatureFacts) -> AuditEvent,
+        event: AuditEvent,
         signing_input: &str,
-        claims: &Map<String, Value>,
-        payload: &[u8],
     ) -> Result<Vec<u8>, RingError> {
         let started = Instant::now();
         let record = &ring.record;
@@ -112,7 +157,7 @@ impl RingService {
                 actor,
                 &record.name,
                 Some(&signer.kid),
-                event(signature_facts(claims, payload)),
+                event,
             ))
             .await;
         if let Err(StoreError::Changed(_)) = recorded {
@@ -156,6 +201,30 @@ impl RingService {
         self.sign_with(actor, caller, &ring, request).await
     }
 
+    /// Checks `request` against `ring`'s policy as [`RingService::sign_with`] does, signing
+    /// nothing.
+    pub(crate) fn check(
+        caller: &str,
+        ring: &RingView,
+        request: &SignRequest,
+    ) -> Result<(), RingError> {
+        let policy = &ring.record.policy;
+        policy
+            .token_claims(
+                request.claims.clone(),
+                request.ttl_seconds,
+                request.nbf,
+                now_ms().as_secs(),
+                String::new(),
+                caller,
+            )
+            .map_err(RingError::Policy)?;
+        if let Some(to) = &request.encrypt_to {
+            encryption(policy, to)?;
+        }
+        Ok(())
+    }
+
     /// Signs a token with `ring`'s active key under its policy; the token is returned only after
     /// its audit record has committed.
     pub(crate) async fn sign_with(
@@ -181,23 +250,32 @@ impl RingService {
                 caller,
             )
             .map_err(RingError::Policy)?;
+        let encryption = request
+            .encrypt_to
+            .as_ref()
+            .map(|to| encryption(&ring.record.policy, to))
+            .transpose()?;
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         let signing_input = format!("{}.{}", signer.header, jose::b64url(&payload));
+        let facts = signature_facts(
+            &claims,
+            &payload,
+            encryption.as_ref().map(|(_, jkt)| jkt.clone()),
+        );
         let signature = self
-            .sign_audited(
-                actor,
-                ring,
-                AuditEvent::Sign,
-                &signing_input,
-                &claims,
-                &payload,
-            )
+            .sign_audited(actor, ring, AuditEvent::Sign(facts), &signing_input)
             .await?;
         let expires_at = claims["exp"].as_i64().expect("exp set by the policy");
+        let token = format!("{signing_input}.{}", jose::b64url(&signature));
+        let (token, encrypted_to) = match encryption {
+            Some((encryption, jkt)) => (encryption.seal(Some("JWT"), token.as_bytes()), Some(jkt)),
+            None => (token, None),
+        };
         Ok(SignedToken {
-            token: format!("{signing_input}.{}", jose::b64url(&signature)),
+            token,
             kid: signer.kid.clone(),
             expires_at: UnixMillis::from_secs(expires_at),
+            encrypted_to,
         })
     }
 
@@ -283,10 +361,8 @@ impl RingService {
             .sign_audited(
                 actor,
                 &ring,
-                AuditEvent::SignRaw,
+                AuditEvent::SignRaw(signature_facts(&claims, &payload, None)),
                 signing_input,
-                &claims,
-                &payload,
             )
             .await
             .map_err(|e| match e {

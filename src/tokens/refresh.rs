@@ -18,7 +18,7 @@ use crate::domain::{
     REFRESH_TOKEN_TYP,
 };
 use crate::jose::{Expect, VerifyError};
-use crate::rings::{RingError, SignRequest, SignedToken};
+use crate::rings::{EncryptTo, RingError, RingService, SignRequest, SignedToken};
 use crate::store::StoreError;
 
 /// `POST /v1/rings/{ring}/refresh`.
@@ -44,6 +44,8 @@ pub struct RefreshRequest {
     /// 9449): required, and must match, when the refresh token carries `cnf.jkt`.
     #[schema(min_length = 43, max_length = 43)]
     pub jkt: Option<String>,
+    /// Return the access token nested in a JWE to this recipient, as `/sign` does.
+    pub encrypt_to: Option<EncryptTo>,
 }
 
 /// What an exchange returns.
@@ -140,8 +142,31 @@ impl TokenService {
         let jti = text("jti")?.to_owned();
         let sub = text("sub")?.to_owned();
 
-        let now = now_ms();
         let policy = &refresh_ring.record.policy;
+        let mut access_claims = request.claims;
+        let mut next_claims = checked.claims;
+        for name in FAMILY_CLAIMS {
+            if let Some(value) = next_claims.get(name) {
+                access_claims.insert(name.to_owned(), value.clone());
+            }
+        }
+        for name in FRESH_CLAIMS
+            .into_iter()
+            .chain(policy.caller_claim.map(CallerClaim::as_str))
+        {
+            next_claims.remove(name);
+        }
+        let access_request = SignRequest {
+            claims: access_claims,
+            ttl_seconds: request.ttl_seconds,
+            nbf: false,
+            encrypt_to: request.encrypt_to,
+        };
+        // Checked before the refresh token is spent: a request the access ring refuses leaves it
+        // as it was.
+        RingService::check(&who.id, &access_ring, &access_request)?;
+
+        let now = now_ms();
         let expires = now.as_secs() + i64::from(policy.max_ttl()) + i64::from(MAX_LEEWAY_SECONDS);
         let kid = checked.kid.parse().ok();
         let spend = AuditRecord::of_ring(
@@ -166,32 +191,10 @@ impl TokenService {
             Err(e) => return Err(e.into()),
         }
 
-        let mut access_claims = request.claims;
-        let mut next_claims = checked.claims;
-        for name in FAMILY_CLAIMS {
-            if let Some(value) = next_claims.get(name) {
-                access_claims.insert(name.to_owned(), value.clone());
-            }
-        }
-        for name in FRESH_CLAIMS
-            .into_iter()
-            .chain(policy.caller_claim.map(CallerClaim::as_str))
-        {
-            next_claims.remove(name);
-        }
         let actor = who.actor();
         let access_token = self
             .rings
-            .sign_with(
-                &actor,
-                &who.id,
-                &access_ring,
-                SignRequest {
-                    claims: access_claims,
-                    ttl_seconds: request.ttl_seconds,
-                    nbf: false,
-                },
-            )
+            .sign_with(&actor, &who.id, &access_ring, access_request)
             .await?;
         let refresh_token = self
             .rings
@@ -203,6 +206,7 @@ impl TokenService {
                     claims: next_claims,
                     ttl_seconds: None,
                     nbf: false,
+                    encrypt_to: None,
                 },
             )
             .await?;

@@ -31,19 +31,22 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
+/// `node <script>` in tests/interop, where npm `jose` is installed.
+fn node(script: &str) -> Command {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/jose").exists(),
+        "npm jose is not installed in tests/interop: run scripts/test (or `npm ci` in tests/interop)"
+    );
+    let node = std::env::var("SIGNET_TEST_NODE").unwrap_or_else(|_| "node".into());
+    let mut command = Command::new(node);
+    command.arg(dir.join(script));
+    command
+}
+
 fn command(verifier: Verifier) -> Command {
     match verifier {
-        Verifier::Jose => {
-            let dir = interop_dir();
-            assert!(
-                dir.join("node_modules/jose").exists(),
-                "npm jose is not installed in tests/interop: run scripts/test (or `npm ci` in tests/interop)"
-            );
-            let node = std::env::var("SIGNET_TEST_NODE").unwrap_or_else(|_| "node".into());
-            let mut command = Command::new(node);
-            command.arg(dir.join("verify_jose.mjs"));
-            command
-        }
+        Verifier::Jose => node("verify_jose.mjs"),
         Verifier::PyJwt | Verifier::Joserfc | Verifier::Jwcrypto => {
             let python = std::env::var("SIGNET_TEST_PYTHON").unwrap_or_else(|_| {
                 panic!("SIGNET_TEST_PYTHON is not set: run scripts/test, which builds a venv with PyJWT, joserfc and jwcrypto from tests/interop/requirements.txt")
@@ -60,6 +63,31 @@ fn command(verifier: Verifier) -> Command {
     }
 }
 
+/// A recipient's key pair for `alg` (and `crv`, for ECDH) made by npm `jose`:
+/// `{"private", "public", "jkt"}`, the JWKs and the public one's RFC 7638 thumbprint.
+pub fn recipient_key(alg: &str, crv: Option<&str>) -> Value {
+    let output = node("recipient_key.mjs")
+        .arg(alg)
+        .args(crv)
+        .output()
+        .unwrap_or_else(|e| panic!("node could not start: {e}"));
+    assert!(
+        output.status.success(),
+        "recipient_key.mjs {alg}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// What a verifier does besides the JWS: decrypt nested tokens with a private JWK.
+#[derive(Default)]
+pub struct Expect<'a> {
+    /// The header's `typ` required (default `JWT`).
+    pub typ: Option<&'a str>,
+    /// Each token is a JWE to this private JWK, with this `alg` and `enc`, holding the JWS.
+    pub nested: Option<(&'a Value, &'a str, &'a str)>,
+}
+
 /// Runs a verifier over `tokens` with the JWKS at `jwks_url`; panics unless every token verifies.
 pub fn verify_all(verifier: Verifier, jwks_url: &str, tokens: &[String]) -> Value {
     verify_all_of_type(verifier, jwks_url, tokens, "JWT")
@@ -72,10 +100,38 @@ pub fn verify_all_of_type(
     tokens: &[String],
     typ: &str,
 ) -> Value {
+    verify_expecting(
+        verifier,
+        jwks_url,
+        tokens,
+        Expect {
+            typ: Some(typ),
+            ..Expect::default()
+        },
+    )
+}
+
+/// Runs `verifier` over `tokens` as `expect` says, and returns its report: whether each token
+/// verified is for the caller to assert.
+pub fn run_verifier(
+    verifier: Verifier,
+    jwks_url: &str,
+    tokens: &[String],
+    expect: Expect,
+) -> (bool, Value) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), tokens.join("\n")).unwrap();
-    let output = command(verifier)
-        .env("SIGNET_EXPECT_TYP", typ)
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    let mut command = command(verifier);
+    command.env("SIGNET_EXPECT_TYP", expect.typ.unwrap_or("JWT"));
+    if let Some((key, alg, enc)) = expect.nested {
+        std::fs::write(key_file.path(), key.to_string()).unwrap();
+        command
+            .env("SIGNET_DECRYPT_KEY", key_file.path())
+            .env("SIGNET_EXPECT_JWE_ALG", alg)
+            .env("SIGNET_EXPECT_JWE_ENC", enc);
+    }
+    let output = command
         .arg(jwks_url)
         .arg(file.path())
         .arg("https://issuer.test")
@@ -89,7 +145,18 @@ pub fn verify_all_of_type(
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    assert!(output.status.success(), "{verifier:?}: {report}");
+    (output.status.success(), report)
+}
+
+/// [`verify_all`] as `expect` says.
+pub fn verify_expecting(
+    verifier: Verifier,
+    jwks_url: &str,
+    tokens: &[String],
+    expect: Expect,
+) -> Value {
+    let (success, report) = run_verifier(verifier, jwks_url, tokens, expect);
+    assert!(success, "{verifier:?}: {report}");
     assert_eq!(report["verified"], tokens.len(), "{verifier:?}: {report}");
     assert_eq!(report["failed"], 0, "{verifier:?}: {report}");
     report
@@ -198,20 +265,8 @@ async fn the_verifiers_reject_a_tampered_token() {
     let forged = format!("{header}.{forged_payload}.{signature}");
     let url = format!("{}/v1/rings/es256/jwks.json", app.address);
     for verifier in Verifier::ALL {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), &forged).unwrap();
-        let output = command(verifier)
-            .arg(&url)
-            .arg(file.path())
-            .arg("https://issuer.test")
-            .arg("api")
-            .output()
-            .unwrap();
-        assert!(
-            !output.status.success(),
-            "{verifier:?} accepted a forged token"
-        );
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let (success, report) = run_verifier(verifier, &url, &[forged.clone()], Expect::default());
+        assert!(!success, "{verifier:?} accepted a forged token");
         assert_eq!(report["failed"], 1, "{verifier:?}: {report}");
     }
 }
@@ -281,20 +336,15 @@ async fn access_tokens_verify_with_their_type_required() {
         verify_all_of_type(verifier, &access_url, &access, "at+jwt");
     }
     let plain = sign_many(&app, &issuer, "plain", 1).await;
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &plain[0]).unwrap();
+    let plain_url = format!("{}/v1/rings/plain/jwks.json", app.address);
     for verifier in [Verifier::Jose, Verifier::PyJwt] {
-        let output = command(verifier)
-            .env("SIGNET_EXPECT_TYP", "at+jwt")
-            .arg(format!("{}/v1/rings/plain/jwks.json", app.address))
-            .arg(file.path())
-            .arg("https://issuer.test")
-            .arg("api")
-            .output()
-            .unwrap();
-        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let expect = Expect {
+            typ: Some("at+jwt"),
+            ..Expect::default()
+        };
+        let (success, report) = run_verifier(verifier, &plain_url, &plain, expect);
         assert!(
-            !output.status.success() && report["failed"] == 1,
+            !success && report["failed"] == 1,
             "{verifier:?} took a JWT for an access token: {report}"
         );
     }

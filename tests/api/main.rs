@@ -11,6 +11,7 @@ mod aws_kms;
 mod cli;
 mod contract;
 mod durability;
+mod encryption;
 mod hostile;
 mod interop;
 mod jwks;

@@ -2,7 +2,10 @@
 and the report.
 
 Usage: python verify_<library>.py <jwks_url> <tokens_file> <issuer> [audience]
-The header's typ must be SIGNET_EXPECT_TYP (default JWT).
+The header's typ must be SIGNET_EXPECT_TYP (default JWT). With SIGNET_DECRYPT_KEY (a file holding a
+private JWK) each token is a nested token: a JWE to that key (its cty JWT, its alg
+SIGNET_EXPECT_JWE_ALG, its enc SIGNET_EXPECT_JWE_ENC, default A256GCM), which jwcrypto decrypts
+before the library verifies the JWS inside.
 Each verifies the compact JWS tokens in the file (one per line), prints
 {"library","verified","failed","failures"} and exits 0 only if every token verified.
 """
@@ -12,8 +15,30 @@ import os
 import sys
 import urllib.request
 
+from jwcrypto import jwe, jwk
+
 # Every algorithm signet signs with; each verifier allows exactly these.
 ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA"]
+
+
+def decrypter():
+    """A function returning the JWS nested in a token, or the token itself without SIGNET_DECRYPT_KEY."""
+    key_file = os.environ.get("SIGNET_DECRYPT_KEY")
+    if key_file is None:
+        return lambda token: token
+    with open(key_file, encoding="utf-8") as f:
+        key = jwk.JWK.from_json(f.read())
+    algs = [os.environ["SIGNET_EXPECT_JWE_ALG"], os.environ.get("SIGNET_EXPECT_JWE_ENC", "A256GCM")]
+
+    def signed(token):
+        nested = jwe.JWE(algs=algs)
+        nested.deserialize(token, key=key)
+        header = json.loads(nested.objects["protected"])
+        if header.get("cty") != "JWT":
+            raise ValueError(f"not a nested token: {header!r}")
+        return nested.payload.decode()
+
+    return signed
 
 
 def run(library, make_verify):
@@ -29,11 +54,12 @@ def run(library, make_verify):
     with urllib.request.urlopen(jwks_url) as response:
         jwks = json.load(response)
     verify = make_verify(jwks, issuer, audience)
+    signed = decrypter()
     typ = os.environ.get("SIGNET_EXPECT_TYP", "JWT")
     verified, failures = 0, []
     for index, token in enumerate(tokens):
         try:
-            header = verify(token)
+            header = verify(signed(token))
             if header.get("alg") not in ALGORITHMS or not header.get("kid") or header.get("typ") != typ:
                 raise ValueError(f"unexpected header {header!r}")
             verified += 1
