@@ -265,7 +265,12 @@ async fn the_verifiers_reject_a_tampered_token() {
     let forged = format!("{header}.{forged_payload}.{signature}");
     let url = format!("{}/v1/rings/es256/jwks.json", app.address);
     for verifier in Verifier::ALL {
-        let (success, report) = run_verifier(verifier, &url, &[forged.clone()], Expect::default());
+        let (success, report) = run_verifier(
+            verifier,
+            &url,
+            std::slice::from_ref(&forged),
+            Expect::default(),
+        );
         assert!(!success, "{verifier:?} accepted a forged token");
         assert_eq!(report["failed"], 1, "{verifier:?}: {report}");
     }
