@@ -139,9 +139,28 @@ impl TokenService {
         let family = bounded("sid", text("sid")?, MAX_SID_BYTES)?;
         let jti = text("jti")?.to_owned();
         let sub = text("sub")?.to_owned();
+        let policy = &refresh_ring.record.policy;
+
+        let mut access_claims = request.claims;
+        let mut next_claims = checked.claims;
+        for name in FAMILY_CLAIMS {
+            if let Some(value) = next_claims.get(name) {
+                access_claims.insert(name.to_owned(), value.clone());
+            }
+        }
+        for name in FRESH_CLAIMS
+            .into_iter()
+            .chain(policy.caller_claim.map(CallerClaim::as_str))
+        {
+            next_claims.remove(name);
+        }
+        // Both tokens are this client's: a claim bound to it refuses the exchange before the
+        // refresh token is spent.
+        for claims in [&mut access_claims, &mut next_claims] {
+            who.bound_claims.apply(claims).map_err(RingError::Policy)?;
+        }
 
         let now = now_ms();
-        let policy = &refresh_ring.record.policy;
         let expires = now.as_secs() + i64::from(policy.max_ttl()) + i64::from(MAX_LEEWAY_SECONDS);
         let kid = checked.kid.parse().ok();
         let spend = AuditRecord::of_ring(
@@ -166,19 +185,6 @@ impl TokenService {
             Err(e) => return Err(e.into()),
         }
 
-        let mut access_claims = request.claims;
-        let mut next_claims = checked.claims;
-        for name in FAMILY_CLAIMS {
-            if let Some(value) = next_claims.get(name) {
-                access_claims.insert(name.to_owned(), value.clone());
-            }
-        }
-        for name in FRESH_CLAIMS
-            .into_iter()
-            .chain(policy.caller_claim.map(CallerClaim::as_str))
-        {
-            next_claims.remove(name);
-        }
         let actor = who.actor();
         let access_token = self
             .rings
