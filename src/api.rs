@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::{
-    BackendKind, ClientRecord, ErrorCode, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName,
-    RingRecord, Role, Timing, UnixMillis,
+    BackendKind, BoundClaims, ClientMetadata, ClientRecord, ErrorCode, KeyRecord, KeyState, Kid,
+    Policy, RateLimit, RingName, RingRecord, Role, Timing, UnixMillis,
 };
 use crate::rings::{Readiness, SignedToken};
 use crate::store::StoredAuditRecord;
@@ -186,6 +186,16 @@ pub struct ClientInfo {
     pub created_at: String,
     pub created_by: String,
     pub revoked_at: Option<String>,
+    /// From then on its tokens are refused; `null`: never.
+    pub expires_at: Option<String>,
+    /// As given at creation; never interpreted.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<ClientMetadata>,
+    /// Claims every token it signs carries with exactly these values.
+    #[schema(value_type = Object)]
+    pub bound_claims: BoundClaims,
+    /// Until then the token its last rotation replaced is still accepted.
+    pub previous_token_expires_at: Option<String>,
 }
 
 impl From<&ClientRecord> for ClientInfo {
@@ -199,6 +209,10 @@ impl From<&ClientRecord> for ClientInfo {
             created_at: rfc3339(client.created_at),
             created_by: client.created_by.clone(),
             revoked_at: client.revoked_at.map(rfc3339),
+            expires_at: client.expires_at.map(rfc3339),
+            metadata: client.metadata.clone(),
+            bound_claims: client.bound_claims.clone(),
+            previous_token_expires_at: client.previous_token_expires_at.map(rfc3339),
         }
     }
 }
@@ -208,7 +222,7 @@ pub struct ClientList {
     pub clients: Vec<ClientInfo>,
 }
 
-/// A client just created, with its token: the only time the token is shown.
+/// A client just created or rotated, with its new token: the only time the token is shown.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedClientInfo {
     #[serde(flatten)]

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::clock::now_ms;
 use crate::domain::{
-    check_client_name, AuditEvent, AuditRecord, CallerText, ClientRecord, RateLimit, RingName, Role,
+    check_client_name, client_expiry, AuditEvent, AuditRecord, BoundClaims, CallerText,
+    ClientMetadata, ClientRecord, ErrorCode, Grace, RateLimit, RingName, Role, UnixMillis,
+    Violation,
 };
 use crate::random::random_id;
 use crate::store::{Store, StoreError};
@@ -30,6 +33,8 @@ pub struct Principal {
     pub rings: Vec<RingName>,
     /// Its own limit on sign requests; `None`: the server's default.
     pub rate_limit: Option<RateLimit>,
+    /// Claims every token it signs carries with exactly these values.
+    pub bound_claims: BoundClaims,
 }
 
 impl Principal {
@@ -64,12 +69,49 @@ const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
 /// A bound on the cache, whatever tokens are presented.
 const CLIENT_CACHE_MAX: usize = 10_000;
 
-/// API clients: authenticating their bearer tokens, creating, listing and revoking them. Valid
-/// tokens are remembered briefly so the signing path does not query the store for every request;
-/// invalid tokens are never cached.
+/// A valid token remembered: when it was looked up, its client, and until when the token is
+/// valid (the client's `expires_at`, or the end of a rotated-out token's grace), checked against
+/// the time of every request.
+struct Cached {
+    at: Instant,
+    principal: Arc<Principal>,
+    until: Option<UnixMillis>,
+}
+
+impl Cached {
+    fn usable(&self, now: UnixMillis) -> bool {
+        self.at.elapsed() < CLIENT_CACHE_TTL && self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// Until when `client` accepts the token hashed `hash`: its `expires_at`, and for the token its
+/// last rotation replaced the end of the grace too; `Err` if the token is not accepted now.
+fn token_valid_until(
+    client: &ClientRecord,
+    hash: &str,
+    now: UnixMillis,
+) -> Result<Option<UnixMillis>, AuthError> {
+    if client.revoked_at.is_some() {
+        return Err(AuthError::Invalid);
+    }
+    let grace = if client.token_hash == hash {
+        None
+    } else {
+        Some(client.previous_token_expires_at.unwrap_or_default())
+    };
+    let until = [client.expires_at, grace].into_iter().flatten().min();
+    if until.is_some_and(|until| now >= until) {
+        return Err(AuthError::Invalid);
+    }
+    Ok(until)
+}
+
+/// API clients: authenticating their bearer tokens, creating, listing, rotating and revoking
+/// them. Valid tokens are remembered briefly so the signing path does not query the store for
+/// every request; invalid tokens are never cached.
 pub struct ClientService {
     store: Store,
-    cache: RwLock<HashMap<String, (Instant, Arc<Principal>)>>,
+    cache: RwLock<HashMap<String, Cached>>,
 }
 
 impl ClientService {
@@ -87,10 +129,9 @@ impl ClientService {
             return Err(AuthError::Invalid);
         }
         let hash = hash_token(token);
-        if let Some((at, principal)) = self.cache.read().expect("client cache poisoned").get(&hash)
-        {
-            if at.elapsed() < CLIENT_CACHE_TTL {
-                return Ok(principal.clone());
+        if let Some(cached) = self.cache.read().expect("client cache poisoned").get(&hash) {
+            if cached.usable(now_ms()) {
+                return Ok(cached.principal.clone());
             }
         }
         let client = self
@@ -98,21 +139,27 @@ impl ClientService {
             .client_by_token_hash(&hash)
             .await?
             .ok_or(AuthError::Invalid)?;
-        if client.revoked_at.is_some() {
-            return Err(AuthError::Invalid);
-        }
+        let until = token_valid_until(&client, &hash, now_ms())?;
         let principal = Arc::new(Principal {
             role: client.role,
             id: client.id,
             name: client.name,
             rings: client.rings,
             rate_limit: client.rate_limit,
+            bound_claims: client.bound_claims,
         });
         let mut cache = self.cache.write().expect("client cache poisoned");
         if cache.len() >= CLIENT_CACHE_MAX {
             cache.clear();
         }
-        cache.insert(hash, (Instant::now(), principal.clone()));
+        cache.insert(
+            hash,
+            Cached {
+                at: Instant::now(),
+                principal: principal.clone(),
+                until,
+            },
+        );
         Ok(principal)
     }
 
@@ -162,33 +209,67 @@ impl ClientService {
         }
     }
 
-    /// Gives the bootstrap admin a new token (shown once); the old one is refused at once on
-    /// this replica, within [`CLIENT_CACHE_TTL`] on the others.
+    /// Gives the client `id` a new token (shown once). The old one is accepted `grace` more,
+    /// then refused; with no grace, at once on this replica and within [`CLIENT_CACHE_TTL`] on
+    /// the others. Only the token replaced last is kept.
+    pub async fn rotate(
+        &self,
+        actor: &str,
+        id: &str,
+        grace: Grace,
+    ) -> Result<CreatedClient, ClientError> {
+        let not_found = || ClientError::NotFound(CallerText::echoed(id).to_string());
+        let client = self
+            .store
+            .client(id)
+            .await
+            .map_err(ClientError::Store)?
+            .ok_or_else(not_found)?;
+        if client.revoked_at.is_some() {
+            return Err(ClientError::Revoked(client.id));
+        }
+        let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
+        let now = now_ms();
+        let record = AuditRecord::new(
+            now,
+            actor,
+            AuditEvent::ClientTokenRotated {
+                client_id: client.id.clone(),
+                grace_seconds: grace.seconds(),
+            },
+        );
+        let previous_until = now.plus_ms(i64::from(grace.seconds()) * 1000);
+        let hash = hash_token(token.expose_secret());
+        let rotated = self
+            .store
+            .rotate_client_token(&client.id, &hash, previous_until, &record)
+            .await
+            .map_err(ClientError::Store)?;
+        self.forget_all();
+        if !rotated {
+            // Revoked since it was read.
+            return Err(ClientError::Revoked(client.id));
+        }
+        Ok(CreatedClient {
+            client: ClientRecord {
+                previous_token_hash: Some(client.token_hash),
+                previous_token_expires_at: Some(previous_until),
+                token_hash: hash,
+                ..client
+            },
+            token,
+        })
+    }
+
+    /// Gives the bootstrap admin a new token (shown once), refusing the old one at once: the
+    /// way back in when no admin token works.
     pub async fn rotate_bootstrap_token(&self, actor: &str) -> Result<SecretString, ClientError> {
         let clients = self.list().await?;
         let admin = clients
             .iter()
             .find(|c| c.name == BOOTSTRAP_ADMIN && c.revoked_at.is_none())
             .ok_or_else(|| ClientError::NotFound(BOOTSTRAP_ADMIN.into()))?;
-        let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
-        let record = AuditRecord::new(
-            now_ms(),
-            actor,
-            AuditEvent::ClientTokenRotated {
-                client_id: admin.id.clone(),
-            },
-        );
-        let rotated = self
-            .store
-            .set_client_token_hash(&admin.id, &hash_token(token.expose_secret()), &record)
-            .await
-            .map_err(ClientError::Store)?;
-        self.forget_all();
-        if rotated {
-            Ok(token)
-        } else {
-            Err(ClientError::NotFound(BOOTSTRAP_ADMIN.into()))
-        }
+        Ok(self.rotate(actor, &admin.id, Grace::NONE).await?.token)
     }
 
     /// Revokes the client `id`: refused at once on this replica, within
@@ -231,6 +312,9 @@ impl ClientService {
             role: Role::Admin,
             rings: vec![],
             rate_limit: None,
+            expires_at: None,
+            metadata: None,
+            bound_claims: None,
         };
         match self.create("bootstrap", request).await {
             Ok(created) => Ok(Some(created)),
@@ -288,6 +372,18 @@ pub struct NewClient {
     pub rings: Vec<RingName>,
     /// Its limit on sign requests; absent: the server's default.
     pub rate_limit: Option<RateLimit>,
+    /// RFC 3339, in the future and at most 10 years ahead: the client's tokens are refused
+    /// from then on [default: never].
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// A JSON object of at most 32 members, 4096 bytes and depth 4: stored and shown, never
+    /// interpreted.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// For an issuer: claim name to the string, number or boolean every token it signs
+    /// carries (at most 16; not `iss`, `exp`, `nbf`, `iat`, `jti` or `sid`).
+    #[schema(value_type = Option<Object>)]
+    pub bound_claims: Option<Value>,
 }
 
 /// A new client and its token: the only time the token exists outside the caller's hands.
@@ -304,6 +400,10 @@ pub enum ClientError {
     Exists(String),
     #[error("no client with id {0:?}")]
     NotFound(String),
+    #[error("client {0:?} is revoked")]
+    Revoked(String),
+    #[error("{}", .0.message)]
+    Refused(Violation),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -348,8 +448,28 @@ async fn create_client(
             )));
         }
     }
-    let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
     let now = now_ms();
+    let expires_at = request
+        .expires_at
+        .map(|at| client_expiry(&at, now))
+        .transpose()
+        .map_err(ClientError::Refused)?;
+    let metadata = request
+        .metadata
+        .map(ClientMetadata::parse)
+        .transpose()
+        .map_err(ClientError::Refused)?;
+    let bound_claims = match request.bound_claims {
+        None => BoundClaims::default(),
+        Some(_) if request.role != Role::Issuer => {
+            return Err(ClientError::Refused(Violation {
+                code: ErrorCode::InvalidBoundClaims,
+                message: "bound_claims applies only to issuers".into(),
+            }))
+        }
+        Some(claims) => BoundClaims::parse(claims).map_err(ClientError::Refused)?,
+    };
+    let token = SecretString::from(format!("{TOKEN_PREFIX}{}", random_id(32)));
     let client = ClientRecord {
         id: random_id(12),
         name: name.to_owned(),
@@ -360,6 +480,11 @@ async fn create_client(
         created_at: now,
         created_by: actor.to_owned(),
         revoked_at: None,
+        expires_at,
+        metadata,
+        bound_claims,
+        previous_token_hash: None,
+        previous_token_expires_at: None,
     };
     let record = AuditRecord::new(
         now,
@@ -370,6 +495,8 @@ async fn create_client(
             role: client.role,
             rings: client.rings.clone(),
             rate_limit: client.rate_limit,
+            expires_at: client.expires_at,
+            bound_claims: client.bound_claims.clone(),
         },
     );
     store
@@ -380,4 +507,73 @@ async fn create_client(
             e => ClientError::Store(e),
         })?;
     Ok(CreatedClient { client, token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(expires_at: Option<i64>, previous_until: Option<i64>) -> ClientRecord {
+        ClientRecord {
+            id: "id".into(),
+            name: "svc".into(),
+            role: Role::Issuer,
+            rings: vec![],
+            rate_limit: None,
+            token_hash: "new".into(),
+            created_at: UnixMillis::default(),
+            created_by: "cli".into(),
+            revoked_at: None,
+            expires_at: expires_at.map(UnixMillis::from_millis),
+            metadata: None,
+            bound_claims: BoundClaims::default(),
+            previous_token_hash: previous_until.map(|_| "old".into()),
+            previous_token_expires_at: previous_until.map(UnixMillis::from_millis),
+        }
+    }
+
+    #[test]
+    fn a_token_is_valid_until_its_client_expires_or_its_grace_ends() {
+        let at = UnixMillis::from_millis;
+        let valid = |c: &ClientRecord, hash: &str, now: i64| {
+            token_valid_until(c, hash, at(now)).map_err(|_| ())
+        };
+        let forever = client(None, Some(100));
+        assert_eq!(valid(&forever, "new", 1_000), Ok(None));
+        assert_eq!(valid(&forever, "old", 99), Ok(Some(at(100))));
+        assert_eq!(valid(&forever, "old", 100), Err(()));
+        let expiring = client(Some(50), Some(100));
+        assert_eq!(valid(&expiring, "new", 49), Ok(Some(at(50))));
+        assert_eq!(valid(&expiring, "old", 49), Ok(Some(at(50))));
+        assert_eq!(valid(&expiring, "new", 50), Err(()));
+        let revoked = ClientRecord {
+            revoked_at: Some(at(1)),
+            ..client(None, None)
+        };
+        assert_eq!(valid(&revoked, "new", 0), Err(()));
+    }
+
+    /// A cached client is checked against the time of each request, not of its lookup.
+    #[test]
+    fn a_cached_token_is_refused_once_it_is_no_longer_valid() {
+        let cached = Cached {
+            at: Instant::now(),
+            principal: Arc::new(Principal {
+                id: "id".into(),
+                name: "svc".into(),
+                role: Role::Issuer,
+                rings: vec![],
+                rate_limit: None,
+                bound_claims: BoundClaims::default(),
+            }),
+            until: Some(UnixMillis::from_millis(100)),
+        };
+        assert!(cached.usable(UnixMillis::from_millis(99)));
+        assert!(!cached.usable(UnixMillis::from_millis(100)));
+        assert!(Cached {
+            until: None,
+            ..cached
+        }
+        .usable(UnixMillis::from_millis(i64::MAX)));
+    }
 }

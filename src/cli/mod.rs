@@ -211,7 +211,7 @@ enum RemoteCommand {
     /// Shows or changes a ring's rotation schedule.
     #[command(subcommand, after_help = REMOTE_HELP)]
     Schedule(ScheduleCommand),
-    /// Creates, lists and revokes API clients.
+    /// Creates, lists, rotates and revokes API clients.
     #[command(subcommand, after_help = REMOTE_HELP)]
     Client(ClientCommand),
     /// Signs a token with a ring's active key (needs an issuer's token for the ring).
@@ -433,14 +433,33 @@ enum ClientCommand {
         #[arg(long)]
         name: String,
         /// What it may do.
-        #[arg(long, value_parser = ["admin", "issuer", "auditor"])]
+        #[arg(long, value_parser = ["admin", "issuer", "auditor", "introspector"])]
         role: String,
-        /// A ring an issuer may sign for (repeat for several).
+        /// A ring an issuer may sign for, or an introspector read (repeat for several).
         #[arg(long = "ring", value_name = "RING")]
         rings: Vec<String>,
         /// Its limit on sign requests, N per second or N/BURST [default: the server's].
         #[arg(long, value_name = "N[/BURST]", value_parser = crate::domain::RateLimit::parse)]
         rate_limit: Option<crate::domain::RateLimit>,
+        /// When its tokens stop working, RFC 3339 (at most 10 years ahead) [default: never].
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
+        /// A JSON object kept with the client and shown, never interpreted.
+        #[arg(long, value_name = "JSON", value_parser = json_object)]
+        metadata: Option<Value>,
+        /// An issuer's bound claims, a JSON object: every token it signs carries each with
+        /// exactly this value.
+        #[arg(long, value_name = "JSON", value_parser = json_object)]
+        bound_claims: Option<Value>,
+    },
+    /// Gives a client a new token, printed once; the old one keeps working for the grace.
+    Rotate {
+        /// The client's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        /// How long the old token keeps working, in seconds (0 to 604800) [default: 3600].
+        #[arg(long, value_name = "SECONDS")]
+        grace: Option<u32>,
     },
     /// Lists the clients (never their tokens).
     List,
@@ -467,6 +486,14 @@ enum ClientCommand {
         #[arg(long)]
         default: bool,
     },
+}
+
+/// A command-line argument that must be a JSON object.
+fn json_object(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| "expected a JSON object, such as '{\"team\": \"payments\"}'".into())
 }
 
 fn print(value: &Value) {
@@ -725,11 +752,27 @@ fn client_call(command: ClientCommand) -> Call {
             role,
             rings,
             rate_limit,
-        } => Call::new(
-            Method::POST,
-            &["v1", "clients"],
-            Some(json!({"name": name, "role": role, "rings": rings, "rate_limit": rate_limit})),
-        ),
+            expires_at,
+            metadata,
+            bound_claims,
+        } => {
+            let mut body =
+                json!({"name": name, "role": role, "rings": rings, "rate_limit": rate_limit});
+            for (field, value) in [
+                ("expires_at", expires_at.map(Value::String)),
+                ("metadata", metadata),
+                ("bound_claims", bound_claims),
+            ] {
+                if let Some(value) = value {
+                    body[field] = value;
+                }
+            }
+            Call::new(Method::POST, &["v1", "clients"], Some(body))
+        }
+        ClientCommand::Rotate { id, grace } => {
+            let body = grace.map_or_else(|| json!({}), |grace| json!({"grace_seconds": grace}));
+            Call::new(Method::POST, &["v1", "clients", &id, "rotate"], Some(body))
+        }
         ClientCommand::List => Call::get(&["v1", "clients"]),
         ClientCommand::Revoke { id } => Call::new(Method::DELETE, &["v1", "clients", &id], None),
         ClientCommand::RateLimit { id, limit, .. } => Call::new(
@@ -751,6 +794,7 @@ mod tests {
     fn ids_and_kids_may_start_with_a_hyphen() {
         for args in [
             &["signet", "client", "revoke", "-u5x"][..],
+            &["signet", "client", "rotate", "-u5x", "--grace", "0"],
             &["signet", "client", "rate-limit", "-u5x", "10/20"],
             &["signet", "client", "rate-limit", "-u5x", "--default"],
             &["signet", "key", "revoke", "-Jq0", "--reason", "lost"],

@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use signet_core::{Algorithm, KeySpec};
 
 use super::{
-    BackendKind, CallerText, ErrorCode, Kid, Policy, RateLimit, RingName, Role, Rule, Timing,
-    UnixMillis,
+    BackendKind, BoundClaims, CallerText, ErrorCode, Kid, Policy, RateLimit, RingName, Role, Rule,
+    Timing, UnixMillis,
 };
 
 macro_rules! actions {
@@ -207,12 +207,16 @@ pub enum AuditEvent {
         role: Role,
         rings: Vec<RingName>,
         rate_limit: Option<RateLimit>,
+        expires_at: Option<UnixMillis>,
+        bound_claims: BoundClaims,
     },
     ClientRevoked {
         client_id: String,
     },
+    /// Never the token: the old one is accepted `grace_seconds` more.
     ClientTokenRotated {
         client_id: String,
+        grace_seconds: u32,
     },
     ClientRateLimitChanged {
         client_id: String,
@@ -447,10 +451,16 @@ impl AuditEvent {
                 role,
                 rings,
                 rate_limit,
+                expires_at,
+                bound_claims,
             } => json!({"client_id": client_id, "name": name, "role": role, "rings": rings,
-                        "rate_limit": rate_limit}),
-            AuditEvent::ClientRevoked { client_id }
-            | AuditEvent::ClientTokenRotated { client_id } => json!({"client_id": client_id}),
+                        "rate_limit": rate_limit, "expires_at": expires_at,
+                        "bound_claims": bound_claims}),
+            AuditEvent::ClientRevoked { client_id } => json!({"client_id": client_id}),
+            AuditEvent::ClientTokenRotated {
+                client_id,
+                grace_seconds,
+            } => json!({"client_id": client_id, "grace_seconds": grace_seconds}),
             AuditEvent::ClientRateLimitChanged {
                 client_id,
                 rate_limit,

@@ -56,6 +56,7 @@ error_codes! {
     Conflict = "conflict", 409, "the change conflicts with the stored state; read it and retry";
     RingExists = "ring_exists", 409, "a ring has this name already";
     ClientExists = "client_exists", 409, "a client has this name already";
+    ClientRevoked = "client_revoked", 409, "the client is revoked: its token cannot be rotated";
     KeyChanged = "key_changed", 409, "the ring's signing key changed while signing; sign again";
     KeyStateChanged = "key_state_changed", 409,
         "another process changed the key at the same time; read it and retry";
@@ -85,6 +86,15 @@ error_codes! {
     InvalidClaim = "invalid_claim", 422, "a claim has a value the ring cannot accept";
     ClaimRuleViolated = "claim_rule_violated", 422,
         "a claim's value breaks the ring's claim_rules; the message names the claim and rule";
+    InvalidExpiry = "invalid_expiry", 422,
+        "expires_at is not an RFC 3339 time in the future, at most 10 years ahead";
+    InvalidMetadata = "invalid_metadata", 422,
+        "metadata is not a JSON object of at most 32 members, 4096 bytes and depth 4";
+    InvalidBoundClaims = "invalid_bound_claims", 422,
+        "bound_claims is not an object of at most 16 claims with scalar values, or names a \
+         claim the server sets";
+    BoundClaimMismatch = "bound_claim_mismatch", 422,
+        "a claim bound to the client is given with another value; the message names the claim";
     RawSigningRefused = "raw_signing_refused", 422,
         "a ring of refresh tokens signs only through /sign and /refresh";
     HeaderMismatch = "header_mismatch", 422,

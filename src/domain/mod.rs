@@ -7,11 +7,13 @@
 
 mod audit;
 mod backend;
+mod bound_claims;
 mod claim_rules;
 mod clients;
 mod errors;
 mod keys;
 mod limits;
+mod metadata;
 mod names;
 mod policy;
 mod rings;
@@ -27,11 +29,13 @@ pub use audit::{
     CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS,
 };
 pub use backend::BackendKind;
+pub use bound_claims::BoundClaims;
 pub use claim_rules::{ClaimRule, ClaimType};
-pub use clients::{check_client_name, ClientRecord, Role};
+pub use clients::{check_client_name, client_expiry, ClientRecord, Grace, Role};
 pub use errors::ErrorCode;
 pub use keys::{KeyRecord, KeyState};
 pub use limits::RateLimit;
+pub use metadata::ClientMetadata;
 pub use names::{Kid, RingName, AUDIT_RING};
 pub use policy::{
     media_type, CallerClaim, Policy, Profile, Timing, Violation, ACCESS_TOKEN_TYP,

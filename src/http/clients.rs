@@ -6,14 +6,23 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, Authenticated, ErrorBody, Json, Services};
+use super::{optional_json, ApiError, Authenticated, ErrorBody, Json, Services};
 use crate::api::{ClientInfo, ClientList, CreatedClientInfo};
-use crate::auth::NewClient;
-use crate::domain::{RateLimit, Role};
+use crate::auth::{CreatedClient, NewClient};
+use crate::domain::{Grace, RateLimit, Role};
+
+/// The client with its new token: the only time the token is shown.
+fn with_token(created: &CreatedClient) -> CreatedClientInfo {
+    CreatedClientInfo {
+        client: ClientInfo::from(&created.client),
+        token: created.token.expose_secret().to_owned(),
+    }
+}
 
 #[utoipa::path(post, path = "/v1/clients", tag = "clients", security(("bearer" = [])), request_body = NewClient,
     responses((status = 201, description = "The client, with its token: shown this once", body = CreatedClientInfo),
-        (status = 409, description = "`client_exists`", body = ErrorBody)))]
+        (status = 409, description = "`client_exists`", body = ErrorBody),
+        (status = 422, description = "`invalid_expiry`, `invalid_metadata`, `invalid_bound_claims`", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<Services>,
     Authenticated(who): Authenticated,
@@ -24,11 +33,7 @@ pub async fn create(
         .clients
         .create(&who.actor(), body.into_inner())
         .await?;
-    // The only time the token is shown.
-    Ok(HttpResponse::Created().json(CreatedClientInfo {
-        client: ClientInfo::from(&created.client),
-        token: created.token.expose_secret().to_owned(),
-    }))
+    Ok(HttpResponse::Created().json(with_token(&created)))
 }
 
 #[utoipa::path(get, path = "/v1/clients", tag = "clients", security(("bearer" = [])),
@@ -82,4 +87,38 @@ pub async fn set_rate_limit(
         .set_rate_limit(&who.actor(), &path, body.rate_limit)
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /v1/clients/{id}/rotate`.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RotateClientRequest {
+    /// How long the replaced token is still accepted, in seconds [default: 3600].
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 604_800)]
+    grace_seconds: Option<Grace>,
+}
+
+#[utoipa::path(post, path = "/v1/clients/{id}/rotate", tag = "clients", security(("bearer" = [])), params(("id" = String, Path, description = "The client's id")),
+    request_body(content = Option<RotateClientRequest>, description = "May be left out: the \
+        replaced token is accepted one more hour"),
+    responses((status = 200, description = "The client, with its new token: shown this once", body = CreatedClientInfo),
+        (status = 404, description = "`client_not_found`", body = ErrorBody),
+        (status = 409, description = "`client_revoked`", body = ErrorBody)))]
+pub async fn rotate(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin])?;
+    let request: RotateClientRequest = optional_json(&body)?;
+    let rotated = state
+        .clients
+        .rotate(
+            &who.actor(),
+            &path,
+            request.grace_seconds.unwrap_or_default(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(with_token(&rotated)))
 }

@@ -221,6 +221,8 @@ impl From<ClientError> for ApiError {
             ClientError::Invalid(_) => ApiError::bad_request(message),
             ClientError::Exists(_) => ApiError::new(ErrorCode::ClientExists, message),
             ClientError::NotFound(_) => ApiError::new(ErrorCode::ClientNotFound, message),
+            ClientError::Revoked(_) => ApiError::new(ErrorCode::ClientRevoked, message),
+            ClientError::Refused(v) => ApiError::new(v.code, v.message),
             ClientError::Store(e) => e.into(),
         }
     }

@@ -296,6 +296,10 @@ fn routes() -> Vec<(&'static str, Vec<(Method, Route)>)> {
             "/v1/clients/{id}/rate-limit",
             vec![(Method::PUT, web::to(clients::set_rate_limit))],
         ),
+        (
+            "/v1/clients/{id}/rotate",
+            vec![(Method::POST, web::to(clients::rotate))],
+        ),
     ]
 }
 

@@ -62,6 +62,7 @@ use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
         clients::create,
         clients::revoke,
         clients::set_rate_limit,
+        clients::rotate,
     ),
     components(schemas(ErrorCode)),
     modifiers(&CommonAnswers),

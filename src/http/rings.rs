@@ -104,7 +104,7 @@ pub async fn keys(
         (status = 200, description = "The signed token; its audit record is committed", body = SignedTokenInfo),
         (status = 404, description = "`ring_not_found`", body = ErrorBody),
         (status = 409, description = "`key_changed`: sign again", body = ErrorBody),
-        (status = 422, description = "`issuer_mismatch`, `audience_required`, `audience_not_allowed`, `ttl_exceeds_max`, `invalid_ttl`, `reserved_claim`, `forbidden_claim`, `missing_required_claim`, `invalid_claim`, `header_mismatch`, `token_too_large`: the ring's policy refuses the token", body = ErrorBody),
+        (status = 422, description = "`issuer_mismatch`, `audience_required`, `audience_not_allowed`, `ttl_exceeds_max`, `invalid_ttl`, `reserved_claim`, `forbidden_claim`, `missing_required_claim`, `invalid_claim`, `header_mismatch`, `token_too_large`: the ring's policy refuses the token; `bound_claim_mismatch`: a claim bound to the client has another value", body = ErrorBody),
     ))]
 pub async fn sign(
     state: web::Data<Services>,
@@ -120,6 +120,7 @@ pub async fn sign(
         .sign(
             &who.actor(),
             &who.id,
+            &who.bound_claims,
             &ring_in_path(&path)?,
             body.into_inner(),
         )
@@ -140,7 +141,7 @@ pub struct SignRawRequest {
         (status = 200, description = "The signature; its audit record is committed", body = RawSignatureInfo),
         (status = 404, description = "`ring_not_found`", body = ErrorBody),
         (status = 409, description = "`key_changed`: sign again; `jti_reused`", body = ErrorBody),
-        (status = 422, description = "`issuer_mismatch`, `audience_required`, `audience_not_allowed`, `ttl_exceeds_max`, `invalid_ttl`, `reserved_claim`, `forbidden_claim`, `missing_required_claim`, `invalid_claim`, `header_mismatch`, `token_too_large`: the ring's policy refuses the token", body = ErrorBody),
+        (status = 422, description = "`issuer_mismatch`, `audience_required`, `audience_not_allowed`, `ttl_exceeds_max`, `invalid_ttl`, `reserved_claim`, `forbidden_claim`, `missing_required_claim`, `invalid_claim`, `header_mismatch`, `token_too_large`: the ring's policy refuses the token; `bound_claim_mismatch`: a claim bound to the client is missing or has another value", body = ErrorBody),
     ))]
 pub async fn sign_raw(
     state: web::Data<Services>,
@@ -156,6 +157,7 @@ pub async fn sign_raw(
         .sign_raw(
             &who.actor(),
             &who.id,
+            &who.bound_claims,
             &ring_in_path(&path)?,
             &body.signing_input,
         )

@@ -177,7 +177,8 @@ pub async fn revoke(
         (status = 404, description = "`ring_not_found`", body = ErrorBody),
         (status = 409, description = "`key_changed`: sign again", body = ErrorBody),
         (status = 422, description = "`token_invalid`, `token_revoked` (the refresh token, or its \
-            family); `reserved_claim` and the access ring's policy refusals", body = ErrorBody),
+            family); `reserved_claim`, `bound_claim_mismatch` (refused before the refresh token \
+            is spent) and the access ring's policy refusals", body = ErrorBody),
     ))]
 pub async fn refresh(
     state: web::Data<Services>,

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::{provider_error, Actor, RingError, RingService, RingView};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, CallerText, ErrorCode, Kid, Policy, Profile, RingName, SignatureFacts,
-    UnixMillis, Violation,
+    AuditEvent, AuditRecord, BoundClaims, CallerText, ErrorCode, Kid, Policy, Profile, RingName,
+    SignatureFacts, UnixMillis, Violation,
 };
 use crate::jose;
 use crate::json::{self, JsonError};
@@ -175,17 +175,21 @@ impl RingService {
         Ok(signature)
     }
 
-    /// Signs a token for `ring` under its policy, for the client `caller` (its id). A token of a
-    /// ring of refresh tokens starts a family: the server names it in `sid`. The token is
-    /// returned only after its audit record has committed.
+    /// Signs a token for `ring` under its policy, for the client `caller` (its id), with the
+    /// claims bound to it. A token of a ring of refresh tokens starts a family: the server names
+    /// it in `sid`. The token is returned only after its audit record has committed.
     pub(crate) async fn sign(
         &self,
         actor: &Actor,
         caller: &str,
+        bound: &BoundClaims,
         ring: &RingName,
         mut request: SignRequest,
     ) -> Result<SignedToken, RingError> {
         let ring = self.signing_ring(ring)?;
+        bound
+            .apply(&mut request.claims)
+            .map_err(RingError::Policy)?;
         if ring.record.policy.profile() == Profile::Refresh
             && request
                 .claims
@@ -280,11 +284,13 @@ impl RingService {
     }
 
     /// Signs an issuer-built JWS signing input whose header names this ring's algorithm and active
-    /// key, after checking its payload against the ring's policy.
+    /// key, after checking its payload against the ring's policy and the claims bound to the
+    /// client `caller` (its id).
     pub(crate) async fn sign_raw(
         &self,
         actor: &Actor,
         caller: &str,
+        bound: &BoundClaims,
         ring: &RingName,
         signing_input: &str,
     ) -> Result<RawSignature, RingError> {
@@ -317,6 +323,7 @@ impl RingService {
         let payload = jose::b64url_decode(payload_b64)
             .ok_or_else(|| invalid("the payload is not base64url"))?;
         let claims = object(&payload, "payload")?;
+        bound.require(&claims).map_err(RingError::Policy)?;
         let header_error = |message: String| {
             RingError::Policy(Violation {
                 code: ErrorCode::HeaderMismatch,

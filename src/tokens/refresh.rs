@@ -141,8 +141,8 @@ impl TokenService {
         let family = bounded("sid", text("sid")?, MAX_SID_BYTES)?;
         let jti = text("jti")?.to_owned();
         let sub = text("sub")?.to_owned();
-
         let policy = &refresh_ring.record.policy;
+
         let mut access_claims = request.claims;
         let mut next_claims = checked.claims;
         for name in FAMILY_CLAIMS {
@@ -156,6 +156,12 @@ impl TokenService {
         {
             next_claims.remove(name);
         }
+        // Both tokens are this client's: a claim bound to it refuses the exchange before the
+        // refresh token is spent.
+        for claims in [&mut access_claims, &mut next_claims] {
+            who.bound_claims.apply(claims).map_err(RingError::Policy)?;
+        }
+
         let access_request = SignRequest {
             claims: access_claims,
             ttl_seconds: request.ttl_seconds,

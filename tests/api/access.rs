@@ -196,6 +196,12 @@ async fn every_endpoint_admits_only_its_roles(db: Db) {
             None,
             Allowed::Admin,
         ),
+        (
+            Method::POST,
+            "/v1/clients/no-such-client/rotate".into(),
+            Some(json!({"grace_seconds": 60})),
+            Allowed::Admin,
+        ),
     ];
     for (method, path, body, allowed) in &endpoints {
         for caller in CALLERS {

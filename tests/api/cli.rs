@@ -481,3 +481,83 @@ async fn the_bootstrap_admin_token_can_be_rotated_and_its_file_removed() {
         .await;
     assert_eq!(rotations.body["records"].as_array().unwrap().len(), 1);
 }
+
+/// `signet client create` with an expiry, metadata and bound claims, and `signet client rotate`:
+/// the new token is printed once, the old one (no grace) refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_create_and_rotate_take_the_lifecycle_options() {
+    let app = crate::helpers::TestApp::spawn(crate::helpers::Db::Sqlite).await;
+    app.create_ring("orders", json!({})).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let env = [
+        ("SIGNET_ADDR", app.address.clone()),
+        ("SIGNET_TOKEN", app.admin_token.clone()),
+    ];
+    let cli = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let env = env.clone();
+        let cwd = elsewhere.path().to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run_in(&cwd, &env, &args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let create = |expires_at: String| {
+        cli(&[
+            "client",
+            "create",
+            "--name",
+            "orders-svc",
+            "--role",
+            "issuer",
+            "--ring",
+            "orders",
+            "--expires-at",
+            &expires_at,
+            "--metadata",
+            r#"{"team": "payments"}"#,
+            "--bound-claims",
+            r#"{"tenant": "acme"}"#,
+        ])
+    };
+    let far = refused(&create("2099-01-01T00:00:00Z".into()).await);
+    assert!(far.contains("(invalid_expiry, HTTP 422)"), "{far}");
+    let expires_at = (chrono::Utc::now() + chrono::Duration::days(365))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = ok(&create(expires_at.clone()).await);
+    assert_eq!(created["expires_at"], expires_at);
+    assert_eq!(created["metadata"], json!({"team": "payments"}));
+    assert_eq!(created["bound_claims"], json!({"tenant": "acme"}));
+    let (id, old) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    );
+    let signed = app.sign(&old, "orders", json!({"aud": "api"})).await;
+    assert_eq!(signed.status, reqwest::StatusCode::OK, "{}", signed.body);
+
+    let rotated = ok(&cli(&["client", "rotate", &id, "--grace", "0"]).await);
+    let new = rotated["token"].as_str().unwrap();
+    assert_ne!(new, old);
+    let refused_old = app.sign(&old, "orders", json!({"aud": "api"})).await;
+    assert_eq!(refused_old.status, reqwest::StatusCode::UNAUTHORIZED);
+    let signed = app.sign(new, "orders", json!({"aud": "api"})).await;
+    assert_eq!(signed.status, reqwest::StatusCode::OK, "{}", signed.body);
+
+    let introspector = ok(&cli(&[
+        "client",
+        "create",
+        "--name",
+        "reader",
+        "--role",
+        "introspector",
+        "--ring",
+        "orders",
+    ])
+    .await);
+    assert_eq!(introspector["role"], "introspector");
+}

@@ -6,7 +6,11 @@
 use std::path::Path;
 
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
+
+use signet::auth::NewClient;
+use signet::domain::Role;
 
 use crate::helpers::{Db, TestApp};
 
@@ -85,6 +89,9 @@ async fn the_server_serves_the_committed_document() {
     );
 }
 
+/// The one operation that replaces a client's token.
+const ROTATE_CLIENT: &str = "/v1/clients/{id}/rotate";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_wrong() {
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -112,9 +119,60 @@ async fn schemathesis_finds_nothing_wrong() {
         signed.body
     );
 
-    // As an admin: every operation, on whatever rings, keys and clients it makes up or creates.
-    fuzz(&app, &app.admin_token, "", &[]).await;
-    let chain = app.get("/v1/audit/verify", Some(&app.admin_token)).await;
+    // As an admin, rotating one client's token: on its own, because the run below lists the
+    // clients and would rotate the admin it runs as, leaving the rest of its run refused.
+    let (rotated, _) = app.create_client("rotated", "auditor", &[]).await;
+    fuzz(
+        &app,
+        &app.admin_token,
+        &format!("[parameters]\n\"path.id\" = \"{rotated}\"\n"),
+        &["--include-path", ROTATE_CLIENT],
+    )
+    .await;
+    let rotations = app
+        .get(
+            "/v1/audit?action=client_token_rotated",
+            Some(&app.admin_token),
+        )
+        .await;
+    assert!(
+        !rotations.body["records"].as_array().unwrap().is_empty(),
+        "the run rotated nothing: {}",
+        rotations.body
+    );
+
+    // As an admin: every other operation, on whatever rings, keys and clients it makes up or
+    // creates.
+    fuzz(
+        &app,
+        &app.admin_token,
+        "",
+        &["--exclude-path", ROTATE_CLIENT],
+    )
+    .await;
+    // That run may revoke any client it lists, the admin it runs as too: the chain is read by
+    // an auditor made afterwards, on the server's side.
+    let auditor = app
+        .services
+        .clients
+        .create(
+            "test",
+            NewClient {
+                name: "chain-reader".into(),
+                role: Role::Auditor,
+                rings: vec![],
+                rate_limit: None,
+                expires_at: None,
+                metadata: None,
+                bound_claims: None,
+            },
+        )
+        .await
+        .expect("an auditor is created")
+        .token;
+    let chain = app
+        .get("/v1/audit/verify", Some(auditor.expose_secret()))
+        .await;
     assert_eq!(chain.status, StatusCode::OK);
     let report: &Value = &chain.body;
     assert_eq!(report["ok"], true, "{report}");

@@ -9,6 +9,7 @@ mod access;
 mod audit;
 mod aws_kms;
 mod cli;
+mod clients;
 mod contract;
 mod durability;
 mod encryption;
