@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{ErrorCode, Violation};
+use super::{CallerText, ErrorCode, Violation};
 
 /// At most this many claims are bound to one client.
 const MAX_BOUND_CLAIMS: usize = 16;
@@ -57,7 +57,8 @@ impl BoundClaims {
             };
             if !scalar {
                 return Err(invalid(format!(
-                    "bound claim {name:?} must be a string of at most {MAX_BYTES} bytes, a number or a boolean"
+                    "bound claim {:?} must be a string of at most {MAX_BYTES} bytes, a number or a boolean",
+                    CallerText::echoed(name).as_str()
                 )));
             }
         }
@@ -92,7 +93,9 @@ impl BoundClaims {
                     return Err(Violation {
                         code: ErrorCode::BoundClaimMismatch,
                         message: format!(
-                            "claim {name:?} is bound to this client: it must be {value}"
+                            "claim {:?} is bound to this client: it must be {}",
+                            CallerText::echoed(name).as_str(),
+                            CallerText::echoed(&value.to_string()).as_str()
                         ),
                     })
                 }
