@@ -31,18 +31,26 @@ impl CallerText {
     }
 
     fn bounded(text: &str, max: usize) -> CallerText {
-        let mut out = String::with_capacity(text.len().min(max));
+        if text.len() <= max && !text.chars().any(needs_escape) {
+            return CallerText(text.to_owned());
+        }
+        let mut out = String::with_capacity(max + CUT.len());
         for c in text.chars() {
-            let piece = if needs_escape(c) {
-                c.escape_unicode().to_string()
+            let escape = needs_escape(c);
+            let len = if escape {
+                c.escape_unicode().len()
             } else {
-                c.to_string()
+                c.len_utf8()
             };
-            if out.len() + piece.len() > max {
+            if out.len() + len > max {
                 out.push_str(CUT);
                 break;
             }
-            out.push_str(&piece);
+            if escape {
+                out.extend(c.escape_unicode());
+            } else {
+                out.push(c);
+            }
         }
         CallerText(out)
     }
