@@ -7,9 +7,15 @@
 //! are serialised, each takes the next `seq`s without gaps, and a rollback gives them back. Each
 //! record's `hash` is `SHA-256(previous hash || canonical record)` (see [`StoredAuditRecord::expected_hash`]); the
 //! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
+//!
+//! A store remembers the head its last append left ([`HeadHint`]) and chains the next batch onto
+//! it, moving the head only if it is still there (`WHERE seq = .. AND hash = ..`): one statement
+//! where reading the head and writing it back took two. When another writer moved it meanwhile,
+//! the statement changes nothing and the append reads the head under its lock as above.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -166,24 +172,27 @@ struct NewRow<'a> {
     hash: String,
 }
 
-/// Appends `records` to the chain inside the caller's transaction: takes the next `seq`s under
-/// the chain head's row lock, then inserts with multi-row INSERTs (one statement per chunk).
-pub(super) async fn insert_many(
-    conn: &mut AnyConnection,
-    records: &[AuditRecord],
-) -> Result<(), StoreError> {
-    if records.is_empty() {
-        return Ok(());
+/// The chain head a store's last committed append left: `seq` and hash.
+#[derive(Clone, Default)]
+pub(super) struct HeadHint(Arc<Mutex<Option<(i64, [u8; 32])>>>);
+
+impl HeadHint {
+    fn get(&self) -> Option<(i64, [u8; 32])> {
+        *self.0.lock().expect("head hint poisoned")
     }
-    let count = i64::try_from(records.len()).expect("a batch fits in i64");
-    let row = sqlx::query("UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-        .bind(count)
-        .fetch_one(&mut *conn)
-        .await?;
-    let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
-    let mut prev = hex_decode(&head)
-        .ok_or_else(|| StoreError::Other("the audit chain head holds a malformed hash".into()))?;
-    let first = last - count + 1;
+
+    /// Called once an append has committed, leaving the head at `head`; an older head than the
+    /// one known (two appends of this store finishing out of order) is ignored.
+    pub(super) fn committed(&self, head: (i64, [u8; 32])) {
+        let mut known = self.0.lock().expect("head hint poisoned");
+        if known.is_none_or(|(seq, _)| seq < head.0) {
+            *known = Some(head);
+        }
+    }
+}
+
+/// `records` chained after `prev`, the first taking `seq` `first`; and the new head's hash.
+fn chained(records: &[AuditRecord], first: i64, mut prev: [u8; 32]) -> (Vec<NewRow<'_>>, [u8; 32]) {
     let mut rows = Vec::with_capacity(records.len());
     for (seq, record) in (first..).zip(records) {
         let detail = record.event.detail_text();
@@ -206,6 +215,62 @@ pub(super) async fn insert_many(
             hash: hex_encode(&prev),
         });
     }
+    (rows, prev)
+}
+
+/// Appends `records` to the chain inside the caller's transaction: takes the next `seq`s under
+/// the chain head's row lock, then inserts with multi-row INSERTs (one statement per chunk).
+/// Returns the head the append leaves, for the caller to give [`HeadHint::committed`] once the
+/// transaction has committed.
+pub(super) async fn insert_many(
+    conn: &mut AnyConnection,
+    hint: &HeadHint,
+    records: &[AuditRecord],
+) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let count = i64::try_from(records.len()).expect("a batch fits in i64");
+    let mut appended = None;
+    if let Some((seq, hash)) = hint.get() {
+        let (rows, head) = chained(records, seq + 1, hash);
+        let moved = sqlx::query(
+            "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4",
+        )
+        .bind(seq + count)
+        .bind(hex_encode(&head))
+        .bind(seq)
+        .bind(hex_encode(&hash))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            appended = Some((rows, head));
+        }
+    }
+    let (rows, head) = match appended {
+        Some(appended) => appended,
+        None => {
+            let row = sqlx::query(
+                "UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
+            )
+            .bind(count)
+            .fetch_one(&mut *conn)
+            .await?;
+            let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+            let prev = hex_decode(&head).ok_or_else(|| {
+                StoreError::Other("the audit chain head holds a malformed hash".into())
+            })?;
+            let (rows, head) = chained(records, last - count + 1, prev);
+            sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
+                .bind(hex_encode(&head))
+                .execute(&mut *conn)
+                .await?;
+            (rows, head)
+        }
+    };
+    let first = rows[0].seq;
+    let last = first + count - 1;
     // SQLite looks up each numbered parameter by name in a list as long as the statement's:
     // anonymous ones (bound in order) keep a large batch linear.
     let sqlite = conn.backend_name() == "SQLite";
@@ -240,15 +305,11 @@ pub(super) async fn insert_many(
         }
         query.execute(&mut *conn).await?;
     }
-    let prev = hex_encode(&prev);
-    sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
-        .bind(&prev)
-        .execute(&mut *conn)
-        .await?;
     claim_raw_jtis(conn, records).await?;
     list_revocations(conn, first, records).await?;
     spend_refresh_tokens(conn, records).await?;
-    extend_key_lifetimes(conn, records).await
+    extend_key_lifetimes(conn, records).await?;
+    Ok(Some((last, head)))
 }
 
 /// A refresh token's exchange record spends it: its family is made (or its `expires` raised),

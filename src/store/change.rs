@@ -8,12 +8,13 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, Transaction};
 
-use super::audit::insert_many;
+use super::audit::{insert_many, HeadHint};
 use super::{Dialect, Store, StoreError};
 use crate::domain::{AuditRecord, Kid, RingName};
 
 pub(super) struct Change {
     tx: Transaction<'static, Any>,
+    head: HeadHint,
 }
 
 impl Change {
@@ -25,14 +26,17 @@ impl Change {
             Dialect::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => store.pool.begin().await?,
         };
-        Ok(Change { tx })
+        Ok(Change {
+            tx,
+            head: store.head.clone(),
+        })
     }
 
     /// Appends `records` to the audit chain and commits them with the change. Each ring a
     /// record says changed ([`AuditEvent::changes_ring`](crate::domain::AuditEvent)) takes the
     /// chain's new head `seq` as its `revision`: replicas pick up the change from it.
     pub(super) async fn commit(mut self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        insert_many(&mut self.tx, records).await?;
+        let head = insert_many(&mut self.tx, &self.head, records).await?;
         let changed: BTreeSet<&str> = records
             .iter()
             .filter(|r| r.event.changes_ring())
@@ -47,6 +51,9 @@ impl Change {
             .await?;
         }
         self.tx.commit().await?;
+        if let Some(head) = head {
+            self.head.committed(head);
+        }
         for record in records.iter().filter(|r| r.event.is_event_for_operators()) {
             tracing::info!(
                 ring = record.ring.as_ref().map(RingName::as_str),

@@ -110,6 +110,8 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Where this store's last append left the audit chain's head.
+    head: audit::HeadHint,
 }
 
 /// Creates the file of a `sqlite://PATH` URL readable by its owner only (0600), or makes an
@@ -197,7 +199,11 @@ impl Store {
             .connect(url)
             .await
             .map_err(|e| StoreError::Unavailable(connect_error(&e, url)))?;
-        let store = Store { pool, dialect };
+        let store = Store {
+            pool,
+            dialect,
+            head: audit::HeadHint::default(),
+        };
         if dialect == Dialect::Sqlite {
             // WAL lets readers proceed during a write; set once, it persists in the file.
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -258,6 +264,7 @@ impl Store {
         Store {
             pool,
             dialect: self.dialect,
+            head: audit::HeadHint::default(),
         }
     }
 

@@ -677,7 +677,69 @@ async fn the_database_refuses_to_update_or_delete_audit_records(db: Db) {
     assert_eq!(verify(&app).await["ok"], true);
 }
 
+/// Two stores on one database append in turns, as two replicas do: each chains its batch onto
+/// the head it left last when that is still the head, and onto the head it reads otherwise
+/// (the other store moved it, or a writer of the database rewrote it). The chain stays whole and
+/// gap-free either way.
+async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let url = secrecy::SecretString::from(app.db.url.clone());
+    let stores = [
+        signet::store::Store::connect(&url).await.unwrap(),
+        signet::store::Store::connect(&url).await.unwrap(),
+    ];
+    let batch = |n: usize, by: &str| -> Vec<signet::domain::AuditRecord> {
+        (0..n)
+            .map(|i| {
+                signet::domain::AuditRecord::new(
+                    signet::domain::UnixMillis::from_millis(1_800_000_000_000),
+                    by,
+                    signet::domain::AuditEvent::ClientRevoked {
+                        client_id: format!("c{i}"),
+                    },
+                )
+            })
+            .collect()
+    };
+    let before = app.store.audit_head().await.unwrap().seq;
+    for (turn, store) in [0, 0, 1, 0, 1, 1, 0].into_iter().enumerate() {
+        let by = format!("store-{store}-turn-{turn}");
+        stores[store]
+            .append_audit_batch(&batch(turn + 1, &by))
+            .await
+            .unwrap();
+        if turn == 4 {
+            // A writer of the database moves the head's hash in place: the next append of either
+            // store chains onto the hash it finds, and verify names the break the rewrite made.
+            let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
+                .bind("ab".repeat(32))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let head = app.store.audit_head().await.unwrap();
+    assert_eq!(head.seq - before, (1..=7).sum::<i64>());
+    let records = all_records(&app, &app.admin_token).await;
+    let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (seqs[0]..seqs[0] + seqs.len() as i64).collect::<Vec<_>>()
+    );
+    let report = verify(&app).await;
+    let first_after_rewrite = before + (1..=5).sum::<i64>() + 1;
+    assert_eq!(
+        report["problem"]["seq"], first_after_rewrite,
+        "only the rewrite breaks the chain: {report}"
+    );
+    for store in stores {
+        store.close().await;
+    }
+}
+
 store_tests!(
+    appends_in_turns_from_two_stores_keep_one_chain,
     every_admin_action_and_state_change_is_recorded_once_with_its_principal,
     signatures_are_listed_by_filter_and_cursor,
     denied_requests_are_recorded_without_the_token,
