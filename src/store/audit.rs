@@ -172,18 +172,21 @@ struct NewRow<'a> {
     hash: String,
 }
 
-/// The chain head a store's last committed append left: `seq` and hash.
+/// A chain head: the newest record's `seq` and hash.
+type Head = (i64, [u8; 32]);
+
+/// The chain head a store's last committed append left.
 #[derive(Clone, Default)]
-pub(super) struct HeadHint(Arc<Mutex<Option<(i64, [u8; 32])>>>);
+pub(super) struct HeadHint(Arc<Mutex<Option<Head>>>);
 
 impl HeadHint {
-    fn get(&self) -> Option<(i64, [u8; 32])> {
+    fn get(&self) -> Option<Head> {
         *self.0.lock().expect("head hint poisoned")
     }
 
     /// Called once an append has committed, leaving the head at `head`; an older head than the
     /// one known (two appends of this store finishing out of order) is ignored.
-    pub(super) fn committed(&self, head: (i64, [u8; 32])) {
+    pub(super) fn committed(&self, head: Head) {
         let mut known = self.0.lock().expect("head hint poisoned");
         if known.is_none_or(|(seq, _)| seq < head.0) {
             *known = Some(head);
@@ -226,7 +229,7 @@ pub(super) async fn insert_many(
     conn: &mut AnyConnection,
     hint: &HeadHint,
     records: &[AuditRecord],
-) -> Result<Option<(i64, [u8; 32])>, StoreError> {
+) -> Result<Option<Head>, StoreError> {
     if records.is_empty() {
         return Ok(None);
     }
@@ -248,26 +251,24 @@ pub(super) async fn insert_many(
             appended = Some((rows, head));
         }
     }
-    let (rows, head) = match appended {
-        Some(appended) => appended,
-        None => {
-            let row = sqlx::query(
-                "UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash",
-            )
-            .bind(count)
-            .fetch_one(&mut *conn)
-            .await?;
-            let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
-            let prev = hex_decode(&head).ok_or_else(|| {
-                StoreError::Other("the audit chain head holds a malformed hash".into())
-            })?;
-            let (rows, head) = chained(records, last - count + 1, prev);
-            sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
-                .bind(hex_encode(&head))
-                .execute(&mut *conn)
+    let (rows, head) = if let Some(appended) = appended {
+        appended
+    } else {
+        let row =
+            sqlx::query("UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+                .bind(count)
+                .fetch_one(&mut *conn)
                 .await?;
-            (rows, head)
-        }
+        let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+        let prev = hex_decode(&head).ok_or_else(|| {
+            StoreError::Other("the audit chain head holds a malformed hash".into())
+        })?;
+        let (rows, head) = chained(records, last - count + 1, prev);
+        sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
+            .bind(hex_encode(&head))
+            .execute(&mut *conn)
+            .await?;
+        (rows, head)
     };
     let first = rows[0].seq;
     let last = first + count - 1;

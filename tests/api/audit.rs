@@ -723,10 +723,7 @@ async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
     assert_eq!(head.seq - before, (1..=7).sum::<i64>());
     let records = all_records(&app, &app.admin_token).await;
     let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
-    assert_eq!(
-        seqs,
-        (seqs[0]..seqs[0] + seqs.len() as i64).collect::<Vec<_>>()
-    );
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     let report = verify(&app).await;
     let first_after_rewrite = before + (1..=5).sum::<i64>() + 1;
     assert_eq!(
