@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use signet_core::{
-    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, ProviderError, PublicKey,
+    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, KeyUse, OaepHash, ProviderError,
+    PublicKey, Zeroizing,
 };
 
 use crate::domain::BackendKind;
@@ -91,8 +92,14 @@ impl KeyProvider for Measured {
         self.inner.name()
     }
 
-    async fn generate(&self, id: &KeyId, spec: KeySpec) -> Result<GeneratedKey, ProviderError> {
-        self.time("generate", self.inner.generate(id, spec)).await
+    async fn generate(
+        &self,
+        id: &KeyId,
+        spec: KeySpec,
+        usage: KeyUse,
+    ) -> Result<GeneratedKey, ProviderError> {
+        self.time("generate", self.inner.generate(id, spec, usage))
+            .await
     }
 
     async fn locate(&self, id: &KeyId) -> Result<Option<KeyRef>, ProviderError> {
@@ -116,6 +123,24 @@ impl KeyProvider for Measured {
     ) -> Result<Vec<u8>, ProviderError> {
         self.time("sign", self.inner.sign(reference, alg, message))
             .await
+    }
+
+    async fn decrypt(
+        &self,
+        reference: &KeyRef,
+        hash: OaepHash,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        self.time("decrypt", self.inner.decrypt(reference, hash, ciphertext))
+            .await
+    }
+
+    async fn agree(
+        &self,
+        reference: &KeyRef,
+        peer: &PublicKey,
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        self.time("agree", self.inner.agree(reference, peer)).await
     }
 
     async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {

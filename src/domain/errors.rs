@@ -104,6 +104,10 @@ error_codes! {
         "encrypt_to names a key signet cannot encrypt to, or an alg that does not fit it";
     RecipientNotAllowed = "recipient_not_allowed", 422,
         "the ring's policy.encrypt_to does not name the recipient's key";
+    TokenUndecryptable = "token_undecryptable", 422,
+        "the token is a well-formed JWE for the ring, but it does not decrypt";
+    WrongRingUse = "wrong_ring_use", 422,
+        "the ring's keys are for the other use: signing rings sign, encryption rings decrypt";
     RateLimited = "rate_limited", 429, "over the caller's rate limit; retry after Retry-After";
     InternalError = "internal_error", 500, "the server failed; the log has the detail";
     BackendKeyMissing = "backend_key_missing", 500, "the backend no longer holds the key";

@@ -177,6 +177,10 @@ impl From<RingError> for ApiError {
                         ErrorCode::BackendError,
                         format!("the {backend} backend failed"),
                     ),
+                    ProviderError::Rejected => (
+                        ErrorCode::TokenUndecryptable,
+                        "the token could not be decrypted".to_owned(),
+                    ),
                 };
                 tracing::error!(error = %message, "key backend error");
                 ApiError::new(code, public)

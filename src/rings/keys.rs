@@ -3,7 +3,7 @@
 //! its time comes. A key is created in three steps so that a crash at any point is recoverable
 //! (see `tick.rs`, reconciliation).
 
-use signet_core::{KeyId, KeyRef, PublicKey};
+use signet_core::{KeyId, KeyRef, KeyUse, PublicKey};
 
 use super::{provider_error, Actor, RingError, RingService};
 use crate::clock::now_ms;
@@ -60,7 +60,7 @@ impl RingService {
     ) -> Result<KeyRecord, RingError> {
         let provider = self.provider_for(ring.backend)?;
         let generated = match provider
-            .generate(&KeyId(pending.id.clone()), ring.key_spec)
+            .generate(&KeyId(pending.id.clone()), ring.key_spec, KeyUse::Sign)
             .await
         {
             Ok(generated) => generated,

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use signet::domain::BackendKind;
-use signet_core::{KeyId, KeyProvider, KeySpec};
+use signet_core::{KeyId, KeyProvider, KeySpec, KeyUse};
 use signet_pkcs11::{Pkcs11Config, Pkcs11Provider};
 
 use crate::helpers::{
@@ -241,7 +241,10 @@ async fn keys_on_the_token_that_no_record_names_are_reported() {
     let recorded = KeyId(app.keys("r").await[0]["id"].as_str().unwrap().to_owned());
     let token = token_provider();
     let stray = KeyId(format!("orphan-{}", signet::random::random_id(6)));
-    let generated = token.generate(&stray, KeySpec::EcP256).await.unwrap();
+    let generated = token
+        .generate(&stray, KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
 
     let orphans = app.services.rings.orphaned_keys().await.unwrap();
     assert!(orphans.contains(&(BackendKind::Pkcs11, stray.clone())));

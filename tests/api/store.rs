@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use signet_core::{KeyId, KeySpec};
+use signet_core::{KeyId, KeySpec, KeyUse};
 
 use crate::helpers::{eventually, Backend, Db, TestApp};
 use crate::{backend_tests, store_tests};
@@ -43,7 +43,7 @@ async fn keys_left_pending_by_a_crash_are_adopted_or_dropped(db: Db, backend: Ba
     // must never find the record without the key it is meant to find.
     let provider = app.open_backend(backend).await;
     provider
-        .generate(&KeyId(crashed_after.clone()), KeySpec::EcP256)
+        .generate(&KeyId(crashed_after.clone()), KeySpec::EcP256, KeyUse::Sign)
         .await
         .unwrap();
     for (ring, id) in [

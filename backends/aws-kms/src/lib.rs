@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use signet_core::{
-    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, ProviderError, PublicKey,
+    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, KeyUse, OaepHash, ProviderError,
+    PublicKey, Zeroizing,
 };
 
 pub use client::StartError;
@@ -125,7 +126,17 @@ impl KeyProvider for AwsKmsProvider {
         "aws-kms"
     }
 
-    async fn generate(&self, id: &KeyId, spec: KeySpec) -> Result<GeneratedKey, ProviderError> {
+    async fn generate(
+        &self,
+        id: &KeyId,
+        spec: KeySpec,
+        usage: KeyUse,
+    ) -> Result<GeneratedKey, ProviderError> {
+        if usage == KeyUse::Encrypt {
+            return Err(ProviderError::Unsupported(
+                "encryption keys are not yet made by the AWS KMS backend".into(),
+            ));
+        }
         let arn = keys::create(&self.kms, id, spec).await?;
         let reference = reference(&arn);
         let finished = async {
@@ -175,6 +186,27 @@ impl KeyProvider for AwsKmsProvider {
     ) -> Result<Vec<u8>, ProviderError> {
         let key = self.public(reference).await?;
         sign::sign(&self.kms, arn(reference)?, &key, alg, message).await
+    }
+
+    async fn decrypt(
+        &self,
+        _reference: &KeyRef,
+        _hash: OaepHash,
+        _ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "the AWS KMS backend does not decrypt yet".into(),
+        ))
+    }
+
+    async fn agree(
+        &self,
+        _reference: &KeyRef,
+        _peer: &PublicKey,
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "the AWS KMS backend does not do ECDH yet".into(),
+        ))
     }
 
     async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {

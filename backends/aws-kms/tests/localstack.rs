@@ -5,7 +5,7 @@
 use aws_sdk_kms::types::KeyState;
 use signet_aws_kms::{AwsKmsConfig, AwsKmsProvider};
 use signet_core::testkit::{self, Conformance};
-use signet_core::{Algorithm, KeyId, KeyProvider, KeySpec, ProviderError};
+use signet_core::{Algorithm, KeyId, KeyProvider, KeySpec, KeyUse, ProviderError};
 
 fn config() -> AwsKmsConfig {
     let endpoint = std::env::var("SIGNET_TEST_KMS_ENDPOINT").unwrap_or_else(|_| {
@@ -60,7 +60,7 @@ async fn the_kms_backend_keeps_the_key_provider_contract() {
 async fn ed25519_is_refused_clearly_where_the_kms_has_no_ed25519_keys() {
     let kms = provider().await;
     let err = kms
-        .generate(&unique("ed"), KeySpec::Ed25519)
+        .generate(&unique("ed"), KeySpec::Ed25519, KeyUse::Sign)
         .await
         .unwrap_err();
     match err {
@@ -78,7 +78,7 @@ async fn destroy_schedules_deletion_after_the_window_and_is_idempotent() {
     config.deletion_window_days = 7;
     let kms = AwsKmsProvider::open(&config).await.unwrap();
     let key = kms
-        .generate(&unique("gone"), KeySpec::EcP256)
+        .generate(&unique("gone"), KeySpec::EcP256, KeyUse::Sign)
         .await
         .unwrap();
     let before = std::time::SystemTime::now()
@@ -117,8 +117,14 @@ async fn annotations_name_the_ring_and_move_its_active_alias() {
     let kms = provider().await;
     let ring = unique("ring").0;
     let (a, b) = (unique("a"), unique("b"));
-    let key_a = kms.generate(&a, KeySpec::EcP256).await.unwrap();
-    let key_b = kms.generate(&b, KeySpec::EcP256).await.unwrap();
+    let key_a = kms
+        .generate(&a, KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
+    let key_b = kms
+        .generate(&b, KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
     kms.annotate(&a, &key_a.reference, &ring, true)
         .await
         .unwrap();

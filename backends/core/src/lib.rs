@@ -23,6 +23,7 @@ pub mod testkit;
 use async_trait::async_trait;
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
+pub use zeroize::Zeroizing;
 
 /// A JWS signing algorithm signet issues tokens with (RFC 7518 §3.1; Ed25519 per RFC 9864,
 /// which deprecates RFC 8037's polymorphic `EdDSA` name for it).
@@ -130,6 +131,41 @@ impl KeySpec {
     }
 }
 
+/// What a key pair is for, as a JWK's `use` says (RFC 7517 §4.2). A backend makes the key able to
+/// do that and nothing else: a signing key signs, an encryption key only decrypts (RSA-OAEP) or
+/// agrees (ECDH), so that one key never serves both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum KeyUse {
+    #[serde(rename = "sig")]
+    Sign,
+    #[serde(rename = "enc")]
+    Encrypt,
+}
+
+impl KeyUse {
+    /// The JWK `use` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyUse::Sign => "sig",
+            KeyUse::Encrypt => "enc",
+        }
+    }
+
+    /// Whether a key of `spec` can serve this use: encryption keys are EC (for ECDH) or RSA (for
+    /// RSA-OAEP), never Ed25519.
+    pub fn accepts(self, spec: KeySpec) -> bool {
+        self == KeyUse::Sign || spec != KeySpec::Ed25519
+    }
+}
+
+/// The hash RSA-OAEP runs with, for both the label digest and MGF1 (RFC 8017 §7.1): SHA-1 for
+/// JWE's `RSA-OAEP`, SHA-256 for `RSA-OAEP-256` (RFC 7518 §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OaepHash {
+    Sha1,
+    Sha256,
+}
+
 /// The public half of a key pair, in the raw forms a JWK is built from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {
@@ -225,6 +261,10 @@ pub enum ProviderError {
     /// The backend refused or failed in a way a retry will not fix.
     #[error("backend failure: {0}")]
     Backend(String),
+    /// The key's operation refused its input: a ciphertext that does not decrypt, a point that is
+    /// not on the key's curve. Says no more, so that it cannot serve as an oracle.
+    #[error("the key's operation refused its input")]
+    Rejected,
 }
 
 /// A place private keys live and are used without ever leaving it.
@@ -237,10 +277,16 @@ pub trait KeyProvider: Send + Sync {
     /// A short name for logs and errors: `file`, `pkcs11`, `aws-kms`.
     fn name(&self) -> &'static str;
 
-    /// Creates a key pair of `spec`, tied to `id`, and returns where it lives and its public half.
-    /// Fails with `Unsupported` when the backend cannot make such a key. On failure no key is
-    /// left behind, or one that [`KeyProvider::locate`] finds.
-    async fn generate(&self, id: &KeyId, spec: KeySpec) -> Result<GeneratedKey, ProviderError>;
+    /// Creates a key pair of `spec` for `usage`, tied to `id`, and returns where it lives and its
+    /// public half. The key can do what `usage` says and nothing else (see [`KeyUse`]). Fails
+    /// with `Unsupported` when the backend cannot make such a key. On failure no key is left
+    /// behind, or one that [`KeyProvider::locate`] finds.
+    async fn generate(
+        &self,
+        id: &KeyId,
+        spec: KeySpec,
+        usage: KeyUse,
+    ) -> Result<GeneratedKey, ProviderError>;
 
     /// Finds the key created for `id`, if the backend has one (used to reconcile after a crash
     /// between generation and recording). `Ok(None)` means the backend certainly has no such key.
@@ -261,6 +307,27 @@ pub trait KeyProvider: Send + Sync {
         alg: Algorithm,
         message: &[u8],
     ) -> Result<Vec<u8>, ProviderError>;
+
+    /// Decrypts `ciphertext` with RSAES-OAEP under `hash` (no label) using the RSA encryption key
+    /// at `reference`, and returns the plaintext: a JWE's content-encryption key (RFC 7518
+    /// §4.3). `Unsupported` if the key is not an RSA encryption key or the backend lacks `hash`;
+    /// `Rejected` if the ciphertext does not decrypt.
+    async fn decrypt(
+        &self,
+        reference: &KeyRef,
+        hash: OaepHash,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
+
+    /// The ECDH shared secret Z (the x-coordinate of the shared point, the curve's field size
+    /// long, SEC 1 §3.3.1) of the EC encryption key at `reference` and `peer`, a public key on
+    /// the same curve (RFC 7518 §4.6: a JWE's `epk`). `Unsupported` if the key is not an EC
+    /// encryption key; `Rejected` if `peer` is not a point on the key's curve.
+    async fn agree(
+        &self,
+        reference: &KeyRef,
+        peer: &PublicKey,
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError>;
 
     /// Deletes the key at `reference` (or schedules its deletion, where the backend only does
     /// that). Destroying a key that is already gone succeeds, so a retry after a crash is safe.

@@ -38,7 +38,7 @@ use std::fmt;
 use std::fmt::Write;
 
 use crate::{
-    verify, Algorithm, GeneratedKey, KeyId, KeyProvider, KeySpec, ProviderError, PublicKey,
+    verify, Algorithm, GeneratedKey, KeyId, KeyProvider, KeySpec, KeyUse, ProviderError, PublicKey,
 };
 
 /// Every (key spec, algorithm) pair signet has: what a backend that makes every kind of key and
@@ -111,7 +111,7 @@ impl Conformance<'_> {
 
         for &spec in self.unsupported {
             let id = new_id();
-            match provider.generate(&id, spec).await {
+            match provider.generate(&id, spec, KeyUse::Sign).await {
                 Err(ProviderError::Unsupported(_)) => {}
                 Ok(key) => {
                     // Best effort: do not leave a key of a test that failed anyway.
@@ -153,7 +153,11 @@ impl Conformance<'_> {
             let id = new_id();
             let before = ok(provider.locate(&id).await, at, "locate before generate");
             assert_eq!(before, None, "{at}: locate found a key before generate");
-            let key = ok(provider.generate(&id, spec).await, at, "generate");
+            let key = ok(
+                provider.generate(&id, spec, KeyUse::Sign).await,
+                at,
+                "generate",
+            );
             assert!(
                 key.reference.0.starts_with(self.reference_prefix),
                 "{at}: generate returned the reference {:?}, which does not start with {:?}",

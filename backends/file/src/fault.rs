@@ -24,6 +24,15 @@ pub(crate) enum Fault {
         spec: KeySpec,
         alg: signet_core::Algorithm,
     },
+    /// A key asked to do what its use does not allow (sign with an encryption key, decrypt with
+    /// a signing key), or an Ed25519 encryption key.
+    WrongUse {
+        spec: KeySpec,
+        usage: &'static str,
+    },
+    /// The key's operation refused its input (a ciphertext that does not decrypt, a point off the
+    /// curve).
+    Rejected,
     TaskFailed(String),
 }
 
@@ -47,6 +56,11 @@ impl From<Fault> for ProviderError {
             Fault::WrongAlgorithm { spec, alg } => {
                 ProviderError::Unsupported(format!("a {} key cannot sign {alg}", spec.as_str()))
             }
+            Fault::WrongUse { spec, usage } => ProviderError::Unsupported(format!(
+                "a {} key of the file backend cannot serve {usage}",
+                spec.as_str()
+            )),
+            Fault::Rejected => ProviderError::Rejected,
             Fault::TaskFailed(e) => {
                 ProviderError::Backend(format!("file backend task failed: {e}"))
             }

@@ -22,7 +22,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use signet_core::{
-    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, ProviderError, PublicKey,
+    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, KeyUse, OaepHash, ProviderError,
+    PublicKey, Zeroizing,
 };
 
 use fault::Fault;
@@ -66,8 +67,8 @@ impl FileProvider {
         let store = self.store.clone();
         let owned_id = id.to_owned();
         let key = blocking(move || {
-            let (spec, pkcs8) = store.read(&owned_id)?;
-            LoadedKey::from_pkcs8(spec, &pkcs8)
+            let (spec, usage, pkcs8) = store.read(&owned_id)?;
+            LoadedKey::from_pkcs8(spec, usage, &pkcs8)
         })
         .await?;
         let key = Arc::new(key);
@@ -85,13 +86,18 @@ impl KeyProvider for FileProvider {
         "file"
     }
 
-    async fn generate(&self, id: &KeyId, spec: KeySpec) -> Result<GeneratedKey, ProviderError> {
+    async fn generate(
+        &self,
+        id: &KeyId,
+        spec: KeySpec,
+        usage: KeyUse,
+    ) -> Result<GeneratedKey, ProviderError> {
         sealed::check_id(&id.0)?;
         let store = self.store.clone();
         let owned_id = id.0.clone();
         let key = blocking(move || {
-            let (key, pkcs8) = LoadedKey::generate(spec)?;
-            store.write(&owned_id, spec, &pkcs8)?;
+            let (key, pkcs8) = LoadedKey::generate(spec, usage)?;
+            store.write(&owned_id, spec, usage, &pkcs8)?;
             Ok(key)
         })
         .await?;
@@ -131,13 +137,33 @@ impl KeyProvider for FileProvider {
         message: &[u8],
     ) -> Result<Vec<u8>, ProviderError> {
         let key = self.load(reference).await?;
-        if key.is_slow_to_sign() {
+        if key.is_slow() {
             // RSA private-key operations take milliseconds: keep them off the executor.
             let message = message.to_vec();
             blocking(move || key.sign(alg, &message)).await
         } else {
             Ok(key.sign(alg, message)?)
         }
+    }
+
+    async fn decrypt(
+        &self,
+        reference: &KeyRef,
+        hash: OaepHash,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        let key = self.load(reference).await?;
+        let ciphertext = ciphertext.to_vec();
+        // RSA private-key operations take milliseconds: keep them off the executor.
+        blocking(move || key.decrypt(hash, &ciphertext)).await
+    }
+
+    async fn agree(
+        &self,
+        reference: &KeyRef,
+        peer: &PublicKey,
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Ok(self.load(reference).await?.agree(peer)?)
     }
 
     async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {

@@ -12,7 +12,7 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LE
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use signet_core::KeySpec;
+use signet_core::{KeySpec, KeyUse};
 use zeroize::Zeroizing;
 
 use crate::fault::Fault;
@@ -67,11 +67,32 @@ struct KeyFile {
     version: u32,
     id: String,
     spec: KeySpec,
+    /// Absent in files written before encryption keys existed: those are signing keys.
+    #[serde(
+        rename = "use",
+        default = "signing",
+        skip_serializing_if = "is_signing"
+    )]
+    usage: KeyUse,
     sealed: String,
 }
 
-fn aad(id: &str, spec: KeySpec) -> Vec<u8> {
-    format!("signet-file-key-v1|{id}|{}", spec.as_str()).into_bytes()
+fn signing() -> KeyUse {
+    KeyUse::Sign
+}
+
+fn is_signing(usage: &KeyUse) -> bool {
+    *usage == KeyUse::Sign
+}
+
+/// What a sealed key is bound to: its id, its spec and, for an encryption key, its use, so that
+/// no edit of the file's clear fields turns a key into another or to another use.
+fn aad(id: &str, spec: KeySpec, usage: KeyUse) -> Vec<u8> {
+    match usage {
+        KeyUse::Sign => format!("signet-file-key-v1|{id}|{}", spec.as_str()),
+        KeyUse::Encrypt => format!("signet-file-key-v1|{id}|{}|enc", spec.as_str()),
+    }
+    .into_bytes()
 }
 
 /// Key ids become file names: only letters, digits, `-` and `_`, so no reference can name a path
@@ -144,12 +165,19 @@ impl KeyStore {
         Ok(ids)
     }
 
-    pub(crate) fn write(&self, id: &str, spec: KeySpec, pkcs8: &[u8]) -> Result<(), Fault> {
+    pub(crate) fn write(
+        &self,
+        id: &str,
+        spec: KeySpec,
+        usage: KeyUse,
+        pkcs8: &[u8],
+    ) -> Result<(), Fault> {
         let file = KeyFile {
             version: 1,
             id: id.to_owned(),
             spec,
-            sealed: B64.encode(self.sealer.seal(pkcs8, &aad(id, spec))),
+            usage,
+            sealed: B64.encode(self.sealer.seal(pkcs8, &aad(id, spec, usage))),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("key file serialises");
         let path = self.path(id);
@@ -159,7 +187,7 @@ impl KeyStore {
         write_atomically(&path, &bytes).map_err(|e| io_error("writing", &path, e))
     }
 
-    pub(crate) fn read(&self, id: &str) -> Result<(KeySpec, Zeroizing<Vec<u8>>), Fault> {
+    pub(crate) fn read(&self, id: &str) -> Result<(KeySpec, KeyUse, Zeroizing<Vec<u8>>), Fault> {
         let path = self.path(id);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -176,9 +204,9 @@ impl KeyStore {
         let sealed = B64.decode(&file.sealed).map_err(|_| corrupt())?;
         let pkcs8 = self
             .sealer
-            .open(&sealed, &aad(id, file.spec))
+            .open(&sealed, &aad(id, file.spec, file.usage))
             .ok_or_else(corrupt)?;
-        Ok((file.spec, pkcs8))
+        Ok((file.spec, file.usage, pkcs8))
     }
 
     pub(crate) fn remove(&self, id: &str) -> Result<(), Fault> {

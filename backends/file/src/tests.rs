@@ -2,7 +2,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use secrecy::SecretString;
 use signet_core::testkit::{self, Conformance};
-use signet_core::verify;
+use signet_core::{verify, KeyUse};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -49,7 +49,7 @@ async fn keys_survive_a_reopen_with_the_same_key_encryption_key() {
     let key = {
         let provider = open(dir.path(), Some(key_text(KEY_A))).unwrap();
         provider
-            .generate(&KeyId("k".into()), KeySpec::EcP256)
+            .generate(&KeyId("k".into()), KeySpec::EcP256, KeyUse::Sign)
             .await
             .unwrap()
     };
@@ -70,7 +70,7 @@ async fn a_wrong_or_missing_key_encryption_key_is_refused_and_creates_nothing() 
     let dir = tempfile::tempdir().unwrap();
     open(dir.path(), Some(key_text(KEY_A)))
         .unwrap()
-        .generate(&KeyId("k".into()), KeySpec::EcP256)
+        .generate(&KeyId("k".into()), KeySpec::EcP256, KeyUse::Sign)
         .await
         .unwrap();
     let store_before = fs::read(dir.path().join("store.json")).unwrap();
@@ -104,7 +104,7 @@ async fn a_passphrase_store_opens_only_with_its_passphrase() {
     let passphrase = |p: &str| Some(KekSource::Passphrase(SecretString::from(p.to_owned())));
     let key = open(dir.path(), passphrase("correct horse"))
         .unwrap()
-        .generate(&KeyId("k".into()), KeySpec::Ed25519)
+        .generate(&KeyId("k".into()), KeySpec::Ed25519, KeyUse::Sign)
         .await
         .unwrap();
     let provider = open(dir.path(), passphrase("correct horse")).unwrap();
@@ -123,7 +123,7 @@ async fn the_quick_start_generates_a_private_master_key_and_reuses_it() {
     let dir = tempfile::tempdir().unwrap();
     let key = open(dir.path(), None)
         .unwrap()
-        .generate(&KeyId("k".into()), KeySpec::EcP256)
+        .generate(&KeyId("k".into()), KeySpec::EcP256, KeyUse::Sign)
         .await
         .unwrap();
     let master = dir.path().join("master.key");
@@ -153,7 +153,7 @@ async fn a_sealed_key_file_opens_only_under_its_own_id() {
     let dir = tempfile::tempdir().unwrap();
     let provider = open(dir.path(), Some(key_text(KEY_A))).unwrap();
     provider
-        .generate(&KeyId("a".into()), KeySpec::EcP256)
+        .generate(&KeyId("a".into()), KeySpec::EcP256, KeyUse::Sign)
         .await
         .unwrap();
     let text = fs::read_to_string(dir.path().join("keys/a.key")).unwrap();

@@ -28,7 +28,8 @@ use async_trait::async_trait;
 use cryptoki::error::{Error, RvError};
 use secrecy::SecretString;
 use signet_core::{
-    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, ProviderError, PublicKey,
+    Algorithm, GeneratedKey, KeyId, KeyProvider, KeyRef, KeySpec, KeyUse, OaepHash, ProviderError,
+    PublicKey, Zeroizing,
 };
 
 use fault::Fault;
@@ -207,7 +208,17 @@ impl KeyProvider for Pkcs11Provider {
         "pkcs11"
     }
 
-    async fn generate(&self, id: &KeyId, spec: KeySpec) -> Result<GeneratedKey, ProviderError> {
+    async fn generate(
+        &self,
+        id: &KeyId,
+        spec: KeySpec,
+        usage: KeyUse,
+    ) -> Result<GeneratedKey, ProviderError> {
+        if usage == KeyUse::Encrypt {
+            return Err(ProviderError::Unsupported(
+                "encryption keys are not yet made by the PKCS#11 backend".into(),
+            ));
+        }
         let owned = id.0.clone();
         let (key, public_key) = self
             .call(move |session, _| {
@@ -268,6 +279,27 @@ impl KeyProvider for Pkcs11Provider {
                 .map_err(Fault::call("signing"))
         })
         .await
+    }
+
+    async fn decrypt(
+        &self,
+        _reference: &KeyRef,
+        _hash: OaepHash,
+        _ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "the PKCS#11 backend does not decrypt yet".into(),
+        ))
+    }
+
+    async fn agree(
+        &self,
+        _reference: &KeyRef,
+        _peer: &PublicKey,
+    ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "the PKCS#11 backend does not do ECDH yet".into(),
+        ))
     }
 
     async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {

@@ -3,7 +3,7 @@
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType};
 use secrecy::SecretString;
 use signet_core::testkit::{self, Conformance};
-use signet_core::verify;
+use signet_core::{verify, KeyUse};
 
 use super::*;
 
@@ -59,7 +59,10 @@ async fn private_keys_are_sensitive_never_extractable_and_generated_on_the_token
     let _serial = serial().await;
     let provider = open_provider();
     let id = new_id();
-    let generated = provider.generate(&id, KeySpec::EcP256).await.unwrap();
+    let generated = provider
+        .generate(&id, KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
     let key = provider.keys.read().unwrap()[&id.0];
     provider
         .pool
@@ -119,7 +122,10 @@ async fn keys_are_found_by_label_listed_and_destroyed_with_both_halves() {
     let provider = open_provider();
     let id = new_id();
     assert_eq!(provider.locate(&id).await.unwrap(), None);
-    let generated = provider.generate(&id, KeySpec::EcP256).await.unwrap();
+    let generated = provider
+        .generate(&id, KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
     // Another process (a restart) finds it by its label, with no cached handles.
     let restarted = open_provider();
     assert_eq!(
@@ -149,7 +155,10 @@ async fn keys_are_found_by_label_listed_and_destroyed_with_both_halves() {
         Err(ProviderError::NotFound(_))
     ));
     provider.destroy(&generated.reference).await.unwrap();
-    assert!(provider.generate(&id, KeySpec::EcP256).await.is_ok());
+    assert!(provider
+        .generate(&id, KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .is_ok());
     provider.destroy(&provider.reference(&id.0)).await.unwrap();
 }
 
@@ -157,7 +166,10 @@ async fn keys_are_found_by_label_listed_and_destroyed_with_both_halves() {
 async fn a_lost_login_is_restored_and_the_call_retried() {
     let _serial = serial().await;
     let provider = open_provider();
-    let generated = provider.generate(&new_id(), KeySpec::EcP256).await.unwrap();
+    let generated = provider
+        .generate(&new_id(), KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
     // Log the whole application out of the token, as a token reset would.
     provider
         .pool
@@ -183,7 +195,10 @@ async fn a_lost_login_is_restored_and_the_call_retried() {
 async fn a_closed_provider_refuses_calls_and_the_token_opens_again_afterwards() {
     let _serial = serial().await;
     let provider = open_provider();
-    let generated = provider.generate(&new_id(), KeySpec::EcP256).await.unwrap();
+    let generated = provider
+        .generate(&new_id(), KeySpec::EcP256, KeyUse::Sign)
+        .await
+        .unwrap();
     provider.close().await;
     provider.close().await;
     assert!(matches!(
