@@ -50,6 +50,8 @@ async fn the_kms_backend_keeps_the_key_provider_contract() {
     Conformance {
         claims: &claims,
         unsupported: &[KeySpec::Ed25519],
+        encryption: &[],
+        unsupported_oaep: &[],
         reference_prefix: "awskms:arn:aws:kms:us-east-1:",
     }
     .run(&kms, || unique("conformance"))

@@ -25,7 +25,8 @@ fn key_text(text: &str) -> KekSource {
 const KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const KEY_B: &str = "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-/// The file backend makes every kind of key and signs with every algorithm.
+/// The file backend makes every kind of key, signs with every algorithm, and agrees and
+/// decrypts (with both OAEP hashes) with every kind of encryption key.
 #[tokio::test]
 async fn the_file_backend_keeps_the_key_provider_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,6 +35,8 @@ async fn the_file_backend_keeps_the_key_provider_contract() {
     Conformance {
         claims: &testkit::EVERY_PAIR,
         unsupported: &[],
+        encryption: &testkit::EVERY_ENCRYPTION_CLAIM,
+        unsupported_oaep: &[],
         reference_prefix: "file:",
     }
     .run(&provider, || {

@@ -45,6 +45,8 @@ async fn the_pkcs11_backend_keeps_the_key_provider_contract() {
     Conformance {
         claims: &testkit::EVERY_PAIR,
         unsupported: &[],
+        encryption: &[],
+        unsupported_oaep: &[],
         reference_prefix: &format!(
             "pkcs11:token={};object=signet:",
             percent_encode(&env("SIGNET_TEST_PKCS11_TOKEN"))
