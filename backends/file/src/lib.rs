@@ -200,3 +200,6 @@ where
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod wycheproof_tests;

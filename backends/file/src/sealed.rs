@@ -81,6 +81,8 @@ fn signing() -> KeyUse {
     KeyUse::Sign
 }
 
+// serde's `skip_serializing_if` hands the field by reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_signing(usage: &KeyUse) -> bool {
     *usage == KeyUse::Sign
 }
