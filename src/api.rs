@@ -3,13 +3,14 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use signet_core::{Algorithm, KeySpec};
+use signet_core::KeySpec;
 use utoipa::ToSchema;
 
 use crate::clock::rfc3339;
 use crate::domain::{
-    BackendKind, BoundClaims, ClientMetadata, ClientRecord, ErrorCode, KeyRecord, KeyState, Kid,
-    Policy, RateLimit, RingName, RingRecord, Role, Timing, UnixMillis,
+    BackendKind, BoundClaims, ClientMetadata, ClientRecord, ContentEncryption, ErrorCode,
+    KeyAlgorithm, KeyManagement, KeyRecord, KeyState, Kid, Policy, RateLimit, RingName, RingRecord,
+    Role, Timing, UnixMillis,
 };
 use crate::rings::{Readiness, SignedToken};
 use crate::store::StoredAuditRecord;
@@ -20,7 +21,11 @@ use crate::tokens::Checked;
 pub struct RingInfo {
     pub name: RingName,
     pub backend: BackendKind,
-    pub algorithm: Algorithm,
+    /// A JWS `alg` for a signing ring, a JWE key-management `alg` for an encryption ring.
+    pub algorithm: KeyAlgorithm,
+    /// An encryption ring's content encryption (`enc`); absent for a signing ring.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ContentEncryption>,
     pub key_spec: KeySpec,
     pub policy: Policy,
     pub timing: Timing,
@@ -37,6 +42,7 @@ impl RingInfo {
             name: ring.name.clone(),
             backend: ring.backend,
             algorithm: ring.algorithm,
+            encryption: ring.encryption,
             key_spec: ring.key_spec,
             policy: ring.policy.clone(),
             timing: ring.timing.clone(),
@@ -66,7 +72,7 @@ pub struct KeyInfo {
     pub kid: Option<Kid>,
     pub ring: RingName,
     pub state: KeyState,
-    pub algorithm: Algorithm,
+    pub algorithm: KeyAlgorithm,
     pub key_spec: KeySpec,
     pub backend: BackendKind,
     pub reference: Option<String>,
@@ -283,6 +289,24 @@ impl VerifiedToken {
             claims: Value::Object(checked.claims),
         }
     }
+}
+
+/// `POST /v1/rings/{ring}/decrypt`: the plaintext of a token sent to the ring, and the key that
+/// decrypted it.
+#[derive(Serialize, ToSchema)]
+pub struct DecryptedToken {
+    pub kid: Kid,
+    pub alg: KeyManagement,
+    pub enc: ContentEncryption,
+    /// The plaintext, base64url.
+    pub payload: String,
+    /// The plaintext as a JSON object, when it is one (and not a nested token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub claims: Option<Map<String, Value>>,
+    /// The nested signed token (`cty: JWT`), verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested: Option<VerifiedToken>,
 }
 
 /// One answer of a batch `POST /v1/verify`, in the order of the tokens sent.

@@ -347,6 +347,19 @@ impl Principal {
         self.rings.iter().any(|r| r.as_str() == ring)
     }
 
+    pub fn require_decryptor_of(&self, ring: &str) -> Result<(), AuthError> {
+        self.require(&[Role::Decryptor])?;
+        if self.holds(ring) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(format!(
+                "client {:?} may not decrypt for ring {:?}",
+                self.name,
+                CallerText::echoed(ring).as_str()
+            )))
+        }
+    }
+
     pub fn require_issuer_of(&self, ring: &str) -> Result<(), AuthError> {
         self.require(&[Role::Issuer])?;
         if self.holds(ring) {
@@ -416,15 +429,15 @@ async fn create_client(
     let name = request.name.as_str();
     check_client_name(name).map_err(ClientError::Invalid)?;
     match (request.role, request.rings.is_empty()) {
-        (Role::Issuer | Role::Introspector, true) => {
+        (Role::Issuer | Role::Introspector | Role::Decryptor, true) => {
             return Err(ClientError::Invalid(format!(
-                "an {} needs at least one ring in rings",
+                "the {} role needs at least one ring in rings",
                 request.role.as_str()
             )))
         }
         (Role::Admin | Role::Auditor, false) => {
             return Err(ClientError::Invalid(
-                "rings applies only to issuers and introspectors".into(),
+                "rings applies only to issuers, introspectors and decryptors".into(),
             ))
         }
         _ => {}

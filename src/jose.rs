@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use signet_core::{Algorithm, KeySpec, PublicKey};
 
 use crate::clock::now_ms;
-use crate::domain::{CallerText, Kid};
+use crate::domain::{CallerText, KeyAlgorithm, Kid};
 use crate::json;
 
 pub fn b64url(bytes: &[u8]) -> String {
@@ -91,14 +91,14 @@ pub fn jwk_thumbprint(jwk: &Value) -> Option<Kid> {
 
 /// The public JWK as published: the key's members plus `kid`, `alg` and `use`. Never any private
 /// member: a [`PublicKey`] has none to give.
-pub fn public_jwk(key: &PublicKey, alg: Algorithm) -> Value {
+pub fn public_jwk(key: &PublicKey, alg: KeyAlgorithm) -> Value {
     let mut jwk: Map<String, Value> = required_members(key)
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Value::String(v)))
         .collect();
     jwk.insert("kid".into(), String::from(thumbprint(key)).into());
     jwk.insert("alg".into(), alg.as_str().into());
-    jwk.insert("use".into(), "sig".into());
+    jwk.insert("use".into(), alg.usage().as_str().into());
     Value::Object(jwk)
 }
 
@@ -345,7 +345,7 @@ mod tests {
             x: vec![1; 32],
             y: vec![2; 32],
         };
-        let jwk = public_jwk(&key, Algorithm::ES256);
+        let jwk = public_jwk(&key, KeyAlgorithm::Sign(Algorithm::ES256));
         let members: Vec<&str> = jwk
             .as_object()
             .unwrap()
@@ -367,7 +367,7 @@ mod tests {
             x: vec![1; 32],
             y: vec![2; 32],
         };
-        let jwk = public_jwk(&key, Algorithm::ES256);
+        let jwk = public_jwk(&key, KeyAlgorithm::Sign(Algorithm::ES256));
         assert_eq!(jwk_thumbprint(&jwk), Some(thumbprint(&key)));
         let mut other = jwk.clone();
         other["x"] = json!(b64url(&[3; 32]));
@@ -389,7 +389,10 @@ mod tests {
             b64url(claims.to_string().as_bytes())
         );
         let signature = b64url(pair.sign(input.as_bytes()).as_ref());
-        (format!("{input}.{signature}"), public_jwk(&key, alg))
+        (
+            format!("{input}.{signature}"),
+            public_jwk(&key, KeyAlgorithm::Sign(alg)),
+        )
     }
 
     #[test]

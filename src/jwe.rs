@@ -27,10 +27,10 @@ use aws_lc_rs::rsa::{
     OAEP_SHA256_MGF1SHA256,
 };
 use secrecy::zeroize::Zeroizing;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::CallerText;
+pub use crate::domain::{ContentEncryption, KeyManagement};
 use crate::jose::{b64url, b64url_decode};
 use crate::json::{self, JsonError};
 
@@ -43,87 +43,11 @@ const KEY_WRAP_OVERHEAD: usize = 8;
 /// JWK members that belong to a private or symmetric key (RFC 7518 §6.2.2, §6.3.2, §6.4).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/// How the content-encryption key reaches the recipient (the JWE `alg`, RFC 7518 §4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum KeyManagement {
-    /// RSAES-OAEP with SHA-1 and MGF1-SHA-1 (RFC 7518 §4.3).
-    #[serde(rename = "RSA-OAEP")]
-    RsaOaep,
-    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 7518 §4.3).
-    #[serde(rename = "RSA-OAEP-256")]
-    RsaOaep256,
-    /// ECDH-ES, the derived key used directly as the content key (RFC 7518 §4.6).
-    #[serde(rename = "ECDH-ES")]
-    EcdhEs,
-    /// ECDH-ES, the derived key wrapping the content key with AES-256 key wrap (RFC 7518 §4.6).
-    #[serde(rename = "ECDH-ES+A256KW")]
-    EcdhEsA256Kw,
-}
-
-impl KeyManagement {
-    const ALL: [KeyManagement; 4] = [
-        KeyManagement::RsaOaep,
-        KeyManagement::RsaOaep256,
-        KeyManagement::EcdhEs,
-        KeyManagement::EcdhEsA256Kw,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyManagement::RsaOaep => "RSA-OAEP",
-            KeyManagement::RsaOaep256 => "RSA-OAEP-256",
-            KeyManagement::EcdhEs => "ECDH-ES",
-            KeyManagement::EcdhEsA256Kw => "ECDH-ES+A256KW",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<KeyManagement> {
-        KeyManagement::ALL.into_iter().find(|a| a.as_str() == name)
-    }
-
-    fn is_ecdh(self) -> bool {
-        matches!(self, KeyManagement::EcdhEs | KeyManagement::EcdhEsA256Kw)
-    }
-}
-
-/// How the content is encrypted (the JWE `enc`, RFC 7518 §5.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum ContentEncryption {
-    #[serde(rename = "A256GCM")]
-    A256Gcm,
-    #[serde(rename = "A128GCM")]
-    A128Gcm,
-}
-
-impl ContentEncryption {
-    const ALL: [ContentEncryption; 2] = [ContentEncryption::A256Gcm, ContentEncryption::A128Gcm];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentEncryption::A256Gcm => "A256GCM",
-            ContentEncryption::A128Gcm => "A128GCM",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<ContentEncryption> {
-        ContentEncryption::ALL
-            .into_iter()
-            .find(|e| e.as_str() == name)
-    }
-
-    /// The content-encryption key's length in bytes.
-    pub fn key_len(self) -> usize {
-        match self {
-            ContentEncryption::A256Gcm => 32,
-            ContentEncryption::A128Gcm => 16,
-        }
-    }
-
-    fn aead(self) -> &'static aead::Algorithm {
-        match self {
-            ContentEncryption::A256Gcm => &AES_256_GCM,
-            ContentEncryption::A128Gcm => &AES_128_GCM,
-        }
+/// The AES-GCM of `enc`.
+fn aead(enc: ContentEncryption) -> &'static aead::Algorithm {
+    match enc {
+        ContentEncryption::A256Gcm => &AES_256_GCM,
+        ContentEncryption::A128Gcm => &AES_128_GCM,
     }
 }
 
@@ -180,6 +104,11 @@ impl EcPublicKey {
     /// The point, uncompressed (SEC 1 §2.3.3: `0x04 || x || y`).
     pub fn point(&self) -> &[u8] {
         &self.point
+    }
+
+    /// The affine coordinates `x` and `y`.
+    pub fn coordinates(&self) -> (&[u8], &[u8]) {
+        self.point[1..].split_at(self.curve.coordinate_len())
     }
 
     /// Reads a public EC JWK (RFC 7518 §6.2.1); `Err` says what is wrong, for "the epk …" or
@@ -478,7 +407,7 @@ pub fn content_key(jwe: &Jwe, secret: KeySecret<'_>) -> Result<Zeroizing<Vec<u8>
 /// Decrypts and authenticates the content of `jwe` with its content key (RFC 7516 §5.2 steps
 /// 14-16): the full 128-bit tag, over the protected header as AAD.
 pub fn decrypt(jwe: &Jwe, cek: &[u8]) -> Result<Vec<u8>, JweError> {
-    let key = UnboundKey::new(jwe.enc.aead(), cek).map_err(|_| JweError::Decryption)?;
+    let key = UnboundKey::new(aead(jwe.enc), cek).map_err(|_| JweError::Decryption)?;
     let mut in_out = [jwe.ciphertext.as_slice(), &jwe.tag].concat();
     let len = LessSafeKey::new(key)
         .open_in_place(
@@ -650,7 +579,7 @@ impl Encryption {
         let mut iv = [0u8; IV_LEN];
         aws_lc_rs::rand::fill(&mut iv).expect("system randomness");
         let key =
-            LessSafeKey::new(UnboundKey::new(enc.aead(), &cek).expect("a key of enc's length"));
+            LessSafeKey::new(UnboundKey::new(aead(enc), &cek).expect("a key of enc's length"));
         let mut ciphertext = plaintext.to_vec();
         let tag = key
             .seal_in_place_separate_tag(
@@ -723,7 +652,8 @@ fn ecdh_es(
     (derived, epk)
 }
 
-fn random_key(len: usize) -> Zeroizing<Vec<u8>> {
+/// A fresh random key of `len` bytes.
+pub fn random_key(len: usize) -> Zeroizing<Vec<u8>> {
     let mut key = Zeroizing::new(vec![0; len]);
     aws_lc_rs::rand::fill(&mut key).expect("system randomness");
     key

@@ -348,10 +348,17 @@ struct RingCreate {
     /// Where its keys live.
     #[arg(long, default_value = "file", value_parser = ["file", "pkcs11", "aws-kms"])]
     backend: String,
-    /// The signing algorithm (EdDSA is taken as Ed25519, its RFC 9864 name).
-    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA"])]
+    /// The signing algorithm (EdDSA is taken as Ed25519, its RFC 9864 name), or an encryption
+    /// ring's key management (ECDH-ES, ECDH-ES+A256KW, RSA-OAEP-256, RSA-OAEP).
+    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "RS256", "PS256", "Ed25519", "EdDSA", "ECDH-ES", "ECDH-ES+A256KW", "RSA-OAEP-256", "RSA-OAEP"])]
     algorithm: String,
-    /// RSA modulus size for RS256/PS256 (2048 or 3072) [default: 2048].
+    /// An encryption ring's content encryption [default: A256GCM].
+    #[arg(long, value_parser = ["A256GCM", "A128GCM"])]
+    encryption: Option<String>,
+    /// An ECDH-ES ring's curve [default: P-256].
+    #[arg(long, value_parser = ["P-256", "P-384"])]
+    curve: Option<String>,
+    /// RSA modulus size for RS256/PS256/RSA-OAEP(-256) (2048 or 3072) [default: 2048].
     #[arg(long, value_name = "BITS")]
     rsa_bits: Option<u32>,
     /// The longest token lifetime, in seconds [new rings: 900].
@@ -433,9 +440,10 @@ enum ClientCommand {
         #[arg(long)]
         name: String,
         /// What it may do.
-        #[arg(long, value_parser = ["admin", "issuer", "auditor", "introspector"])]
+        #[arg(long, value_parser = ["admin", "issuer", "auditor", "introspector", "decryptor"])]
         role: String,
-        /// A ring an issuer may sign for, or an introspector read (repeat for several).
+        /// A ring an issuer may sign for, an introspector read, or a decryptor decrypt for
+        /// (repeat for several).
         #[arg(long = "ring", value_name = "RING")]
         rings: Vec<String>,
         /// Its limit on sign requests, N per second or N/BURST [default: the server's].
@@ -632,6 +640,12 @@ fn call(command: RemoteCommand) -> anyhow::Result<Call> {
             });
             if let Some(bits) = args.rsa_bits {
                 body["rsa_bits"] = json!(bits);
+            }
+            if let Some(encryption) = args.encryption {
+                body["encryption"] = json!(encryption);
+            }
+            if let Some(curve) = args.curve {
+                body["curve"] = json!(curve);
             }
             Call::new(Method::POST, &["v1", "rings"], Some(body))
         }

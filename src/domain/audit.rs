@@ -4,11 +4,11 @@
 //! table, the store's filters and the Postgres auditor views depend on them.
 
 use serde_json::{json, Value};
-use signet_core::{Algorithm, KeySpec};
+use signet_core::KeySpec;
 
 use super::{
-    BackendKind, BoundClaims, CallerText, ErrorCode, Kid, Policy, RateLimit, RingName, Role, Rule,
-    Timing, UnixMillis,
+    BackendKind, BoundClaims, CallerText, ContentEncryption, ErrorCode, KeyAlgorithm, Kid, Policy,
+    RateLimit, RingName, Role, Rule, Timing, UnixMillis,
 };
 
 macro_rules! actions {
@@ -35,6 +35,7 @@ macro_rules! actions {
 actions! {
     Sign => "sign",
     SignRaw => "sign_raw",
+    Decrypt => "decrypt",
     RingCreated => "ring_created",
     RingCreationFailed => "ring_creation_failed",
     RingChanged => "ring_changed",
@@ -141,9 +142,17 @@ pub enum RotationCause {
 pub enum AuditEvent {
     Sign(SignatureFacts),
     SignRaw(SignatureFacts),
+    /// A token decrypted with the record's key: its size in bytes, and the `jti` of the signed
+    /// token nested in it, if any. Never the plaintext or the content key.
+    Decrypt {
+        size: usize,
+        nested_jti: Option<Value>,
+    },
     RingCreated {
         backend: BackendKind,
-        algorithm: Algorithm,
+        algorithm: KeyAlgorithm,
+        /// An encryption ring's `enc`.
+        encryption: Option<ContentEncryption>,
         key_spec: KeySpec,
         policy: Policy,
         timing: Timing,
@@ -280,6 +289,7 @@ impl AuditEvent {
             self,
             AuditEvent::Sign(_)
                 | AuditEvent::SignRaw(_)
+                | AuditEvent::Decrypt { .. }
                 | AuditEvent::RefreshTokenUsed { .. }
                 | AuditEvent::RequestDenied { .. }
                 | AuditEvent::RequestsDenied { .. }
@@ -310,6 +320,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Sign(_) => Action::Sign,
             AuditEvent::SignRaw(_) => Action::SignRaw,
+            AuditEvent::Decrypt { .. } => Action::Decrypt,
             AuditEvent::RingCreated { .. } => Action::RingCreated,
             AuditEvent::RingCreationFailed { .. } => Action::RingCreationFailed,
             AuditEvent::RingChanged { .. } => Action::RingChanged,
@@ -391,15 +402,26 @@ impl AuditEvent {
                 }
                 detail
             }
+            AuditEvent::Decrypt { size, nested_jti } => {
+                json!({"size": size, "nested_jti": nested_jti})
+            }
             AuditEvent::RingCreated {
                 backend,
                 algorithm,
+                encryption,
                 key_spec,
                 policy,
                 timing,
                 combined_jwks,
-            } => json!({"backend": backend, "algorithm": algorithm, "key_spec": key_spec,
-                        "policy": policy, "timing": timing, "combined_jwks": combined_jwks}),
+            } => {
+                let mut detail = json!({"backend": backend, "algorithm": algorithm,
+                    "key_spec": key_spec, "policy": policy, "timing": timing,
+                    "combined_jwks": combined_jwks});
+                if let Some(enc) = encryption {
+                    detail["encryption"] = json!(enc);
+                }
+                detail
+            }
             AuditEvent::RingCreationFailed { error }
             | AuditEvent::KeyGenerationFailed { error } => {
                 json!({"error": error})

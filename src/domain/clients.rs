@@ -13,6 +13,8 @@ pub enum Role {
     Auditor,
     /// Reads the state of its rings' tokens (`POST /v1/introspect`).
     Introspector,
+    /// Decrypts tokens sent to its encryption rings (`POST /v1/rings/{ring}/decrypt`).
+    Decryptor,
 }
 
 impl Role {
@@ -22,13 +24,20 @@ impl Role {
             Role::Issuer => "issuer",
             Role::Auditor => "auditor",
             Role::Introspector => "introspector",
+            Role::Decryptor => "decryptor",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::Issuer, Role::Auditor, Role::Introspector]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Role::Admin,
+            Role::Issuer,
+            Role::Auditor,
+            Role::Introspector,
+            Role::Decryptor,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -37,7 +46,8 @@ pub struct ClientRecord {
     pub id: String,
     pub name: String,
     pub role: Role,
-    /// The rings an issuer may sign for, or an introspector read (empty for other roles).
+    /// The rings an issuer may sign for, an introspector read, or a decryptor decrypt for (empty
+    /// for other roles).
     pub rings: Vec<RingName>,
     /// Its limit on sign requests; `None`: the server's default.
     pub rate_limit: Option<RateLimit>,

@@ -1,9 +1,9 @@
 //! Keys and their lifecycle (docs/design.md, Key lifecycle):
 //! `pending -> published -> active -> retiring -> retired -> destroyed`, and `revoked`.
 
-use signet_core::{Algorithm, KeySpec};
+use signet_core::KeySpec;
 
-use super::{BackendKind, Kid, RingName, UnixMillis};
+use super::{BackendKind, KeyAlgorithm, Kid, RingName, UnixMillis};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -58,7 +58,7 @@ pub struct KeyRecord {
     pub id: String,
     pub ring: RingName,
     pub state: KeyState,
-    pub algorithm: Algorithm,
+    pub algorithm: KeyAlgorithm,
     pub key_spec: KeySpec,
     pub backend: BackendKind,
     pub reference: Option<String>,

@@ -10,6 +10,7 @@ mod backend;
 mod bound_claims;
 mod claim_rules;
 mod clients;
+mod encryption;
 mod errors;
 mod keys;
 mod limits;
@@ -32,6 +33,7 @@ pub use backend::BackendKind;
 pub use bound_claims::BoundClaims;
 pub use claim_rules::{ClaimRule, ClaimType};
 pub use clients::{check_client_name, client_expiry, ClientRecord, Grace, Role};
+pub use encryption::{ContentEncryption, KeyManagement};
 pub use errors::ErrorCode;
 pub use keys::{KeyRecord, KeyState};
 pub use limits::RateLimit;
@@ -41,7 +43,7 @@ pub use policy::{
     media_type, CallerClaim, Policy, Profile, Timing, Violation, ACCESS_TOKEN_TYP,
     REFRESH_TOKEN_TYP,
 };
-pub use rings::RingRecord;
+pub use rings::{KeyAlgorithm, RingRecord};
 pub use schedule::{DayOfMonth, Monthly, Rule, ScheduleRecord, TimeOfDay, MIN_PERIOD_SECONDS};
 pub use text::CallerText;
 pub use time::UnixMillis;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::claim_rules::{self, ClaimRule};
-use super::{CallerText, ErrorCode};
+use super::{CallerText, ErrorCode, RingName};
 
 /// Claims the server sets itself; a request may not supply them.
 const SERVER_CLAIMS: [&str; 4] = ["iat", "exp", "jti", "nbf"];
@@ -106,13 +106,18 @@ pub struct Policy {
     pub encrypt_to: Vec<EncryptionRecipient>,
 }
 
-/// A recipient a ring's tokens may be encrypted to.
+/// A recipient a ring's tokens may be encrypted to: an external key by its thumbprint, or one of
+/// signet's encryption rings (whichever key is its current one). Exactly one of the two.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionRecipient {
     /// The RFC 7638 thumbprint (SHA-256, base64url) of the recipient's public JWK.
     #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
-    pub jkt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// An encryption ring of this signet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<RingName>,
 }
 
 /// The most recipients a ring may encrypt to.
@@ -225,6 +230,23 @@ impl Policy {
             claim_rules: BTreeMap::new(),
             require_cnf_jkt: false,
             encrypt_to: vec![],
+        }
+    }
+
+    /// Refuses signing rules in an encryption ring's policy. Such a ring receives tokens: only its
+    /// `issuer` (for people), `max_ttl_seconds` (how long a token encrypted to it may live, which
+    /// sets how long a replaced key keeps decrypting) and `max_token_bytes` (the largest JWE it
+    /// takes) apply.
+    pub fn validate_for_encryption(&self) -> Result<(), String> {
+        let receiving = Policy {
+            max_ttl_seconds: self.max_ttl_seconds,
+            max_token_bytes: self.max_token_bytes,
+            ..Policy::new(self.issuer.clone())
+        };
+        if *self == receiving {
+            Ok(())
+        } else {
+            Err("an encryption ring's policy takes only issuer, max_ttl_seconds and max_token_bytes: the other members are rules for signing".into())
         }
     }
 
@@ -373,11 +395,14 @@ impl Policy {
 
     /// Checks `encrypt_to`.
     fn validate_recipients(&self) -> Result<(), String> {
-        if self.encrypt_to.len() > MAX_RECIPIENTS
-            || self.encrypt_to.iter().any(|r| !is_thumbprint(&r.jkt))
-        {
+        let named = |r: &EncryptionRecipient| match (&r.jkt, &r.ring) {
+            (Some(jkt), None) => is_thumbprint(jkt),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if self.encrypt_to.len() > MAX_RECIPIENTS || !self.encrypt_to.iter().all(named) {
             return Err(format!(
-                "policy.encrypt_to names up to {MAX_RECIPIENTS} recipients, each by the base64url SHA-256 thumbprint of its JWK (43 characters)"
+                "policy.encrypt_to names up to {MAX_RECIPIENTS} recipients, each by jkt, the base64url SHA-256 thumbprint of its JWK (43 characters), or by ring, an encryption ring"
             ));
         }
         if self.profile() == Profile::Refresh && !self.encrypt_to.is_empty() {
@@ -392,7 +417,11 @@ impl Policy {
     /// Refuses to encrypt a token to a recipient the policy does not name, by the thumbprint of
     /// its JWK.
     pub fn check_recipient(&self, jkt: &str) -> Result<(), Violation> {
-        if self.encrypt_to.iter().any(|r| r.jkt == jkt) {
+        if self
+            .encrypt_to
+            .iter()
+            .any(|r| r.jkt.as_deref() == Some(jkt))
+        {
             Ok(())
         } else {
             Err(violation(
@@ -400,6 +429,22 @@ impl Policy {
                 format!(
                     "this ring's policy.encrypt_to does not name the key with thumbprint {jkt}"
                 ),
+            ))
+        }
+    }
+
+    /// Refuses to encrypt a token to an encryption ring the policy does not name.
+    pub fn check_ring_recipient(&self, ring: &RingName) -> Result<(), Violation> {
+        if self
+            .encrypt_to
+            .iter()
+            .any(|r| r.ring.as_ref() == Some(ring))
+        {
+            Ok(())
+        } else {
+            Err(violation(
+                ErrorCode::RecipientNotAllowed,
+                format!("this ring's policy.encrypt_to does not name the ring {ring}"),
             ))
         }
     }

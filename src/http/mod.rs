@@ -242,6 +242,10 @@ fn routes() -> Vec<(&'static str, Vec<(Method, Route)>)> {
             vec![(Method::POST, web::to(tokens::refresh))],
         ),
         (
+            "/v1/rings/{ring}/decrypt",
+            vec![(Method::POST, web::to(tokens::decrypt))],
+        ),
+        (
             "/v1/rings/{ring}/sign-raw",
             vec![(Method::POST, web::to(rings::sign_raw))],
         ),

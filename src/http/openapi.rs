@@ -41,6 +41,7 @@ use crate::domain::{DayOfMonth, ErrorCode, Kid, RateLimit, RingName, TimeOfDay};
         tokens::revoke,
         tokens::introspect,
         tokens::refresh,
+        tokens::decrypt,
         rings::list,
         rings::create,
         rings::show,

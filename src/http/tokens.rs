@@ -1,6 +1,7 @@
 //! Signed tokens: `POST /v1/verify` for resource servers that cannot verify offline (one token or
 //! a batch), `POST /v1/tokens/revoke`, `POST /v1/introspect` (RFC 7662) and the exchange of a
-//! refresh token, `POST /v1/rings/{ring}/refresh`.
+//! refresh token, `POST /v1/rings/{ring}/refresh`; and the decryption of a token sent to an
+//! encryption ring, `POST /v1/rings/{ring}/decrypt`.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -10,8 +11,8 @@ use super::{
     ring_in_path, ApiError, Authenticated, Callers, ErrorBody, Json, JsonOrForm, Services,
 };
 use crate::api::{
-    ErrorEntry, Introspection, RefreshedTokens, RevokedTokens, SignedTokenInfo, Verification,
-    VerifiedBatch, VerifiedToken, VerifyOutcome,
+    DecryptedToken, ErrorEntry, Introspection, RefreshedTokens, RevokedTokens, SignedTokenInfo,
+    Verification, VerifiedBatch, VerifiedToken, VerifyOutcome,
 };
 use crate::domain::{RingName, Role};
 use crate::jose::Expect;
@@ -198,4 +199,42 @@ pub async fn refresh(
         access_token: SignedTokenInfo::of(refreshed.access_token),
         refresh_token: SignedTokenInfo::of(refreshed.refresh_token),
     }))
+}
+
+/// `POST /v1/rings/{ring}/decrypt`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecryptRequest {
+    /// A compact JWE encrypted to one of the ring's keys (its `kid` in the header).
+    token: String,
+}
+
+#[utoipa::path(post, path = "/v1/rings/{ring}/decrypt", tag = "tokens", security(("bearer" = [])),
+    params(("ring" = RingName, Path, description = "The encryption ring the token was sent to")),
+    request_body = DecryptRequest,
+    responses(
+        (status = 200, description = "The plaintext; the decryption's audit record is committed. \
+            A nested token (`cty: JWT`) is verified, and refused if it does not verify.",
+            body = DecryptedToken),
+        (status = 404, description = "`ring_not_found`", body = ErrorBody),
+        (status = 422, description = "`token_invalid`: not a compact JWE signet accepts (an alg \
+            or enc other than the ring's, a kid of no key that decrypts, an epk off the key's \
+            curve, `zip`, over the ring's max_token_bytes), or a nested token that does not \
+            verify; `token_undecryptable`: it does not decrypt; `token_revoked`: the nested token \
+            is revoked; `wrong_ring_use`: a signing ring", body = ErrorBody),
+    ))]
+pub async fn decrypt(
+    state: web::Data<Services>,
+    Authenticated(who): Authenticated,
+    path: web::Path<String>,
+    body: Json<DecryptRequest>,
+    callers: web::Data<Callers>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_decryptor_of(&path)?;
+    callers.admit_signature(&who)?;
+    let decrypted = state
+        .tokens
+        .decrypt(&who, &ring_in_path(&path)?, &body.token)
+        .await?;
+    Ok(HttpResponse::Ok().json(decrypted))
 }

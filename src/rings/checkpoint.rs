@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{provider_error, NewRing, RingError, RingService, SCHEDULER};
 use crate::clock::now_ms;
 use crate::domain::{
-    Action, AuditEvent, AuditRecord, BackendKind, RingName, Timing, AUDIT_RING,
+    Action, AuditEvent, AuditRecord, BackendKind, KeyAlgorithm, RingName, Timing, AUDIT_RING,
     CHECKPOINT_EVERY_MS, CHECKPOINT_EVERY_RECORDS,
 };
 use crate::jose;
@@ -63,8 +63,10 @@ impl RingService {
         let request = NewRing {
             name: AUDIT_RING.into(),
             backend: self.audit_backend(),
-            algorithm: signet_core::Algorithm::ES256,
+            algorithm: KeyAlgorithm::Sign(signet_core::Algorithm::ES256),
+            encryption: None,
             rsa_bits: None,
+            curve: None,
             policy: serde_json::from_value(json!({"issuer": "signet-audit"}))
                 .expect("a valid policy"),
             timing: Timing::default(),
@@ -99,11 +101,7 @@ impl RingService {
         );
         let signature = signer
             .provider
-            .sign(
-                &signer.reference,
-                ring.record.algorithm,
-                signing_input.as_bytes(),
-            )
+            .sign(&signer.reference, signer.alg, signing_input.as_bytes())
             .await
             .map_err(provider_error(signer.provider.name()))?;
         let jws = format!("{signing_input}.{}", jose::b64url(&signature));

@@ -9,7 +9,8 @@ use super::keys::pending_key;
 use super::{Actor, RingError, RingService};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, BackendKind, KeyRecord, Policy, RingName, RingRecord, Timing,
+    AuditEvent, AuditRecord, BackendKind, ContentEncryption, KeyAlgorithm, KeyManagement,
+    KeyRecord, Policy, RingName, RingRecord, Timing,
 };
 use crate::store::StoreError;
 
@@ -21,10 +22,18 @@ pub struct NewRing {
     pub name: String,
     #[serde(default)]
     pub backend: BackendKind,
+    /// What the ring's keys do: a JWS `alg` for a signing ring (ES256 by default), or a JWE
+    /// key-management `alg` for an encryption ring (`ECDH-ES`, `ECDH-ES+A256KW`, `RSA-OAEP-256`,
+    /// `RSA-OAEP`).
     #[serde(default = "default_algorithm")]
-    pub algorithm: Algorithm,
-    /// RSA modulus size for RS256/PS256: 2048 (the default) or 3072.
+    pub algorithm: KeyAlgorithm,
+    /// An encryption ring's content encryption: A256GCM (the default) or A128GCM.
+    pub encryption: Option<ContentEncryption>,
+    /// RSA modulus size for RS256/PS256/RSA-OAEP(-256): 2048 (the default) or 3072.
     pub rsa_bits: Option<u32>,
+    /// An ECDH-ES ring's curve: `P-256` (the default) or `P-384`.
+    #[schema(pattern = "^P-(256|384)$")]
+    pub curve: Option<String>,
     pub policy: Policy,
     #[serde(default)]
     pub timing: Timing,
@@ -34,24 +43,56 @@ pub struct NewRing {
     pub combined_jwks: bool,
 }
 
-fn default_algorithm() -> Algorithm {
-    Algorithm::ES256
+fn default_algorithm() -> KeyAlgorithm {
+    KeyAlgorithm::Sign(Algorithm::ES256)
 }
 
-fn key_spec(algorithm: Algorithm, rsa_bits: Option<u32>) -> Result<KeySpec, RingError> {
-    match (algorithm, rsa_bits) {
-        (Algorithm::ES256, None) => Ok(KeySpec::EcP256),
-        (Algorithm::ES384, None) => Ok(KeySpec::EcP384),
-        (Algorithm::Ed25519 | Algorithm::EdDSA, None) => Ok(KeySpec::Ed25519),
-        (Algorithm::RS256 | Algorithm::PS256, None | Some(2048)) => Ok(KeySpec::Rsa2048),
-        (Algorithm::RS256 | Algorithm::PS256, Some(3072)) => Ok(KeySpec::Rsa3072),
-        (Algorithm::RS256 | Algorithm::PS256, Some(_)) => {
-            Err(RingError::Invalid("rsa_bits must be 2048 or 3072".into()))
-        }
-        (_, Some(_)) => Err(RingError::Invalid(
-            "rsa_bits applies only to RS256 and PS256".into(),
-        )),
+/// The key spec `request` asks for, and its content encryption for an encryption ring; refuses
+/// settings that do not go with the algorithm.
+fn key_spec(request: &NewRing) -> Result<(KeySpec, Option<ContentEncryption>), RingError> {
+    let refuse = |message: &str| Err(RingError::Invalid(message.into()));
+    let rsa = match request.rsa_bits {
+        None | Some(2048) => Ok(KeySpec::Rsa2048),
+        Some(3072) => Ok(KeySpec::Rsa3072),
+        Some(_) => Err(RingError::Invalid("rsa_bits must be 2048 or 3072".into())),
+    };
+    let is_rsa = matches!(
+        request.algorithm,
+        KeyAlgorithm::Sign(Algorithm::RS256 | Algorithm::PS256)
+            | KeyAlgorithm::Encrypt(KeyManagement::RsaOaep | KeyManagement::RsaOaep256)
+    );
+    if request.rsa_bits.is_some() && !is_rsa {
+        return refuse("rsa_bits applies only to RS256, PS256, RSA-OAEP and RSA-OAEP-256");
     }
+    let is_ecdh = matches!(request.algorithm, KeyAlgorithm::Encrypt(alg) if alg.is_ecdh());
+    if request.curve.is_some() && !is_ecdh {
+        return refuse("curve applies only to ECDH-ES and ECDH-ES+A256KW");
+    }
+    let KeyAlgorithm::Encrypt(alg) = request.algorithm else {
+        if request.encryption.is_some() {
+            return refuse("encryption applies only to encryption rings");
+        }
+        let spec = match request.algorithm {
+            KeyAlgorithm::Sign(Algorithm::ES256) => KeySpec::EcP256,
+            KeyAlgorithm::Sign(Algorithm::ES384) => KeySpec::EcP384,
+            KeyAlgorithm::Sign(Algorithm::Ed25519 | Algorithm::EdDSA) => KeySpec::Ed25519,
+            _ => rsa?,
+        };
+        return Ok((spec, None));
+    };
+    let spec = if alg.is_ecdh() {
+        match request.curve.as_deref() {
+            None | Some("P-256") => KeySpec::EcP256,
+            Some("P-384") => KeySpec::EcP384,
+            Some(_) => return refuse("curve must be P-256 or P-384"),
+        }
+    } else {
+        rsa?
+    };
+    Ok((
+        spec,
+        Some(request.encryption.unwrap_or(ContentEncryption::A256Gcm)),
+    ))
 }
 
 impl RingService {
@@ -78,9 +119,23 @@ impl RingService {
     ) -> Result<(RingRecord, KeyRecord), RingError> {
         request.policy.validate().map_err(RingError::Invalid)?;
         request.timing.validate().map_err(RingError::Invalid)?;
-        // `EdDSA` is taken as an alias: a new ring says `Ed25519` (RFC 9864).
-        let algorithm = request.algorithm.fully_specified();
-        let spec = key_spec(algorithm, request.rsa_bits)?;
+        let (spec, encryption) = key_spec(&request)?;
+        let algorithm = match request.algorithm {
+            // `EdDSA` is taken as an alias: a new ring says `Ed25519` (RFC 9864).
+            KeyAlgorithm::Sign(alg) => KeyAlgorithm::Sign(alg.fully_specified()),
+            KeyAlgorithm::Encrypt(alg) => {
+                request
+                    .policy
+                    .validate_for_encryption()
+                    .map_err(RingError::Invalid)?;
+                if request.combined_jwks {
+                    return Err(RingError::Invalid(
+                        "the combined JWKS lists signing keys: an encryption ring publishes its keys in its own JWKS only".into(),
+                    ));
+                }
+                KeyAlgorithm::Encrypt(alg)
+            }
+        };
         self.provider_for(request.backend)?;
         let now = now_ms();
         // The lifetime is stored as in force, so that it reads back as it is.
@@ -90,6 +145,7 @@ impl RingService {
             name,
             backend: request.backend,
             algorithm,
+            encryption,
             key_spec: spec,
             policy,
             timing: request.timing,
@@ -107,6 +163,7 @@ impl RingService {
             AuditEvent::RingCreated {
                 backend: ring.backend,
                 algorithm: ring.algorithm,
+                encryption: ring.encryption,
                 key_spec: spec,
                 policy: ring.policy.clone(),
                 timing: ring.timing.clone(),

@@ -3,8 +3,9 @@
 //! its time comes. A key is created in three steps so that a crash at any point is recoverable
 //! (see `tick.rs`, reconciliation).
 
-use signet_core::{KeyId, KeyRef, KeyUse, PublicKey};
+use signet_core::{KeyId, KeyRef, KeyUse, ProviderError, PublicKey};
 
+use super::decryption::self_test;
 use super::{provider_error, Actor, RingError, RingService};
 use crate::clock::now_ms;
 use crate::domain::{
@@ -14,10 +15,19 @@ use crate::jose;
 use crate::random::random_id;
 use crate::store::{Completion, GeneratedRecord};
 
-/// When `key`, the active key until `now`, leaves the JWKS, from what it has signed so far (the
-/// lifecycle tick postpones it if a later signature commits).
-fn retirement_from(key: &KeyRecord, now: UnixMillis) -> UnixMillis {
-    windows::retirement_at(now, key.last_token_exp, key.jwks_grace_ms)
+/// When `key`, the active key of `ring` until `now`, retires. A signing key leaves the JWKS once
+/// what it has signed so far has expired (the lifecycle tick postpones it if a later signature
+/// commits). An encryption key leaves the JWKS at once, but keeps decrypting until every token a
+/// sender could still encrypt to it can have expired: a sender's cached JWKS may name it for the
+/// JWKS max-age (in the grace), and the token then lives up to the ring's `max_ttl`.
+fn retirement_from(ring: &RingRecord, key: &KeyRecord, now: UnixMillis) -> UnixMillis {
+    let last_token_exp = match ring.algorithm.usage() {
+        KeyUse::Sign => key.last_token_exp,
+        KeyUse::Encrypt => {
+            Some(now.plus_ms(windows::REFRESH_MS + 1000 * i64::from(ring.policy.max_ttl())))
+        }
+    };
+    windows::retirement_at(now, last_token_exp, key.jwks_grace_ms)
 }
 
 /// The intent record of a key about to be generated for `ring`.
@@ -59,27 +69,32 @@ impl RingService {
         activate: bool,
     ) -> Result<KeyRecord, RingError> {
         let provider = self.provider_for(ring.backend)?;
-        let generated = match provider
-            .generate(&KeyId(pending.id.clone()), ring.key_spec, KeyUse::Sign)
-            .await
-        {
+        let generated = provider
+            .generate(
+                &KeyId(pending.id.clone()),
+                ring.key_spec,
+                ring.algorithm.usage(),
+            )
+            .await;
+        let generated = match generated {
             Ok(generated) => generated,
             Err(error) => {
-                let record = AuditRecord::of_ring(
-                    now_ms(),
-                    actor,
-                    &ring.name,
-                    None,
-                    AuditEvent::KeyGenerationFailed {
-                        error: error.to_string(),
-                    },
-                );
-                if let Err(e) = self.store.delete_pending_key(&pending.id, &record).await {
-                    tracing::warn!(error = %e, key = %pending.id, "pending key left for reconciliation");
-                }
-                return Err(provider_error(provider.name())(error));
+                return Err(self
+                    .generation_failed(actor, ring, pending, provider.name(), error)
+                    .await)
             }
         };
+        if let Err(error) = self_test(provider.as_ref(), ring, &generated).await {
+            // A key that cannot do what the ring needs is of no use: it goes at once. If it
+            // cannot, the intent record stays for reconciliation to find the key.
+            if let Err(e) = provider.destroy(&generated.reference).await {
+                tracing::warn!(error = %e, key = %pending.id, "a key that failed its self-test is left for reconciliation");
+                return Err(provider_error(provider.name())(error));
+            }
+            return Err(self
+                .generation_failed(actor, ring, pending, provider.name(), error)
+                .await);
+        }
         self.complete(
             actor,
             ring,
@@ -89,6 +104,31 @@ impl RingService {
             activate,
         )
         .await
+    }
+
+    /// Records that the key for `pending` could not be made (`error`), drops the intent record,
+    /// and returns the error to answer with.
+    async fn generation_failed(
+        &self,
+        actor: &Actor,
+        ring: &RingRecord,
+        pending: &KeyRecord,
+        backend: &'static str,
+        error: ProviderError,
+    ) -> RingError {
+        let record = AuditRecord::of_ring(
+            now_ms(),
+            actor,
+            &ring.name,
+            None,
+            AuditEvent::KeyGenerationFailed {
+                error: error.to_string(),
+            },
+        );
+        if let Err(e) = self.store.delete_pending_key(&pending.id, &record).await {
+            tracing::warn!(error = %e, key = %pending.id, "pending key left for reconciliation");
+        }
+        provider_error(backend)(error)
     }
 
     /// Records a generated (or found) backend key for a pending record.
@@ -124,7 +164,7 @@ impl RingService {
             ));
             let keys = self.store.keys_of_ring(&ring.name).await?;
             let previous = keys.iter().find(|k| k.state == KeyState::Active);
-            let retire_after = previous.map(|p| retirement_from(p, now));
+            let retire_after = previous.map(|p| retirement_from(ring, p, now));
             if let (Some(previous), Some(retire_after)) = (previous, retire_after) {
                 records.push(record(
                     previous.kid.as_ref(),
@@ -192,7 +232,7 @@ impl RingService {
     ) -> Result<bool, RingError> {
         let now = now_ms();
         let previous = keys.iter().find(|k| k.state == KeyState::Active);
-        let retire_after = previous.map(|p| retirement_from(p, now));
+        let retire_after = previous.map(|p| retirement_from(ring, p, now));
         let mut records = vec![AuditRecord::of_ring(
             now,
             actor,

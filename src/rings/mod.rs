@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod create;
+mod decryption;
 mod keys;
 mod readiness;
 mod revocation;
@@ -25,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use signet_core::ProviderError;
 
 pub use create::NewRing;
+pub use decryption::Opened;
 pub use readiness::Readiness;
 pub use revocation::Revocation;
 pub use signing::{EncryptTo, RawSignature, SignRequest, SignedToken};
@@ -83,6 +85,14 @@ pub enum RingError {
     UnreadableSchedules(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A request for what the ring's keys are not for: `what` says what the ring does instead.
+fn wrong_use(ring: &str, what: &str) -> RingError {
+    RingError::Conflict {
+        code: ErrorCode::WrongRingUse,
+        message: format!("ring {ring:?} {what}"),
+    }
 }
 
 fn provider_error(backend: &'static str) -> impl Fn(ProviderError) -> RingError {

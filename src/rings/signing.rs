@@ -7,11 +7,11 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{provider_error, Actor, RingError, RingService, RingView};
+use super::{provider_error, wrong_use, Actor, RingError, RingService, RingView, View};
 use crate::clock::now_ms;
 use crate::domain::{
-    AuditEvent, AuditRecord, BoundClaims, CallerText, ErrorCode, Kid, Policy, Profile, RingName,
-    SignatureFacts, UnixMillis, Violation,
+    AuditEvent, AuditRecord, BoundClaims, CallerText, ErrorCode, KeyAlgorithm, Kid, Policy,
+    Profile, RingName, SignatureFacts, UnixMillis, Violation,
 };
 use crate::jose;
 use crate::json::{self, JsonError};
@@ -35,16 +35,20 @@ pub struct SignRequest {
     pub encrypt_to: Option<EncryptTo>,
 }
 
-/// The recipient of a nested token (`/sign` with `encrypt_to`).
+/// The recipient of a nested token (`/sign` with `encrypt_to`): a public JWK, or an encryption
+/// ring of this signet. Exactly one of the two.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptTo {
     /// The recipient's public JWK: RSA of 2048 to 4096 bits, or EC on P-256 or P-384.
-    #[schema(value_type = Object)]
-    pub jwk: Value,
-    /// Default: the JWK's own `alg`, else RSA-OAEP-256 for RSA keys and ECDH-ES for EC keys.
+    #[schema(value_type = Option<Object>)]
+    pub jwk: Option<Value>,
+    /// An encryption ring: the token is encrypted to its current key, with its `alg` and `enc`.
+    pub ring: Option<RingName>,
+    /// For a `jwk`. Default: the JWK's own `alg`, else RSA-OAEP-256 for RSA keys and ECDH-ES
+    /// for EC keys.
     pub alg: Option<KeyManagement>,
-    /// Default: A256GCM.
+    /// For a `jwk`. Default: A256GCM.
     pub enc: Option<ContentEncryption>,
 }
 
@@ -83,26 +87,58 @@ fn signature_facts(
 }
 
 /// The encryption of a nested token to `to`, and the thumbprint of its key, checked against the
-/// ring's policy before anything is signed.
-fn encryption(policy: &Policy, to: &EncryptTo) -> Result<(Encryption, Kid), RingError> {
+/// ring's policy (and, for a ring recipient, `view`) before anything is signed.
+fn encryption(
+    view: &View,
+    policy: &Policy,
+    to: &EncryptTo,
+) -> Result<(Encryption, Kid), RingError> {
     let invalid = |message: String| {
         RingError::Policy(Violation {
             code: ErrorCode::InvalidRecipient,
-            message,
+            message: format!("encrypt_to: {message}"),
         })
     };
-    let encryption = Encryption::to_jwk(
-        &to.jwk,
-        to.alg,
-        to.enc.unwrap_or(ContentEncryption::A256Gcm),
-    )
-    .map_err(|e| invalid(format!("encrypt_to: {e}")))?;
-    let jkt = jose::jwk_thumbprint(&to.jwk)
-        .ok_or_else(|| invalid("encrypt_to: the JWK has no thumbprint".into()))?;
-    policy
-        .check_recipient(jkt.as_str())
-        .map_err(RingError::Policy)?;
-    Ok((encryption, jkt))
+    match (&to.jwk, &to.ring) {
+        (Some(jwk), None) => {
+            let encryption =
+                Encryption::to_jwk(jwk, to.alg, to.enc.unwrap_or(ContentEncryption::A256Gcm))
+                    .map_err(|e| invalid(e.to_string()))?;
+            let jkt = jose::jwk_thumbprint(jwk)
+                .ok_or_else(|| invalid("the JWK has no thumbprint".into()))?;
+            policy
+                .check_recipient(jkt.as_str())
+                .map_err(RingError::Policy)?;
+            Ok((encryption, jkt))
+        }
+        (None, Some(ring)) => {
+            if to.alg.is_some() || to.enc.is_some() {
+                return Err(invalid(
+                    "a ring is encrypted to with its own alg and enc: give ring alone".into(),
+                ));
+            }
+            policy
+                .check_ring_recipient(ring)
+                .map_err(RingError::Policy)?;
+            let target = view
+                .rings
+                .get(ring.as_str())
+                .ok_or_else(|| invalid(format!("there is no ring {ring}")))?;
+            let (KeyAlgorithm::Encrypt(alg), Some(enc)) =
+                (target.record.algorithm, target.record.encryption)
+            else {
+                return Err(invalid(format!("ring {ring} is not an encryption ring")));
+            };
+            let (kid, jwk) = target
+                .recipient
+                .as_ref()
+                .ok_or_else(|| RingError::NoActiveKey(ring.to_string()))?;
+            let encryption =
+                Encryption::to_jwk(jwk, Some(alg), enc).map_err(|e| invalid(e.to_string()))?;
+            Ok((encryption, kid.clone()))
+        }
+        _ => Err(invalid("give jwk or ring, not both".into())),
+    }
 }
 
 impl RingService {
@@ -114,6 +150,9 @@ impl RingService {
             .get(ring)
             .cloned()
             .ok_or_else(|| RingError::RingNotFound(ring.to_owned()))?;
+        if view.record.signing_algorithm().is_none() {
+            return Err(wrong_use(ring, "decrypts tokens: it does not sign"));
+        }
         if view.signer.is_none() {
             return Err(RingError::NoActiveKey(ring.to_owned()));
         }
@@ -143,11 +182,7 @@ impl RingService {
             .map_err(RingError::Policy)?;
         let signature = signer
             .provider
-            .sign(
-                &signer.reference,
-                record.algorithm,
-                signing_input.as_bytes(),
-            )
+            .sign(&signer.reference, signer.alg, signing_input.as_bytes())
             .await
             .map_err(provider_error(signer.provider.name()))?;
         let recorded = self
@@ -208,6 +243,7 @@ impl RingService {
     /// Checks `request` against `ring`'s policy as [`RingService::sign_with`] does, signing
     /// nothing.
     pub(crate) fn check(
+        &self,
         caller: &str,
         ring: &RingView,
         request: &SignRequest,
@@ -224,7 +260,7 @@ impl RingService {
             )
             .map_err(RingError::Policy)?;
         if let Some(to) = &request.encrypt_to {
-            encryption(policy, to)?;
+            encryption(&self.view(), policy, to)?;
         }
         Ok(())
     }
@@ -257,7 +293,7 @@ impl RingService {
         let encryption = request
             .encrypt_to
             .as_ref()
-            .map(|to| encryption(&ring.record.policy, to))
+            .map(|to| encryption(&self.view(), &ring.record.policy, to))
             .transpose()?;
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         let signing_input = format!("{}.{}", signer.header, jose::b64url(&payload));
@@ -330,10 +366,10 @@ impl RingService {
                 message,
             })
         };
-        if header.get("alg").and_then(Value::as_str) != Some(record.algorithm.as_str()) {
+        if header.get("alg").and_then(Value::as_str) != Some(signer.alg.as_str()) {
             return Err(header_error(format!(
                 "the header's alg must be {}",
-                record.algorithm
+                signer.alg
             )));
         }
         if header.get("kid").and_then(Value::as_str) != Some(signer.kid.as_str()) {

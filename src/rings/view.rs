@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use signet_core::{KeyProvider, KeyRef};
+use signet_core::{Algorithm, KeyProvider, KeyRef, KeySpec, KeyUse};
 
 use crate::domain::{KeyRecord, KeyState, Kid, RingRecord, ScheduleRecord, UnixMillis};
 use crate::jose;
@@ -41,6 +41,7 @@ impl Jwks {
 
 /// The key that signs for a ring, with what signing needs at hand.
 pub struct Signer {
+    pub alg: Algorithm,
     pub kid: Kid,
     pub reference: KeyRef,
     pub provider: Arc<dyn KeyProvider>,
@@ -59,9 +60,23 @@ pub enum Scheduled {
     Unreadable,
 }
 
+/// A key that decrypts for an encryption ring: its current key, the next one, or one retiring
+/// that senders may still have encrypted to.
+pub struct Decrypter {
+    pub kid: Kid,
+    pub reference: KeyRef,
+    pub key_spec: KeySpec,
+}
+
 pub struct RingView {
     pub record: RingRecord,
+    /// A signing ring's active key.
     pub signer: Option<Signer>,
+    /// An encryption ring's keys that decrypt, with the provider they live in.
+    pub decrypters: Vec<Decrypter>,
+    /// An encryption ring's active key, the one senders encrypt to: its kid and public JWK.
+    pub recipient: Option<(Kid, Value)>,
+    pub provider: Option<Arc<dyn KeyProvider>>,
     pub jwks: Jwks,
     /// Published JWKs with their `kid`, in the order the ring's JWKS lists them.
     pub published: Vec<(String, Value)>,
@@ -81,18 +96,34 @@ impl RingView {
             .iter()
             .find(|k| k.state == KeyState::Active)
             .and_then(|k| {
+                let alg = record.signing_algorithm()?;
                 Some(Signer {
+                    alg,
                     kid: k.kid.clone()?,
                     reference: KeyRef(k.reference.clone()?),
                     provider: provider?.clone(),
-                    header: jose::encoded_header(
-                        k.algorithm,
-                        k.kid.as_deref()?,
-                        &record.policy.typ,
-                    ),
+                    header: jose::encoded_header(alg, k.kid.as_deref()?, &record.policy.typ),
                 })
             });
-        // Active first, then the next key, then keys still covering unexpired tokens.
+        let encrypting = record.algorithm.usage() == KeyUse::Encrypt;
+        let decrypters = keys
+            .iter()
+            .filter(|k| encrypting && k.state.is_published())
+            .filter_map(|k| {
+                Some(Decrypter {
+                    kid: k.kid.clone()?,
+                    reference: KeyRef(k.reference.clone()?),
+                    key_spec: k.key_spec,
+                })
+            })
+            .collect();
+        let recipient = keys
+            .iter()
+            .filter(|k| encrypting && k.state == KeyState::Active)
+            .find_map(|k| Some((k.kid.clone()?, k.public_jwk.clone()?)));
+        // Active first, then the next key, then keys still covering unexpired tokens. An
+        // encryption ring lists only its current and next keys: a retiring key still decrypts,
+        // but no sender should encrypt to it any more.
         let order = |s: KeyState| match s {
             KeyState::Active => 0,
             KeyState::Published => 1,
@@ -101,6 +132,7 @@ impl RingView {
         let mut published_keys: Vec<&KeyRecord> = keys
             .iter()
             .filter(|k| k.state.is_published() && k.public_jwk.is_some())
+            .filter(|k| !(encrypting && k.state == KeyState::Retiring))
             .collect();
         published_keys.sort_by_key(|k| (order(k.state), std::cmp::Reverse(k.created_at)));
         let published: Vec<(String, Value)> = published_keys
@@ -121,6 +153,9 @@ impl RingView {
                 record.timing.jwks_max_age_seconds,
             ),
             signer,
+            decrypters,
+            recipient,
+            provider: provider.cloned(),
             published,
             scheduled,
             record,
@@ -198,8 +233,11 @@ impl View {
     }
 
     fn index(&mut self, name: &Arc<str>, ring: &Arc<RingView>) {
-        for (kid, _) in &ring.published {
-            self.kids.insert(Arc::from(kid.as_str()), ring.clone());
+        // Tokens are verified with signing keys only: an encryption key's kid names no signer.
+        if ring.record.signing_algorithm().is_some() {
+            for (kid, _) in &ring.published {
+                self.kids.insert(Arc::from(kid.as_str()), ring.clone());
+            }
         }
         // Audit checkpoint keys sign records, never tokens: they stay out of the combined set.
         if ring.record.combined_jwks && !ring.record.name.is_audit() {
@@ -268,13 +306,14 @@ mod tests {
     use signet_core::{Algorithm, KeySpec};
 
     use super::*;
-    use crate::domain::{BackendKind, Policy, RingName, Timing};
+    use crate::domain::{BackendKind, KeyAlgorithm, Policy, RingName, Timing};
 
     fn ring(name: &str) -> RingView {
         let record = RingRecord {
             name: RingName::parse(name).unwrap(),
             backend: BackendKind::File,
-            algorithm: Algorithm::ES256,
+            algorithm: KeyAlgorithm::Sign(Algorithm::ES256),
+            encryption: None,
             key_spec: KeySpec::EcP256,
             policy: Policy::new("https://issuer.test".into()),
             timing: Timing::default(),

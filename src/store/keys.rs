@@ -6,13 +6,15 @@
 //! loser's UPDATE matches no row and its transaction rolls back. The unique index on the active
 //! key per ring backs this up in the database itself.
 
-use signet_core::{Algorithm, KeySpec};
+use signet_core::KeySpec;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::change::Change;
 use super::{opt_time, optional, parsed, Store, StoreError};
-use crate::domain::{AuditRecord, BackendKind, KeyRecord, KeyState, Kid, RingName, UnixMillis};
+use crate::domain::{
+    AuditRecord, BackendKind, KeyAlgorithm, KeyRecord, KeyState, Kid, RingName, UnixMillis,
+};
 
 const COLUMNS: &str = "id, ring, state, algorithm, key_spec, backend, reference, kid, public_jwk, \
     created_at, published_at, activate_after, activated_at, deactivated_at, retire_after, \
@@ -25,7 +27,7 @@ fn from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
         id: row.try_get("id")?,
         ring: parsed(row, "ring", |s| RingName::parse(s).ok())?,
         state: parsed(row, "state", KeyState::parse)?,
-        algorithm: parsed(row, "algorithm", Algorithm::parse)?,
+        algorithm: parsed(row, "algorithm", KeyAlgorithm::parse)?,
         key_spec: parsed(row, "key_spec", KeySpec::parse)?,
         backend: parsed(row, "backend", BackendKind::parse)?,
         reference: row.try_get("reference")?,

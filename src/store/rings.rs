@@ -1,14 +1,15 @@
 //! Key rings: a name, a backend, an algorithm, a signing policy and lifecycle timing.
 
-use signet_core::{Algorithm, KeySpec};
+use signet_core::KeySpec;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::Change;
 use super::keys;
-use super::{opt_time, parsed, Store, StoreError};
+use super::{opt_time, optional, parsed, Store, StoreError};
 use crate::domain::{
-    Action, AuditRecord, BackendKind, KeyRecord, RingName, RingRecord, UnixMillis,
+    Action, AuditRecord, BackendKind, ContentEncryption, KeyAlgorithm, KeyRecord, RingName,
+    RingRecord, UnixMillis,
 };
 
 fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
@@ -19,7 +20,8 @@ pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
     Ok(RingRecord {
         name: parsed(row, "name", |s| RingName::parse(s).ok())?,
         backend: parsed(row, "backend", BackendKind::parse)?,
-        algorithm: parsed(row, "algorithm", Algorithm::parse)?,
+        algorithm: parsed(row, "algorithm", KeyAlgorithm::parse)?,
+        encryption: optional(row, "encryption", ContentEncryption::parse)?,
         key_spec: parsed(row, "key_spec", KeySpec::parse)?,
         policy: decode(&row.try_get::<String, _>("policy")?)?,
         timing: decode(&row.try_get::<String, _>("timing")?)?,
@@ -32,7 +34,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<RingRecord, sqlx::Error> {
 
 const COLUMNS: &str =
     "name, backend, algorithm, key_spec, policy, timing, created_at, updated_at, \
-     jwks_cached_until, combined_jwks";
+     jwks_cached_until, combined_jwks, encryption";
 
 /// What changed among the rings since a revision.
 pub struct RingChanges {
@@ -55,7 +57,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = Change::begin(self).await?;
         sqlx::query(&format!(
-            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO rings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(ring.name.as_str())
         .bind(ring.backend.as_str())
@@ -67,6 +69,7 @@ impl Store {
         .bind(ring.updated_at)
         .bind(ring.jwks_cached_until)
         .bind(i64::from(ring.combined_jwks))
+        .bind(ring.encryption.map(ContentEncryption::as_str))
         .execute(&mut *tx)
         .await?;
         keys::insert_pending(&mut tx, first_key).await?;

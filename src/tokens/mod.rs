@@ -6,6 +6,7 @@
 //! makes itself, reading only the rows newer than it holds; verification and introspection never
 //! read the store.
 
+mod decryption;
 mod list;
 mod refresh;
 

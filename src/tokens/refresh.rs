@@ -18,7 +18,7 @@ use crate::domain::{
     REFRESH_TOKEN_TYP,
 };
 use crate::jose::{Expect, VerifyError};
-use crate::rings::{EncryptTo, RingError, RingService, SignRequest, SignedToken};
+use crate::rings::{EncryptTo, RingError, SignRequest, SignedToken};
 use crate::store::StoreError;
 
 /// `POST /v1/rings/{ring}/refresh`.
@@ -170,7 +170,7 @@ impl TokenService {
         };
         // Checked before the refresh token is spent: a request the access ring refuses leaves it
         // as it was.
-        RingService::check(&who.id, &access_ring, &access_request)?;
+        self.rings.check(&who.id, &access_ring, &access_request)?;
 
         let now = now_ms();
         let expires = now.as_secs() + i64::from(policy.max_ttl()) + i64::from(MAX_LEEWAY_SECONDS);

@@ -505,7 +505,10 @@ async fn a_forged_checkpoint_is_caught_by_the_trust_anchor(db: Db) {
         x: point[1..33].to_vec(),
         y: point[33..].to_vec(),
     };
-    let jwk = signet::jose::public_jwk(&key, signet_core::Algorithm::ES256);
+    let jwk = signet::jose::public_jwk(
+        &key,
+        signet::domain::KeyAlgorithm::Sign(signet_core::Algorithm::ES256),
+    );
     let kid = jwk["kid"].as_str().unwrap().to_owned();
     let mut conn = attacker(&app, db).await;
     sqlx::query("UPDATE keys SET kid = $1, public_jwk = $2 WHERE ring = '_audit'")

@@ -79,6 +79,54 @@ pub fn recipient_key(alg: &str, crv: Option<&str>) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// A sender's library that encrypts tokens to an encryption ring's JWKS.
+#[derive(Clone, Copy, Debug)]
+pub enum Sender {
+    Jose,
+    Jwcrypto,
+}
+
+/// `count` tokens encrypted by `sender` to the first key of `jwks` (as a sender picks it), with
+/// `enc`: each carries the claims `{"sub": "user-<i>", "i": <i>, "sender": <library>}`.
+pub fn encrypt_to_jwks(sender: Sender, jwks: &Value, enc: &str, count: usize) -> Vec<String> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), jwks.to_string()).unwrap();
+    let mut command = match sender {
+        Sender::Jose => node("encrypt_jose.mjs"),
+        Sender::Jwcrypto => {
+            let python = std::env::var("SIGNET_TEST_PYTHON").unwrap_or_else(|_| {
+                panic!("SIGNET_TEST_PYTHON is not set: run scripts/test, which builds a venv with jwcrypto from tests/interop/requirements.txt")
+            });
+            let mut command = Command::new(python);
+            command.arg(interop_dir().join("encrypt_jwcrypto.py"));
+            command
+        }
+    };
+    let output = command
+        .arg(file.path())
+        .arg(enc)
+        .arg(count.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("{sender:?} could not start: {e}"));
+    assert!(
+        output.status.success(),
+        "{sender:?} could not encrypt: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tokens: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        count,
+        "{sender:?} made {} tokens",
+        tokens.len()
+    );
+    tokens
+}
+
 /// What a verifier does besides the JWS: decrypt nested tokens with a private JWK.
 #[derive(Default)]
 pub struct Expect<'a> {

@@ -11,6 +11,7 @@ mod aws_kms;
 mod cli;
 mod clients;
 mod contract;
+mod decryption;
 mod durability;
 mod encryption;
 mod hostile;

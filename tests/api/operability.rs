@@ -15,7 +15,7 @@ use crate::helpers::{
 use crate::store_tests;
 
 /// A scrape: each sample's name with its labels (as written) to its value.
-async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+pub async fn scrape(app: &TestApp) -> HashMap<String, f64> {
     let response = crate::helpers::http_client()
         .get(format!("{}/metrics", app.address))
         .bearer_auth(&app.admin_token)
