@@ -278,7 +278,7 @@ enum TokenCommand {
 #[derive(Subcommand)]
 enum RingCommand {
     /// Creates a ring and its first, active key.
-    Create(RingCreate),
+    Create(Box<RingCreate>),
     /// Lists the rings.
     List,
     /// Shows a ring: its policy, timing and keys.
@@ -626,6 +626,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
 fn call(command: RemoteCommand) -> anyhow::Result<Call> {
     Ok(match command {
         RemoteCommand::Ring(RingCommand::Create(args)) => {
+            let args = *args;
             let mut policy = json!({"issuer": args.issuer, "audiences": args.audiences});
             if let Some(max_ttl) = args.max_ttl {
                 policy["max_ttl_seconds"] = json!(max_ttl);
