@@ -372,3 +372,56 @@ fn missing_credentials_or_an_unknown_region_stop_the_start_with_a_clear_error() 
     ]);
     assert!(stderr.contains("KMS in region xx-nowhere-1"), "{stderr}");
 }
+
+/// Encryption rings in KMS: npm `jose` and jwcrypto encrypt 1,000 tokens per algorithm LocalStack
+/// can do to the ring's JWKS, and signet decrypts each with `Decrypt` or `DeriveSharedSecret`:
+/// the private keys never leave KMS. The keys are made for that use alone (`ENCRYPT_DECRYPT`,
+/// `KEY_AGREEMENT`). RSA-OAEP (SHA-1), which real KMS has and LocalStack does not, is refused
+/// when the ring is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_rings_in_kms_decrypt_with_keys_made_for_that_use() {
+    let app = TestApp::spawn_on(Db::Sqlite, Backend::AwsKms).await;
+    crate::decryption::senders_round_trip(
+        &app,
+        &[
+            ("RSA-OAEP-256", "{}"),
+            ("ECDH-ES", "{}"),
+            ("ECDH-ES+A256KW", r#"{"curve": "P-384"}"#),
+        ],
+        500,
+    )
+    .await;
+    let kms = kms().await;
+    for (ring, usage) in [
+        ("inbox-0", KeyUsageType::EncryptDecrypt),
+        ("inbox-1", KeyUsageType::KeyAgreement),
+        ("inbox-2", KeyUsageType::KeyAgreement),
+    ] {
+        let key = &app.keys(ring).await[0];
+        let described = kms
+            .client()
+            .describe_key()
+            .key_id(arn_of(key))
+            .send()
+            .await
+            .unwrap();
+        let metadata = described.key_metadata().unwrap();
+        assert_eq!(metadata.key_usage(), Some(&usage), "{ring}");
+    }
+
+    let refused = app
+        .post(
+            "/v1/rings",
+            &app.admin_token,
+            json!({"name": "oaep1", "backend": "aws-kms", "algorithm": "RSA-OAEP",
+                   "policy": {"issuer": "https://senders.test"}}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["code"], "unsupported_by_backend");
+}

@@ -316,3 +316,74 @@ async fn a_pkcs11_ring_on_a_server_without_a_token_is_refused() {
     );
     assert_eq!(response.body["error"]["code"], "backend_not_configured");
 }
+
+/// Encryption rings on the token: npm `jose` and jwcrypto encrypt 1,000 tokens per algorithm
+/// SoftHSM2 can do to the ring's JWKS, and signet decrypts each with a key that never leaves the
+/// token. RSA-OAEP-256, which SoftHSM2 lacks, is refused when the ring is created, leaving no
+/// ring and no key behind. `pkcs11-tool` sees the keys as sensitive, never extractable, and able
+/// to decrypt (RSA) or derive (EC) only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_rings_on_the_token_decrypt_and_their_keys_cannot_leave_it() {
+    let app = TestApp::spawn_on(Db::Sqlite, Backend::Pkcs11).await;
+    crate::decryption::senders_round_trip(
+        &app,
+        &[
+            ("RSA-OAEP", "{}"),
+            ("ECDH-ES", "{}"),
+            ("ECDH-ES+A256KW", "{}"),
+        ],
+        500,
+    )
+    .await;
+
+    let before = listed_private_keys().matches("Private Key Object").count();
+    let refused = app
+        .post(
+            "/v1/rings",
+            &app.admin_token,
+            json!({"name": "oaep256", "backend": "pkcs11", "algorithm": "RSA-OAEP-256",
+                   "policy": {"issuer": "https://senders.test"}}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["code"], "unsupported_by_backend");
+    let ring = app.get("/v1/rings/oaep256", Some(&app.admin_token)).await;
+    assert_eq!(
+        ring.status,
+        StatusCode::NOT_FOUND,
+        "no half-made ring stays"
+    );
+    assert_eq!(
+        listed_private_keys().matches("Private Key Object").count(),
+        before,
+        "the key that failed its self-test is gone from the token"
+    );
+
+    let listing = listed_private_keys();
+    for (ring, usage) in [("inbox-0", "decrypt"), ("inbox-1", "derive")] {
+        let id = app.keys(ring).await[0]["id"].as_str().unwrap().to_owned();
+        let object = listing
+            .split("Private Key Object")
+            .find(|object| {
+                object
+                    .lines()
+                    .any(|line| line.trim() == format!("label:      signet:{id}"))
+            })
+            .unwrap_or_else(|| panic!("no private key labelled signet:{id} in:\n{listing}"));
+        assert!(
+            object.contains("Access:     sensitive, always sensitive, never extractable, local"),
+            "{object}"
+        );
+        let usage_line = object
+            .lines()
+            .find(|line| line.trim().starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("no usage line in {object}"));
+        assert!(usage_line.contains(usage), "{usage_line}");
+        assert!(!usage_line.contains("sign"), "{usage_line}");
+    }
+}
