@@ -561,3 +561,75 @@ async fn client_create_and_rotate_take_the_lifecycle_options() {
     .await);
     assert_eq!(introspector["role"], "introspector");
 }
+
+/// `ring create` makes encryption rings, and `client create` decryptors for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_encryption_rings_and_their_decryptors() {
+    let app = crate::helpers::TestApp::spawn(crate::helpers::Db::Sqlite).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let env = [
+        ("SIGNET_ADDR", app.address.clone()),
+        ("SIGNET_TOKEN", app.admin_token.clone()),
+    ];
+    let cli = |args: &'static [&'static str]| {
+        let env = env.clone();
+        let cwd = elsewhere.path().to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                run_in(&cwd, &env, args)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let ring = ok(&cli(&[
+        "ring",
+        "create",
+        "inbox",
+        "--issuer",
+        "https://senders.test",
+        "--algorithm",
+        "ECDH-ES+A256KW",
+        "--curve",
+        "P-384",
+        "--encryption",
+        "A128GCM",
+    ])
+    .await);
+    assert_eq!(
+        (&ring["algorithm"], &ring["encryption"], &ring["key_spec"]),
+        (
+            &json!("ECDH-ES+A256KW"),
+            &json!("A128GCM"),
+            &json!("ec-p384")
+        )
+    );
+    let client = ok(&cli(&[
+        "client",
+        "create",
+        "--name",
+        "inbox-reader",
+        "--role",
+        "decryptor",
+        "--ring",
+        "inbox",
+    ])
+    .await);
+    assert_eq!(client["role"], "decryptor");
+    let refused = refused(
+        &cli(&[
+            "ring",
+            "create",
+            "bad",
+            "--issuer",
+            "https://senders.test",
+            "--algorithm",
+            "ES256",
+            "--encryption",
+            "A256GCM",
+        ])
+        .await,
+    );
+    assert!(refused.contains("HTTP 400"), "{refused}");
+}

@@ -109,6 +109,26 @@ pub async fn senders_round_trip(app: &TestApp, algorithms: &[(&str, &str)], per_
                 );
             }
         }
+        // A signing ring's token nested in a JWE to the ring opens and verifies the same way.
+        let sealed = format!("sealed-{n}");
+        app.create_ring(&sealed, json!({"policy": {"encrypt_to": [{"ring": name}]}}))
+            .await;
+        let (_, issuer) = app
+            .create_client(&format!("{sealed}-svc"), "issuer", &[&sealed])
+            .await;
+        let signed = app
+            .post(
+                &format!("/v1/rings/{sealed}/sign"),
+                &issuer,
+                json!({"claims": {"sub": "nested", "aud": "api"}, "encrypt_to": {"ring": name}}),
+            )
+            .await;
+        assert_eq!(signed.status, StatusCode::OK, "{alg}: {}", signed.body);
+        let token = signed.body["token"].as_str().unwrap();
+        let opened = decrypt(app, &decryptor, &name, token).await;
+        assert_eq!(opened.status, StatusCode::OK, "{alg}: {}", opened.body);
+        assert_eq!(opened.body["nested"]["ring"], sealed.as_str());
+        assert_eq!(opened.body["nested"]["claims"]["sub"], "nested");
     }
 }
 
