@@ -440,6 +440,27 @@ async fn hostile_tokens_are_refused_before_the_backend_is_asked(db: Db) {
     let wrong = decrypt(&app, &signer_reader, "signer", &good).await;
     assert_eq!(code(&wrong), "wrong_ring_use", "{}", wrong.body);
 
+    // An encryption key's kid names no key that verifies a signature.
+    let forged_header = json!({"alg": "ES256", "kid": ring["active_kid"], "typ": "JWT"});
+    let forged = format!(
+        "{}.{}.{}",
+        signet::jose::b64url(forged_header.to_string().as_bytes()),
+        signet::jose::b64url(br#"{"sub":"x"}"#),
+        signet::jose::b64url(&[7; 64])
+    );
+    let verified = app
+        .post_raw("/v1/verify", None, json!({"token": forged}).to_string())
+        .await;
+    assert_eq!(code(&verified), "token_invalid", "{}", verified.body);
+    assert!(
+        verified.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no published key"),
+        "{}",
+        verified.body
+    );
+
     // The good token still decrypts, after all of that.
     let opened = decrypt(&app, &decryptor, "inbox", &good).await;
     assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
