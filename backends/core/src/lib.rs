@@ -21,6 +21,7 @@ use std::fmt;
 pub mod testkit;
 
 use async_trait::async_trait;
+use aws_lc_rs::agreement;
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 pub use zeroize::Zeroizing;
@@ -216,6 +217,34 @@ pub fn verify(public: &PublicKey, alg: Algorithm, message: &[u8], signature: &[u
         }
         _ => false,
     }
+}
+
+/// The uncompressed point `04 || X || Y` of `peer` if it is a point on the curve of `spec`
+/// (P-256 or P-384): what a backend hands its token or service for ECDH with a key of `spec`,
+/// after this check, so that no backend ever computes with a point of another curve or off the
+/// curve (an invalid-curve attack learns a private key from such results). `None` for anything
+/// else: another curve or spec, coordinates of the wrong length, a point off the curve.
+pub fn ecdh_peer_point(peer: &PublicKey, spec: KeySpec) -> Option<Vec<u8>> {
+    let (algorithm, field_len) = match spec {
+        KeySpec::EcP256 => (&agreement::ECDH_P256, 32),
+        KeySpec::EcP384 => (&agreement::ECDH_P384, 48),
+        _ => return None,
+    };
+    let PublicKey::Ec {
+        spec: peer_spec,
+        x,
+        y,
+    } = peer
+    else {
+        return None;
+    };
+    if *peer_spec != spec || x.len() != field_len || y.len() != field_len {
+        return None;
+    }
+    let point = [&[0x04][..], x, y].concat();
+    agreement::ParsedPublicKey::try_from(agreement::UnparsedPublicKey::new(algorithm, &point))
+        .ok()?;
+    Some(point)
 }
 
 /// signet's own identifier for a key; providers tie backend objects to it (see the module docs).
@@ -418,6 +447,59 @@ mod tests {
             b"m",
             sig.as_ref()
         ));
+    }
+
+    #[test]
+    fn ecdh_peers_are_points_on_the_key_curve_only() {
+        let private = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
+        let point = private.compute_public_key().unwrap();
+        let point = point.as_ref();
+        let peer = |spec, x: &[u8], y: &[u8]| PublicKey::Ec {
+            spec,
+            x: x.to_vec(),
+            y: y.to_vec(),
+        };
+        let (x, y) = (&point[1..33], &point[33..]);
+        assert_eq!(
+            ecdh_peer_point(&peer(KeySpec::EcP256, x, y), KeySpec::EcP256).as_deref(),
+            Some(point)
+        );
+        let mut other_y = y.to_vec();
+        other_y[31] ^= 1;
+        for (what, candidate, spec) in [
+            (
+                "off the curve",
+                peer(KeySpec::EcP256, x, &other_y),
+                KeySpec::EcP256,
+            ),
+            (
+                "of another curve",
+                peer(KeySpec::EcP256, x, y),
+                KeySpec::EcP384,
+            ),
+            (
+                "labelled another curve",
+                peer(KeySpec::EcP384, x, y),
+                KeySpec::EcP256,
+            ),
+            (
+                "a short x",
+                peer(KeySpec::EcP256, &x[1..], y),
+                KeySpec::EcP256,
+            ),
+            (
+                "for an RSA key",
+                peer(KeySpec::EcP256, x, y),
+                KeySpec::Rsa2048,
+            ),
+            (
+                "not EC",
+                PublicKey::Ed25519 { x: x.to_vec() },
+                KeySpec::EcP256,
+            ),
+        ] {
+            assert_eq!(ecdh_peer_point(&candidate, spec), None, "{what}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What can go wrong inside the PKCS#11 backend, and the one place it becomes a [`ProviderError`].
 
 use cryptoki::error::{Error, RvError};
-use signet_core::{Algorithm, KeySpec, ProviderError};
+use signet_core::{Algorithm, KeySpec, KeyUse, ProviderError};
 
 #[derive(Debug)]
 pub(crate) enum Fault {
@@ -21,6 +21,22 @@ pub(crate) enum Fault {
         spec: KeySpec,
         alg: Algorithm,
     },
+    /// A key asked to do what its use or spec does not allow (sign with an encryption key,
+    /// decrypt with a signing or EC key, ECDH with an RSA key, an Ed25519 encryption key).
+    WrongUse {
+        spec: KeySpec,
+        usage: KeyUse,
+        operation: &'static str,
+    },
+    /// The token lacks a mechanism or parameter signet needs for this (RSA-OAEP with SHA-256 on
+    /// SoftHSM 2.6.1); the PKCS#11 error says which.
+    Lacks {
+        what: &'static str,
+        error: Error,
+    },
+    /// The key's operation refused its input (a ciphertext that does not decrypt, a point that
+    /// is not on the key's curve).
+    Rejected,
     TaskFailed(String),
     /// The provider was closed: the service is stopping.
     Closed,
@@ -100,6 +116,23 @@ impl From<Fault> for ProviderError {
             Fault::WrongAlgorithm { spec, alg } => {
                 ProviderError::Unsupported(format!("a {} key cannot sign {alg}", spec.as_str()))
             }
+            Fault::WrongUse {
+                spec,
+                usage,
+                operation,
+            } => ProviderError::Unsupported(format!(
+                "pkcs11 backend: a {} key for {} cannot {operation}",
+                spec.as_str(),
+                match usage {
+                    KeyUse::Sign => "signing",
+                    KeyUse::Encrypt => "encryption",
+                }
+            )),
+            Fault::Lacks { what, error } => ProviderError::Unsupported(format!(
+                "pkcs11 backend: the token does not do {what} ({})",
+                describe(&error)
+            )),
+            Fault::Rejected => ProviderError::Rejected,
             Fault::TaskFailed(e) => {
                 ProviderError::Backend(format!("pkcs11 backend task failed: {e}"))
             }

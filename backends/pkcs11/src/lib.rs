@@ -9,9 +9,15 @@
 //!   a token holds hundreds of keys.
 //! - Objects are labelled `signet:<key id>` ([`objects`]), so `locate` finds a key generated
 //!   before a crash, and [`KeyProvider::inventory`] lists every key signet made on the token.
+//! - A key does one thing: sign, or, for an encryption key ([`encryption`]), decrypt with
+//!   RSA-OAEP or agree with ECDH, each held to that one mechanism on the token
+//!   (`CKA_ALLOWED_MECHANISMS`). An ECDH secret is derived into a session object that is read
+//!   and destroyed at once. SoftHSM 2.6.1 decrypts RSA-OAEP with SHA-1 only: SHA-256 is
+//!   `Unsupported` there.
 //!
 //! References have the form `pkcs11:token=<label>;object=signet:<key id>` (RFC 7512).
 
+mod encryption;
 mod fault;
 mod module;
 mod objects;
@@ -214,10 +220,13 @@ impl KeyProvider for Pkcs11Provider {
         spec: KeySpec,
         usage: KeyUse,
     ) -> Result<GeneratedKey, ProviderError> {
-        if usage == KeyUse::Encrypt {
-            return Err(ProviderError::Unsupported(
-                "encryption keys are not yet made by the PKCS#11 backend".into(),
-            ));
+        if !usage.accepts(spec) {
+            return Err(Fault::WrongUse {
+                spec,
+                usage,
+                operation: "be made",
+            }
+            .into());
         }
         let owned = id.0.clone();
         let (key, public_key) = self
@@ -227,7 +236,7 @@ impl KeyProvider for Pkcs11Provider {
                         "the token already holds a key labelled for {owned}"
                     )));
                 }
-                let key = objects::generate(session, &owned, spec)?;
+                let key = objects::generate(session, &owned, spec, usage)?;
                 Ok((key, objects::public_key(session, &key)?))
             })
             .await?;
@@ -273,7 +282,7 @@ impl KeyProvider for Pkcs11Provider {
         let message = message.to_vec();
         self.call(move |session, keys| {
             let key = cached(session, keys, &id)?;
-            let (mechanism, data) = objects::signing_input(key.spec, alg, &message)?;
+            let (mechanism, data) = objects::signing_input(&key, alg, &message)?;
             session
                 .sign(&mechanism, key.private, &data)
                 .map_err(Fault::call("signing"))
@@ -283,23 +292,31 @@ impl KeyProvider for Pkcs11Provider {
 
     async fn decrypt(
         &self,
-        _reference: &KeyRef,
-        _hash: OaepHash,
-        _ciphertext: &[u8],
+        reference: &KeyRef,
+        hash: OaepHash,
+        ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "the PKCS#11 backend does not decrypt yet".into(),
-        ))
+        let id = self.key_id(reference)?.to_owned();
+        let ciphertext = ciphertext.to_vec();
+        self.call(move |session, keys| {
+            let key = cached(session, keys, &id)?;
+            encryption::decrypt(session, &key, hash, &ciphertext)
+        })
+        .await
     }
 
     async fn agree(
         &self,
-        _reference: &KeyRef,
-        _peer: &PublicKey,
+        reference: &KeyRef,
+        peer: &PublicKey,
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "the PKCS#11 backend does not do ECDH yet".into(),
-        ))
+        let id = self.key_id(reference)?.to_owned();
+        let peer = peer.clone();
+        self.call(move |session, keys| {
+            let key = cached(session, keys, &id)?;
+            encryption::agree(session, &key, &peer)
+        })
+        .await
     }
 
     async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {

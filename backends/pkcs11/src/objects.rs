@@ -1,4 +1,5 @@
-//! signet's objects on the token: how a key pair is generated, found again, read and used.
+//! signet's objects on the token: how a key pair is generated, found again, read and used to
+//! sign (decryption and ECDH are in `encryption.rs`).
 //!
 //! Each key pair carries `CKA_LABEL = "signet:<key id>"` and `CKA_ID = <key id>` on both halves,
 //! which ties it to signet's record of the key.
@@ -8,7 +9,7 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use signet_core::{Algorithm, KeySpec, PublicKey};
+use signet_core::{Algorithm, KeySpec, KeyUse, PublicKey};
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -44,11 +45,39 @@ pub(crate) struct KeyObject {
     pub(crate) private: ObjectHandle,
     pub(crate) public: ObjectHandle,
     pub(crate) spec: KeySpec,
+    pub(crate) usage: KeyUse,
 }
 
-/// Generates a key pair of `spec` for signet key `id`. The private half is sensitive, never
-/// extractable, and can only sign.
-pub(crate) fn generate(session: &Session, id: &str, spec: KeySpec) -> Result<KeyObject, Fault> {
+impl KeyObject {
+    /// Refuses with [`Fault::WrongUse`] unless the key is for `usage` and its spec is one of
+    /// `specs`; `operation` names what was asked, for the error.
+    pub(crate) fn require(
+        &self,
+        usage: KeyUse,
+        specs: &[KeySpec],
+        operation: &'static str,
+    ) -> Result<(), Fault> {
+        if self.usage == usage && specs.contains(&self.spec) {
+            Ok(())
+        } else {
+            Err(Fault::WrongUse {
+                spec: self.spec,
+                usage: self.usage,
+                operation,
+            })
+        }
+    }
+}
+
+/// Generates a key pair of `spec` for `usage` for signet key `id`. The private half is
+/// sensitive, never extractable, and can do only what `usage` says: a signing key signs, an RSA
+/// encryption key decrypts with RSA-OAEP only, an EC encryption key derives with ECDH only.
+pub(crate) fn generate(
+    session: &Session,
+    id: &str,
+    spec: KeySpec,
+    usage: KeyUse,
+) -> Result<KeyObject, Fault> {
     let _one_at_a_time = changing_objects();
     let (mechanism, mut public) = match spec {
         KeySpec::EcP256 => (
@@ -71,6 +100,8 @@ pub(crate) fn generate(session: &Session, id: &str, spec: KeySpec) -> Result<Key
             ],
         ),
     };
+    let signs = usage == KeyUse::Sign;
+    let rsa = matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072);
     let tie = [
         Attribute::Label(label(id)),
         Attribute::Id(id.as_bytes().to_vec()),
@@ -78,8 +109,8 @@ pub(crate) fn generate(session: &Session, id: &str, spec: KeySpec) -> Result<Key
     public.extend([
         Attribute::Token(true),
         Attribute::Private(false),
-        Attribute::Verify(true),
-        Attribute::Encrypt(false),
+        Attribute::Verify(signs),
+        Attribute::Encrypt(!signs && rsa),
         Attribute::Wrap(false),
     ]);
     public.extend(tie.iter().cloned());
@@ -88,11 +119,25 @@ pub(crate) fn generate(session: &Session, id: &str, spec: KeySpec) -> Result<Key
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
-        Attribute::Sign(true),
-        Attribute::Decrypt(false),
+        Attribute::Sign(signs),
+        Attribute::Decrypt(!signs && rsa),
         Attribute::Unwrap(false),
-        Attribute::Derive(false),
+        Attribute::Derive(!signs && !rsa),
     ];
+    if !signs {
+        // SoftHSM makes private keys able to sign with recovery unless told otherwise, and
+        // CKA_DECRYPT alone lets an RSA key decrypt raw (CKM_RSA_X_509), which is signing by
+        // another name: an encryption key is held to the one mechanism signet uses with it.
+        public.push(Attribute::VerifyRecover(false));
+        private.extend([
+            Attribute::SignRecover(false),
+            Attribute::AllowedMechanisms(vec![if rsa {
+                MechanismType::RSA_PKCS_OAEP
+            } else {
+                MechanismType::ECDH1_DERIVE
+            }]),
+        ]);
+    }
     private.extend(tie);
     let (public, private) = session
         .generate_key_pair(&mechanism, &public, &private)
@@ -101,6 +146,7 @@ pub(crate) fn generate(session: &Session, id: &str, spec: KeySpec) -> Result<Key
         private,
         public,
         spec,
+        usage,
     })
 }
 
@@ -127,7 +173,8 @@ pub(crate) fn exists(session: &Session, id: &str) -> Result<bool, Fault> {
     Ok(find_one(session, id, ObjectClass::PRIVATE_KEY)?.is_some())
 }
 
-/// Finds the key pair of `id` and works out its spec from the public half.
+/// Finds the key pair of `id` and works out its spec from the public half, and its use from
+/// what the private half may do (sign, or not: an encryption key).
 pub(crate) fn find(session: &Session, id: &str) -> Result<KeyObject, Fault> {
     let missing = || Fault::NoSuchKey(id.to_owned());
     let private = find_one(session, id, ObjectClass::PRIVATE_KEY)?.ok_or_else(missing)?;
@@ -153,6 +200,10 @@ pub(crate) fn find(session: &Session, id: &str) -> Result<KeyObject, Fault> {
             _ => {}
         }
     }
+    let signs = session
+        .get_attributes(private, &[AttributeType::Sign])
+        .map_err(Fault::call("reading a key's use"))?
+        .contains(&Attribute::Sign(true));
     let spec = match (key_type, params.as_deref()) {
         (Some(KeyType::EC), Some(P256_OID)) => KeySpec::EcP256,
         (Some(KeyType::EC), Some(P384_OID)) => KeySpec::EcP384,
@@ -169,6 +220,7 @@ pub(crate) fn find(session: &Session, id: &str) -> Result<KeyObject, Fault> {
         private,
         public,
         spec,
+        usage: if signs { KeyUse::Sign } else { KeyUse::Encrypt },
     })
 }
 
@@ -267,16 +319,20 @@ fn strip_zeros(bytes: &[u8]) -> &[u8] {
     &bytes[start..]
 }
 
-/// The mechanism that makes a JWS signature of `alg`, and the data to hand it: the token's
-/// `CKM_ECDSA` signs a digest we compute (its output is already `r || s`); the others hash
-/// inside the token.
+/// The mechanism that makes a JWS signature of `alg` with the signing key `key`, and the data to
+/// hand it: the token's `CKM_ECDSA` signs a digest we compute (its output is already `r || s`);
+/// the others hash inside the token.
 pub(crate) fn signing_input(
-    spec: KeySpec,
+    key: &KeyObject,
     alg: Algorithm,
     message: &[u8],
 ) -> Result<(Mechanism<'static>, Vec<u8>), Fault> {
-    if !alg.accepts(spec) {
-        return Err(Fault::WrongAlgorithm { spec, alg });
+    key.require(KeyUse::Sign, &[key.spec], "sign")?;
+    if !alg.accepts(key.spec) {
+        return Err(Fault::WrongAlgorithm {
+            spec: key.spec,
+            alg,
+        });
     }
     let digest = |algorithm| {
         aws_lc_rs::digest::digest(algorithm, message)

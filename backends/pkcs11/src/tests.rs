@@ -1,8 +1,10 @@
 //! Against a real SoftHSM2 token: `scripts/test` creates one and exports its settings.
 
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType};
 use secrecy::SecretString;
-use signet_core::testkit::{self, Conformance};
+use signet_core::testkit::{self, Conformance, EncryptionClaim};
 use signet_core::{verify, KeyUse};
 
 use super::*;
@@ -38,6 +40,9 @@ fn new_id() -> KeyId {
 }
 
 /// SoftHSM2 makes every kind of key and signs with every algorithm; references name the token.
+/// It makes every kind of encryption key too, but decrypts RSA-OAEP with SHA-1 only: SoftHSM
+/// 2.6.1 refuses SHA-256 OAEP parameters (CKR_ARGUMENTS_BAD), which must come back as
+/// Unsupported.
 #[tokio::test]
 async fn the_pkcs11_backend_keeps_the_key_provider_contract() {
     let _serial = serial().await;
@@ -45,8 +50,13 @@ async fn the_pkcs11_backend_keeps_the_key_provider_contract() {
     Conformance {
         claims: &testkit::EVERY_PAIR,
         unsupported: &[],
-        encryption: &[],
-        unsupported_oaep: &[],
+        encryption: &[
+            EncryptionClaim::Ecdh(KeySpec::EcP256),
+            EncryptionClaim::Ecdh(KeySpec::EcP384),
+            EncryptionClaim::RsaOaep(KeySpec::Rsa2048, OaepHash::Sha1),
+            EncryptionClaim::RsaOaep(KeySpec::Rsa3072, OaepHash::Sha1),
+        ],
+        unsupported_oaep: &[OaepHash::Sha256],
         reference_prefix: &format!(
             "pkcs11:token={};object=signet:",
             percent_encode(&env("SIGNET_TEST_PKCS11_TOKEN"))
@@ -116,6 +126,122 @@ async fn private_keys_are_sensitive_never_extractable_and_generated_on_the_token
         )
         .unwrap();
     provider.destroy(&generated.reference).await.unwrap();
+}
+
+/// Encryption keys are kept as signing keys are, and the token itself refuses to sign with them:
+/// `C_SignInit`, sign-recover, and raw RSA, which would sign by another name.
+#[tokio::test]
+async fn encryption_keys_are_sensitive_never_extractable_and_cannot_sign() {
+    let _serial = serial().await;
+    let provider = open_provider();
+    for spec in [KeySpec::Rsa2048, KeySpec::EcP384] {
+        let id = new_id();
+        let generated = provider.generate(&id, spec, KeyUse::Encrypt).await.unwrap();
+        let key = provider.keys.read().unwrap()[&id.0];
+        let rsa = spec == KeySpec::Rsa2048;
+        // The secret part: an RSA key's private exponent, an EC key's scalar.
+        let secret = if rsa {
+            AttributeType::PrivateExponent
+        } else {
+            AttributeType::Value
+        };
+        let signing = if rsa {
+            Mechanism::Sha256RsaPkcs
+        } else {
+            Mechanism::Ecdsa
+        };
+        // Asserted outside: a panic with a session checked out would hang the pool's close.
+        let (secret, flags, signed, raw) = provider
+            .pool
+            .run(
+                |session| {
+                    let secret = session
+                        .get_attribute_info(key.private, &[secret])
+                        .map_err(Fault::call("reading attribute info"))?;
+                    let flags = session
+                        .get_attributes(
+                            key.private,
+                            &[
+                                AttributeType::Sensitive,
+                                AttributeType::AlwaysSensitive,
+                                AttributeType::Extractable,
+                                AttributeType::NeverExtractable,
+                                AttributeType::Local,
+                                AttributeType::Token,
+                                AttributeType::Private,
+                                AttributeType::Sign,
+                                AttributeType::SignRecover,
+                                AttributeType::Decrypt,
+                                AttributeType::Unwrap,
+                                AttributeType::Derive,
+                                AttributeType::AllowedMechanisms,
+                            ],
+                        )
+                        .map_err(Fault::call("reading attributes"))?;
+                    let signed = session.sign(&signing, key.private, &[1; 32]).err();
+                    let raw = session
+                        .decrypt(&Mechanism::RsaX509, key.private, &[1; 256])
+                        .err();
+                    Ok((secret, flags, signed, raw))
+                },
+                || {},
+            )
+            .unwrap();
+        assert!(
+            matches!(secret[0], AttributeInfo::Sensitive),
+            "{spec:?}: C_GetAttributeValue of the secret must be refused, got {secret:?}"
+        );
+        for expected in [
+            Attribute::Sensitive(true),
+            Attribute::AlwaysSensitive(true),
+            Attribute::Extractable(false),
+            Attribute::NeverExtractable(true),
+            Attribute::Local(true),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sign(false),
+            Attribute::SignRecover(false),
+            Attribute::Decrypt(rsa),
+            Attribute::Unwrap(false),
+            Attribute::Derive(!rsa),
+            Attribute::AllowedMechanisms(vec![if rsa {
+                MechanismType::RSA_PKCS_OAEP
+            } else {
+                MechanismType::ECDH1_DERIVE
+            }]),
+        ] {
+            assert!(
+                flags.contains(&expected),
+                "{spec:?}: {expected:?} not in {flags:?}"
+            );
+        }
+        assert!(
+            matches!(
+                signed,
+                Some(Error::Pkcs11(RvError::KeyFunctionNotPermitted, _))
+            ),
+            "{spec:?}: the token must refuse to sign, got {signed:?}"
+        );
+        // Raw RSA is not among an OAEP key's mechanisms (nor any decryption an EC key's).
+        assert!(
+            matches!(
+                raw,
+                Some(Error::Pkcs11(
+                    RvError::MechanismInvalid | RvError::KeyFunctionNotPermitted,
+                    _
+                ))
+            ),
+            "{spec:?}: the token must refuse raw RSA, got {raw:?}"
+        );
+        let refused = provider
+            .sign(&generated.reference, Algorithm::ES384, b"m")
+            .await;
+        assert!(
+            matches!(refused, Err(ProviderError::Unsupported(_))),
+            "{refused:?}"
+        );
+        provider.destroy(&generated.reference).await.unwrap();
+    }
 }
 
 #[tokio::test]
