@@ -3,12 +3,20 @@
 //! X.509 `SubjectPublicKeyInfo` (RFC 5280 §4.1.2.7), which a JWK wants as raw coordinates or
 //! modulus and exponent. The reader is strict: definite minimal lengths, minimal positive
 //! integers, no trailing bytes; anything else is refused rather than guessed at.
+//!
+//! And the one KMS takes: an ECDH peer's public key, as the `SubjectPublicKeyInfo` of an EC point
+//! (RFC 5480 §2), for `DeriveSharedSecret`.
 
 use signet_core::{KeySpec, PublicKey};
 
 const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 const SEQUENCE: u8 = 0x30;
+
+/// `id-ecPublicKey` and the named curves' OIDs (RFC 5480 §2.1.1), as DER elements.
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 
 /// Splits one element with `tag` off the front of `input`: its contents and what follows.
 fn element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
@@ -106,6 +114,37 @@ pub(crate) fn public_key(spki: &[u8], spec: KeySpec) -> Option<PublicKey> {
         }
         KeySpec::Ed25519 => (key.len() == 32).then(|| PublicKey::Ed25519 { x: key.to_vec() }),
     }
+}
+
+/// The `SubjectPublicKeyInfo` of `point` (`04 || X || Y`), a point on the curve of `spec` (P-256
+/// or P-384, which the caller has checked).
+pub(crate) fn ec_public_key(spec: KeySpec, point: &[u8]) -> Vec<u8> {
+    let curve = if spec == KeySpec::EcP384 {
+        P384_OID
+    } else {
+        P256_OID
+    };
+    let algorithm = encoded(SEQUENCE, &[EC_PUBLIC_KEY_OID, curve].concat());
+    // The leading 0: no unused bits in the BIT STRING.
+    let key = encoded(BIT_STRING, &[&[0][..], point].concat());
+    encoded(SEQUENCE, &[algorithm, key].concat())
+}
+
+/// One element: `tag`, the minimal definite length of `contents`, and `contents` (which are
+/// never 64 KiB long here).
+fn encoded(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match u8::try_from(contents.len()) {
+        Ok(short @ 0..=0x7f) => out.push(short),
+        Ok(long) => out.extend([0x81, long]),
+        Err(_) => {
+            let len = u16::try_from(contents.len()).expect("a DER element under 64 KiB");
+            out.push(0x82);
+            out.extend(len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(contents);
+    out
 }
 
 #[cfg(test)]
@@ -278,6 +317,36 @@ mod tests {
         assert_eq!(e, vec![1, 0, 1]);
         assert_eq!(public_key(spki.as_ref(), KeySpec::Rsa3072), None);
         assert_eq!(public_key(&spki.as_ref()[1..], KeySpec::Rsa2048), None);
+    }
+
+    #[test]
+    fn ec_public_keys_are_written_as_aws_lc_writes_them_and_read_back() {
+        use aws_lc_rs::agreement::{PrivateKey, ECDH_P256, ECDH_P384};
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+
+        for (algorithm, spec) in [(&ECDH_P256, KeySpec::EcP256), (&ECDH_P384, KeySpec::EcP384)] {
+            let public = PrivateKey::generate(algorithm)
+                .unwrap()
+                .compute_public_key()
+                .unwrap();
+            let spki = ec_public_key(spec, public.as_ref());
+            let expected = AsDer::<PublicKeyX509Der>::as_der(&public).unwrap();
+            assert_eq!(spki, expected.as_ref(), "{spec:?}");
+            let Some(PublicKey::Ec { x, y, .. }) = public_key(&spki, spec) else {
+                panic!("{spec:?}: not read back");
+            };
+            assert_eq!([&[4][..], &x, &y].concat(), public.as_ref());
+        }
+    }
+
+    #[test]
+    fn lengths_are_written_in_their_minimal_form() {
+        assert_eq!(encoded(INTEGER, &[7; 3])[..2], [INTEGER, 3]);
+        assert_eq!(encoded(INTEGER, &[7; 0x7f])[..2], [INTEGER, 0x7f]);
+        assert_eq!(encoded(INTEGER, &[7; 0x80])[..3], [INTEGER, 0x81, 0x80]);
+        assert_eq!(encoded(INTEGER, &[7; 0x100])[..4], [INTEGER, 0x82, 1, 0]);
+        let long = encoded(SEQUENCE, &[1; 300]);
+        assert_eq!(only(&long, SEQUENCE), Some(&[1; 300][..]));
     }
 
     proptest::proptest! {

@@ -60,6 +60,31 @@ where
     }
 }
 
+/// As [`from_sdk`], except that the KMS error codes in `refusals`, by which `operation` says a
+/// key refused its input (a ciphertext, a peer's public key), become `Rejected`, which says no
+/// more than that.
+pub(crate) fn refusal_or_from_sdk<E, R>(
+    operation: &'static str,
+    error: SdkError<E, R>,
+    refusals: &[&str],
+) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &error {
+        SdkError::ServiceError(service)
+            if service
+                .err()
+                .code()
+                .is_some_and(|code| refusals.contains(&code)) =>
+        {
+            ProviderError::Rejected
+        }
+        _ => from_sdk(operation, error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_kms::error::{ConnectorError, ErrorMetadata};
@@ -115,6 +140,40 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_the_named_refusals_become_rejected() {
+        let refusal = |code: &str| {
+            let err = SignError::generic(
+                ErrorMetadata::builder()
+                    .code(code)
+                    .message("what KMS said")
+                    .build(),
+            );
+            refusal_or_from_sdk(
+                "Decrypt",
+                SdkError::service_error(err, ()),
+                &["InvalidCiphertextException"],
+            )
+        };
+        assert!(matches!(
+            refusal("InvalidCiphertextException"),
+            ProviderError::Rejected
+        ));
+        assert!(matches!(
+            refusal("NotFoundException"),
+            ProviderError::NotFound(_)
+        ));
+        assert!(matches!(
+            refusal("ThrottlingException"),
+            ProviderError::Unavailable(_)
+        ));
+        let timeout = SdkError::<SignError, ()>::timeout_error("slow");
+        assert!(matches!(
+            refusal_or_from_sdk("Decrypt", timeout, &["InvalidCiphertextException"]),
+            ProviderError::Unavailable(_)
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Key management: creating asymmetric KMS keys tied to signet's key ids by tag, finding them
-//! again, naming them with aliases, and scheduling their deletion.
+//! Key management: creating asymmetric KMS keys (for signing, decryption or key agreement) tied
+//! to signet's key ids by tag, finding them again, naming them with aliases, and scheduling their
+//! deletion.
 //!
 //! Every key carries the tag `signet:key-id` from `CreateKey` on, and the alias
 //! `alias/signet/key/<key-id>` right after, so that [`locate`] finds it with one `DescribeKey`
@@ -13,7 +14,7 @@
 
 use aws_sdk_kms::types::{KeyState, KeyUsageType, Tag};
 use aws_sdk_kms::Client;
-use signet_core::{KeyId, KeySpec, ProviderError};
+use signet_core::{KeyId, KeySpec, KeyUse, ProviderError};
 
 use crate::fault::from_sdk;
 
@@ -57,15 +58,23 @@ fn key_alias(id: &KeyId) -> String {
     format!("alias/signet/key/{id}")
 }
 
-/// Creates a signing key of `spec` tagged with `id`; returns its ARN. [`alias`] comes next.
+/// Creates a key of `spec` for `usage` tagged with `id`; returns its ARN. [`alias`] comes next.
+/// A signing key is `SIGN_VERIFY`; an encryption key is `ENCRYPT_DECRYPT` if it is RSA (it
+/// decrypts RSA-OAEP) and `KEY_AGREEMENT` if it is EC (ECDH): KMS keys have exactly one usage.
 pub(crate) async fn create(
     kms: &Client,
     id: &KeyId,
     spec: KeySpec,
+    usage: KeyUse,
 ) -> Result<String, ProviderError> {
+    let key_usage = match (usage, spec) {
+        (KeyUse::Sign, _) => KeyUsageType::SignVerify,
+        (KeyUse::Encrypt, KeySpec::Rsa2048 | KeySpec::Rsa3072) => KeyUsageType::EncryptDecrypt,
+        (KeyUse::Encrypt, _) => KeyUsageType::KeyAgreement,
+    };
     let created = kms
         .create_key()
-        .key_usage(KeyUsageType::SignVerify)
+        .key_usage(key_usage)
         .key_spec(kms_spec(spec))
         .description(format!("signet key {id}"))
         .tags(tag(KEY_ID_TAG, &id.0)?)
@@ -141,8 +150,8 @@ async fn tag_value(kms: &Client, key: &str, name: &str) -> Result<Option<String>
         .map(|t| t.tag_value().to_owned()))
 }
 
-/// The key's ARN and whether it can still sign (it is not pending deletion); `None` if KMS has
-/// no such key (or alias).
+/// The key's ARN and whether it can still be used (it is not pending deletion); `None` if KMS
+/// has no such key (or alias).
 async fn describe(kms: &Client, key: &str) -> Result<Option<(String, bool)>, ProviderError> {
     let described = match kms.describe_key().key_id(key).send().await {
         Ok(described) => described,

@@ -1,12 +1,16 @@
-//! signet's AWS KMS backend: asymmetric KMS keys (`KeyUsage=SIGN_VERIFY`) that never leave KMS.
+//! signet's AWS KMS backend: asymmetric KMS keys that never leave KMS.
 //!
-//! - Keys: ES256 on `ECC_NIST_P256`, ES384 on `ECC_NIST_P384`, RS256/PS256 on `RSA_2048` or
-//!   `RSA_3072`, Ed25519 on `ECC_NIST_EDWARDS25519` where the KMS offers it (a KMS that does not
-//!   refuses the ring at creation with `Unsupported`). A key's reference is `awskms:<key ARN>`.
+//! - Signing keys (`KeyUsage=SIGN_VERIFY`): ES256 on `ECC_NIST_P256`, ES384 on `ECC_NIST_P384`,
+//!   RS256/PS256 on `RSA_2048` or `RSA_3072`, Ed25519 on `ECC_NIST_EDWARDS25519` where the KMS
+//!   offers it (a KMS that does not refuses the ring at creation with `Unsupported`). A key's
+//!   reference is `awskms:<key ARN>`.
+//! - Encryption keys (`encryption.rs`): RSA keys with `KeyUsage=ENCRYPT_DECRYPT` decrypt RSA-OAEP
+//!   (`kms:Decrypt`), EC keys with `KeyUsage=KEY_AGREEMENT` agree on ECDH secrets
+//!   (`kms:DeriveSharedSecret`); a KMS key has one usage, so neither can sign.
 //! - Rotation is signet's: AWS KMS never rotates asymmetric keys, so each rotation creates a new
 //!   key, and destroying an old one schedules its deletion after a waiting period (7-30 days).
-//! - Public keys come from `GetPublicKey` once per key and are cached: AWS allows far fewer
-//!   `GetPublicKey` than `Sign` calls.
+//! - Public keys and what the key is for come from `GetPublicKey` once per key and are cached:
+//!   AWS allows far fewer `GetPublicKey` than `Sign` calls.
 //! - Throttling and transient failures are retried with backoff by the SDK, within a per-call
 //!   timeout (`client.rs`); what still fails is `Unavailable`, which signet answers with 503.
 //! - A key created but never recorded (a crash between `CreateKey` and the database) carries the
@@ -21,8 +25,10 @@
 
 mod client;
 mod der;
+mod encryption;
 mod fault;
 mod keys;
+mod public;
 mod sign;
 
 use std::collections::HashMap;
@@ -36,7 +42,7 @@ use signet_core::{
 };
 
 pub use client::StartError;
-use sign::KmsPublicKey;
+use public::KmsPublicKey;
 
 const REFERENCE_PREFIX: &str = "awskms:";
 
@@ -100,7 +106,7 @@ impl AwsKmsProvider {
         {
             return Ok(key.clone());
         }
-        let key = Arc::new(sign::fetch_public_key(&self.kms, arn).await?);
+        let key = Arc::new(public::fetch(&self.kms, arn).await?);
         self.public_keys
             .write()
             .expect("key cache poisoned")
@@ -132,12 +138,13 @@ impl KeyProvider for AwsKmsProvider {
         spec: KeySpec,
         usage: KeyUse,
     ) -> Result<GeneratedKey, ProviderError> {
-        if usage == KeyUse::Encrypt {
-            return Err(ProviderError::Unsupported(
-                "encryption keys are not yet made by the AWS KMS backend".into(),
-            ));
+        if !usage.accepts(spec) {
+            return Err(ProviderError::Unsupported(format!(
+                "aws-kms: a {} key cannot be an encryption key",
+                spec.as_str()
+            )));
         }
-        let arn = keys::create(&self.kms, id, spec).await?;
+        let arn = keys::create(&self.kms, id, spec, usage).await?;
         let reference = reference(&arn);
         let finished = async {
             keys::alias(&self.kms, id, &arn).await?;
@@ -190,23 +197,21 @@ impl KeyProvider for AwsKmsProvider {
 
     async fn decrypt(
         &self,
-        _reference: &KeyRef,
-        _hash: OaepHash,
-        _ciphertext: &[u8],
+        reference: &KeyRef,
+        hash: OaepHash,
+        ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "the AWS KMS backend does not decrypt yet".into(),
-        ))
+        let key = self.public(reference).await?;
+        encryption::decrypt(&self.kms, arn(reference)?, &key, hash, ciphertext).await
     }
 
     async fn agree(
         &self,
-        _reference: &KeyRef,
-        _peer: &PublicKey,
+        reference: &KeyRef,
+        peer: &PublicKey,
     ) -> Result<Zeroizing<Vec<u8>>, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "the AWS KMS backend does not do ECDH yet".into(),
-        ))
+        let key = self.public(reference).await?;
+        encryption::agree(&self.kms, arn(reference)?, &key, peer).await
     }
 
     async fn destroy(&self, reference: &KeyRef) -> Result<Option<i64>, ProviderError> {

@@ -1,4 +1,4 @@
-//! Signing through `kms:Sign`, and the public keys the signatures are checked against.
+//! Signing through `kms:Sign`, with signatures checked against the key's public half.
 //!
 //! Messages up to 4096 bytes go to KMS whole (`MessageType=RAW`, KMS hashes); longer ones as a
 //! digest computed here (`MessageType=DIGEST`). ECDSA signatures come back in DER and leave as
@@ -11,69 +11,17 @@ use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
-use signet_core::{Algorithm, KeySpec, ProviderError, PublicKey};
+use signet_core::{Algorithm, KeySpec, KeyUse, ProviderError};
 
 use crate::der;
 use crate::fault::from_sdk;
+use crate::public::KmsPublicKey;
 
 /// The largest message KMS accepts with `MessageType=RAW`.
 pub(crate) const RAW_LIMIT: usize = 4096;
 
-/// A key's public half as KMS gave it (`SubjectPublicKeyInfo` DER) and as a JWK needs it.
-pub(crate) struct KmsPublicKey {
-    pub(crate) spec: KeySpec,
-    pub(crate) public_key: PublicKey,
-    spki: Vec<u8>,
-}
-
-/// Reads the key's public half with `GetPublicKey`.
-pub(crate) async fn fetch_public_key(
-    kms: &Client,
-    arn: &str,
-) -> Result<KmsPublicKey, ProviderError> {
-    let answer = kms
-        .get_public_key()
-        .key_id(arn)
-        .send()
-        .await
-        .map_err(|e| from_sdk("GetPublicKey", e))?;
-    let spec = answer
-        .key_spec()
-        .and_then(crate::keys::signet_spec)
-        .ok_or_else(|| {
-            ProviderError::Unsupported(format!(
-                "aws-kms: {arn} is a {:?} key, which signet does not sign with",
-                answer.key_spec()
-            ))
-        })?;
-    let spki = answer
-        .public_key()
-        .map(|b| b.as_ref().to_vec())
-        .ok_or_else(|| ProviderError::Backend("aws-kms GetPublicKey: no public key".into()))?;
-    let malformed =
-        || ProviderError::Backend(format!("aws-kms: the public key of {arn} is malformed"));
-    let public_key = der::public_key(&spki, spec).ok_or_else(malformed)?;
-    // aws-lc-rs checks what the shape check above does not: the algorithm and the curve point.
-    signature::ParsedPublicKey::new(verification(jws_algorithm(spec)), &spki)
-        .map_err(|_| malformed())?;
-    Ok(KmsPublicKey {
-        spec,
-        public_key,
-        spki,
-    })
-}
-
-/// One algorithm a key of `spec` signs with, to validate the public key.
-fn jws_algorithm(spec: KeySpec) -> Algorithm {
-    match spec {
-        KeySpec::EcP256 => Algorithm::ES256,
-        KeySpec::EcP384 => Algorithm::ES384,
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 => Algorithm::RS256,
-        KeySpec::Ed25519 => Algorithm::Ed25519,
-    }
-}
-
-fn verification(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+/// What aws-lc-rs verifies a JWS signature of `alg` with.
+pub(crate) fn verification(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
     match alg {
         Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
@@ -122,6 +70,7 @@ pub(crate) async fn sign(
     alg: Algorithm,
     message: &[u8],
 ) -> Result<Vec<u8>, ProviderError> {
+    key.require(KeyUse::Sign, &[key.spec], "sign")?;
     if !alg.accepts(key.spec) {
         return Err(ProviderError::Unsupported(format!(
             "a {} key cannot sign {alg}",
