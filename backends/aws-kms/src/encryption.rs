@@ -2,6 +2,8 @@
 //! (`RSAES_OAEP_SHA_1` or `RSAES_OAEP_SHA_256`) with an `ENCRYPT_DECRYPT` RSA key, and ECDH through
 //! `kms:DeriveSharedSecret` with a `KEY_AGREEMENT` EC key, whose answer is the shared secret Z.
 
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec};
 use aws_sdk_kms::Client;
@@ -11,10 +13,15 @@ use crate::der;
 use crate::fault::refusal_or_from_sdk;
 use crate::public::KmsPublicKey;
 
-/// How `Decrypt` says a ciphertext does not decrypt. AWS KMS answers with
-/// InvalidCiphertextException; LocalStack with its generic InternalError (HTTP 500, "Decryption
-/// failed"), a code AWS KMS never sends (its own failures are KMSInternalException).
-const UNDECRYPTABLE: &[&str] = &["InvalidCiphertextException", "InternalError"];
+/// How AWS KMS's `Decrypt` says a ciphertext does not decrypt.
+const UNDECRYPTABLE: &str = "InvalidCiphertextException";
+
+/// LocalStack's generic error (HTTP 500), a code AWS KMS never sends (its own failures are
+/// KMSInternalException). LocalStack answers every ciphertext it cannot decrypt with it, and it
+/// decrypts RSA-OAEP with SHA-256 whatever algorithm it is asked for: with SHA-256 the code
+/// means that the ciphertext does not decrypt, with SHA-1 that this KMS has no SHA-1 (every
+/// SHA-1 ciphertext fails there).
+const LOCALSTACK_FAILURE: &str = "InternalError";
 
 /// How `DeriveSharedSecret` says it refuses the peer's public key (LocalStack for a point off the
 /// curve). signet checks the point first, so KMS should never see one it refuses.
@@ -53,11 +60,26 @@ pub(crate) async fn decrypt(
         .encryption_algorithm(algorithm)
         .send()
         .await
-        .map_err(|e| refusal_or_from_sdk("Decrypt", e, UNDECRYPTABLE))?;
+        .map_err(|e| decryption_error(hash, e))?;
     answer
         .plaintext
         .map(|plaintext| Zeroizing::new(plaintext.into_inner()))
         .ok_or_else(|| ProviderError::Backend("aws-kms Decrypt: no plaintext in the answer".into()))
+}
+
+/// What a failed `Decrypt` with `hash` means (see [`LOCALSTACK_FAILURE`]).
+fn decryption_error<R: std::fmt::Debug>(
+    hash: OaepHash,
+    error: SdkError<DecryptError, R>,
+) -> ProviderError {
+    if hash == OaepHash::Sha1 && error.code() == Some(LOCALSTACK_FAILURE) {
+        return ProviderError::Unsupported(
+            "aws-kms Decrypt: this KMS does not decrypt RSAES_OAEP_SHA_1 (LocalStack decrypts \
+             with SHA-256 whatever it is asked for)"
+                .into(),
+        );
+    }
+    refusal_or_from_sdk("Decrypt", error, &[UNDECRYPTABLE, LOCALSTACK_FAILURE])
 }
 
 /// The ECDH shared secret Z of the EC encryption key at `arn` and `peer`, a point on its curve.
@@ -93,4 +115,40 @@ pub(crate) async fn agree(
                     .into(),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kms::error::ErrorMetadata;
+
+    use super::*;
+
+    fn failed(hash: OaepHash, code: &str) -> ProviderError {
+        let err = DecryptError::generic(ErrorMetadata::builder().code(code).build());
+        decryption_error(hash, SdkError::service_error(err, ()))
+    }
+
+    #[test]
+    fn a_ciphertext_that_does_not_decrypt_is_rejected_and_localstacks_sha1_unsupported() {
+        for hash in [OaepHash::Sha1, OaepHash::Sha256] {
+            assert!(matches!(
+                failed(hash, "InvalidCiphertextException"),
+                ProviderError::Rejected
+            ));
+            assert!(matches!(
+                failed(hash, "KMSInvalidStateException"),
+                ProviderError::NotFound(_)
+            ));
+        }
+        assert!(matches!(
+            failed(OaepHash::Sha256, "InternalError"),
+            ProviderError::Rejected
+        ));
+        match failed(OaepHash::Sha1, "InternalError") {
+            ProviderError::Unsupported(message) => {
+                assert!(message.contains("RSAES_OAEP_SHA_1"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
