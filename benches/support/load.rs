@@ -31,64 +31,88 @@ pub struct Rates {
 }
 
 /// Calls `call` in a loop from `tasks` concurrent tasks for `duration`, timing each call. A call
-/// that fails panics, and the panic ends the run. Each call must wait for something (I/O, a
-/// blocking task) at least once, or the tasks never let the timer end the run: see
-/// [`drive_threads`].
+/// that fails panics, and the first panic ends the run at once. Each call must wait for
+/// something (I/O, a blocking task) at least once, or the tasks never let the timer end the run:
+/// see [`drive_threads`].
 pub async fn drive<F, Fut>(tasks: usize, duration: Duration, call: F) -> Rates
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (call, stop) = (call.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    call().await;
-                    latencies.push(started.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let (call, stop) = (call.clone(), stop.clone());
+        running.spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                call().await;
+                latencies.push(started.elapsed());
+            }
+            latencies
+        });
+    }
     let start = Instant::now();
-    tokio::time::sleep(duration).await;
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        // Before the stop, a task ends only by failing.
+        Some(ended) = running.join_next() => fail(ended.err()),
+    }
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
-    for handle in handles {
-        match handle.await {
+    while let Some(ended) = running.join_next().await {
+        match ended {
             Ok(task) => latencies.extend(task),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("a load task was cancelled: {e}"),
+            Err(e) => fail(Some(e)),
         }
     }
     Rates::of(latencies, start.elapsed())
 }
 
+/// Ends the run with the panic of a load task.
+fn fail(ended: Option<tokio::task::JoinError>) -> ! {
+    match ended {
+        Some(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Some(e) => panic!("a load task was cancelled: {e}"),
+        None => panic!("a load task ended before the run did"),
+    }
+}
+
 /// Calls `call` in a loop from `threads` OS threads for `duration`, each driving its calls on a
 /// current-thread runtime of its own and timing each call: for work that completes without
 /// waiting (an in-process key operation), which would starve the timer of [`drive`]'s runtime.
+/// The first call that panics ends the run.
 pub fn drive_threads<F, Fut>(threads: usize, duration: Duration, call: F) -> Rates
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()>,
 {
+    /// Raises the flag when its thread unwinds from a panic.
+    struct Failure(Arc<AtomicBool>);
+    impl Drop for Failure {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    let failed = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let deadline = start + duration;
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let call = call.clone();
+            let (call, failed) = (call.clone(), failed.clone());
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
+                let _failure = Failure(failed.clone());
                 runtime.block_on(async move {
                     let mut latencies = Vec::new();
-                    while Instant::now() < deadline {
+                    while Instant::now() < deadline && !failed.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         call().await;
                         latencies.push(started.elapsed());
