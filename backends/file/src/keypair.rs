@@ -205,18 +205,7 @@ impl LoadedKey {
                 usage: "ECDH",
             });
         };
-        let PublicKey::Ec {
-            spec: peer_spec,
-            x,
-            y,
-        } = peer
-        else {
-            return Err(Fault::Rejected);
-        };
-        if peer_spec != spec {
-            return Err(Fault::Rejected);
-        }
-        let point = [&[0x04][..], x, y].concat();
+        let point = signet_core::ecdh_peer_point(peer, *spec).ok_or(Fault::Rejected)?;
         agreement::agree(
             key,
             agreement::UnparsedPublicKey::new(ecdh_algorithm(*spec), point),
