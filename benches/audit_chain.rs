@@ -16,6 +16,8 @@ use serde_json::json;
 use signet::domain::{AuditEvent, AuditRecord, Kid, RingName, SignatureFacts, UnixMillis};
 use signet::store::Store;
 
+// Only its databases: the server and load helpers are the HTTP benches'.
+#[allow(dead_code)]
 mod support;
 use support::{drop_database, fresh_database};
 

@@ -52,7 +52,8 @@ use signet_core::{KeyProvider, KeyRef, KeySpec, OaepHash, PublicKey};
 mod support;
 use support::load::{cores, drive, drive_threads, env_or, ms, Rates};
 use support::server::{
-    backend, http_client, kms_endpoint, required, start_server, store, Server, FILE_BACKEND_DIR,
+    backend, http_client, kms_provider, required, send_json, start_server, store, Server,
+    FILE_BACKEND_DIR,
 };
 
 /// The algorithms `backend` decrypts, in the order they are measured.
@@ -227,14 +228,7 @@ async fn http_rates(
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
         let body = bodies[next.fetch_add(1, Ordering::Relaxed) % bodies.len()].clone();
         async move {
-            let response = client
-                .post(&url)
-                .bearer_auth(&token)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+            let response = send_json(&client, &url, &token, body).await;
             let status = response.status();
             let text = response.text().await.unwrap();
             assert!(
@@ -311,18 +305,7 @@ async fn raw_provider(server: &Server) -> Arc<dyn KeyProvider> {
             .unwrap();
             Arc::new(provider)
         }
-        "aws-kms" => {
-            let config = signet_aws_kms::AwsKmsConfig {
-                region: Some("us-east-1".into()),
-                endpoint_url: Some(kms_endpoint()),
-                ..signet_aws_kms::AwsKmsConfig::default()
-            };
-            Arc::new(
-                signet_aws_kms::AwsKmsProvider::open(&config)
-                    .await
-                    .expect("KMS answers"),
-            )
-        }
+        "aws-kms" => Arc::new(kms_provider().await),
         other => panic!("SIGNET_BENCH_BACKEND={other}: expected file, pkcs11 or aws-kms"),
     }
 }

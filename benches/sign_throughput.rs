@@ -32,36 +32,20 @@
 //! database of its own, alternating round by round (`SIGNET_BENCH_ROUNDS`, default 1) so drift in
 //! the machine's load falls on both alike, and the ratio of the two rates is reported.
 
-use std::future::Future;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod support;
-use support::{drop_database, fresh_database};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::load::{cores, drive, env_or, ms, Rates};
+use support::server::{
+    backend, http_client, kms_provider, post, required, send_json, start_server, store, Server,
+};
 
 const MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiIsImtpZCI6ImJlbmNoIiwidHlwIjoiSldUIn0.eyJhdWQiOiJhcGkiLCJleHAiOjE3OTU0MTMyNTgsImlhdCI6MTc5NTQxMjk1OCwiaXNzIjoiaHR0cHM6Ly9iZW5jaC5leGFtcGxlIiwianRpIjoiOHE5TE1vMnZtQWtTT2RJMnU4ZExfQSIsInN1YiI6InUxIn0";
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-}
-
-fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("SIGNET_BENCH_BACKEND=pkcs11 needs {name}"))
-}
 
 /// ES256 signatures per second over `seconds`, one signing thread per core.
 fn raw_signing_rate(seconds: u64) -> f64 {
@@ -146,163 +130,6 @@ fn raw_pkcs11_rate(seconds: u64, key_id: &str) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-struct Server {
-    child: Child,
-    _dir: tempfile::TempDir,
-    address: String,
-    admin_token: String,
-    /// (admin URL, name) of the Postgres database made for this server.
-    database: Option<(String, String)>,
-}
-
-impl Server {
-    async fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some((admin, name)) = self.database.take() {
-            drop_database(&admin, &name).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_server(binary: &str, label: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut command = Command::new(binary);
-    command
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("SIGNET_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    let mut database = None;
-    if let Ok(admin) = std::env::var("SIGNET_BENCH_DATABASE_URL") {
-        let (url, name) = fresh_database(&admin, label).await;
-        command.arg("--database-url").arg(url);
-        database = Some((admin, name));
-    }
-    if backend() == "aws-kms" {
-        command
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL_KMS", kms_endpoint());
-    }
-    let child = command.spawn().expect("signet starts");
-    let address = format!("http://127.0.0.1:{port}");
-    let token_path = dir.path().join("admin-token");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let up = http_client()
-            .get(format!("{address}/healthz"))
-            .send()
-            .await
-            .is_ok();
-        if up && token_path.exists() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "signet did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let admin_token = std::fs::read_to_string(&token_path)
-        .unwrap()
-        .trim()
-        .to_owned();
-    Server {
-        child,
-        _dir: dir,
-        address,
-        admin_token,
-        database,
-    }
-}
-
-async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> Value {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{url}: {}",
-        response.status()
-    );
-    response.json().await.unwrap()
-}
-
-fn backend() -> String {
-    std::env::var("SIGNET_BENCH_BACKEND").unwrap_or_else(|_| "file".into())
-}
-
-fn kms_endpoint() -> String {
-    std::env::var("SIGNET_BENCH_KMS_ENDPOINT")
-        .expect("SIGNET_BENCH_BACKEND=aws-kms needs SIGNET_BENCH_KMS_ENDPOINT (LocalStack's URL)")
-}
-
-/// Requests per second and latency percentiles of one timed run.
-struct Rates {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// Calls `call` in a loop from `tasks` concurrent tasks for `duration`, timing each call.
-async fn drive<F, Fut>(tasks: usize, duration: Duration, call: F) -> Rates
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (call, stop) = (call.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    call().await;
-                    latencies.push(started.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let start = Instant::now();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for handle in handles {
-        latencies.extend(handle.await.unwrap());
-    }
-    let elapsed = start.elapsed();
-    latencies.sort();
-    // A quantile's index: within 0..len, so the cast neither truncates nor loses a sign.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Rates {
-        rate: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
-}
-
 struct HttpRun {
     rates: Rates,
     /// signet's id of the ring's key (its label on a token).
@@ -311,55 +138,34 @@ struct HttpRun {
     reference: String,
 }
 
-/// reqwest is built with rustls and no crypto provider of its own (the CLI configures one): the
-/// bench's clients use aws-lc-rs, the process default from here on.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-fn http_client() -> reqwest::Client {
-    install_crypto_provider();
-    reqwest::Client::new()
-}
-
 /// Signing over HTTP on a new ring of the bench's backend.
 async fn http_signing_rate(server: &Server, connections: usize, seconds: u64) -> HttpRun {
-    install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
+    let client = http_client(connections);
     let ring = format!("bench-{}", std::process::id());
-    post(
-        &client,
-        &format!("{}/v1/rings", server.address),
-        &server.admin_token,
-        json!({
-            "name": ring, "algorithm": "ES256", "backend": backend(),
-            "policy": {"issuer": "https://bench.example", "audiences": ["api"]}
-        }),
-    )
-    .await;
-    let keys: Value = client
-        .get(format!("{}/v1/rings/{ring}/keys", server.address))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    server
+        .post(
+            &client,
+            "/v1/rings",
+            &server.admin_token,
+            &json!({
+                "name": ring, "algorithm": "ES256", "backend": backend(),
+                "policy": {"issuer": "https://bench.example", "audiences": ["api"]}
+            }),
+        )
+        .await;
+    let keys = server.get(&client, &format!("/v1/rings/{ring}/keys")).await;
     let key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
     let reference = keys["keys"][0]["reference"].as_str().unwrap().to_owned();
-    let issuer = post(
-        &client,
-        &format!("{}/v1/clients", server.address),
-        &server.admin_token,
-        json!({
-            "name": format!("{ring}-issuer"), "role": "issuer", "rings": [ring]
-        }),
-    )
-    .await["token"]
+    let issuer = server
+        .post(
+            &client,
+            "/v1/clients",
+            &server.admin_token,
+            &json!({
+                "name": format!("{ring}-issuer"), "role": "issuer", "rings": [ring]
+            }),
+        )
+        .await["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -397,14 +203,7 @@ async fn post_rate(
     let call = move || {
         let (client, url, token, body) = (client.clone(), url.clone(), token.clone(), body.clone());
         async move {
-            let response = client
-                .post(&url)
-                .bearer_auth(&token)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let response = send_json(&client, &url, &token, body).await;
             assert!(
                 response.status().is_success(),
                 "{url}: {}",
@@ -421,36 +220,35 @@ async fn post_rate(
 /// then with `revocations` tokens of the same ring revoked (by `jti`, as an admin).
 async fn revocation_list_cost(revocations: usize, connections: usize, seconds: u64) {
     let server = start_server(env!("CARGO_BIN_EXE_signet"), "revocations").await;
-    install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()
-        .unwrap();
+    let client = http_client(connections);
     let (address, admin) = (server.address.clone(), server.admin_token.clone());
-    post(
-        &client,
-        &format!("{address}/v1/rings"),
-        &admin,
-        json!({"name": "revocations", "policy": {"issuer": "https://bench.example", "max_ttl_seconds": 3600}}),
-    )
-    .await;
-    let issuer = post(
-        &client,
-        &format!("{address}/v1/clients"),
-        &admin,
-        json!({"name": "revocations-issuer", "role": "issuer", "rings": ["revocations"]}),
-    )
-    .await["token"]
+    server
+        .post(
+            &client,
+            "/v1/rings",
+            &admin,
+            &json!({"name": "revocations", "policy": {"issuer": "https://bench.example", "max_ttl_seconds": 3600}}),
+        )
+        .await;
+    let issuer = server
+        .post(
+            &client,
+            "/v1/clients",
+            &admin,
+            &json!({"name": "revocations-issuer", "role": "issuer", "rings": ["revocations"]}),
+        )
+        .await["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let token = post(
-        &client,
-        &format!("{address}/v1/rings/revocations/sign"),
-        &issuer,
-        json!({"claims": {"sub": "user-1"}, "ttl_seconds": 3600}),
-    )
-    .await["token"]
+    let token = server
+        .post(
+            &client,
+            "/v1/rings/revocations/sign",
+            &issuer,
+            &json!({"claims": {"sub": "user-1"}, "ttl_seconds": 3600}),
+        )
+        .await["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -483,7 +281,7 @@ async fn revocation_list_cost(revocations: usize, connections: usize, seconds: u
                         &client,
                         &url,
                         &admin,
-                        json!({"ring": "revocations", "jti": format!("revoked-{i}")}),
+                        &json!({"ring": "revocations", "jti": format!("revoked-{i}")}),
                     )
                     .await;
                 }
@@ -522,16 +320,7 @@ async fn direct_kms_rates(reference: &str, tasks: usize, seconds: u64) -> Rates 
     use aws_sdk_kms::primitives::Blob;
     use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 
-    let config = signet_aws_kms::AwsKmsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(kms_endpoint()),
-        ..signet_aws_kms::AwsKmsConfig::default()
-    };
-    let kms = signet_aws_kms::AwsKmsProvider::open(&config)
-        .await
-        .expect("KMS answers")
-        .client()
-        .clone();
+    let kms = kms_provider().await.client().clone();
     let arn = reference.strip_prefix("awskms:").unwrap().to_owned();
     let sign = move || {
         let (kms, arn) = (kms.clone(), arn.clone());
@@ -570,11 +359,7 @@ async fn main() {
         revocation_list_cost(revocations, connections, seconds).await;
         return;
     }
-    let store = if std::env::var("SIGNET_BENCH_DATABASE_URL").is_ok() {
-        "postgres"
-    } else {
-        "sqlite"
-    };
+    let store = store();
 
     let backend = backend();
     let measure = |binary: String, label: String| async move {
@@ -660,8 +445,4 @@ async fn main() {
             ms(http.rates.p99) - ms(direct.p99)
         );
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -83,6 +83,8 @@ fn fail(ended: Option<tokio::task::JoinError>) -> ! {
 /// current-thread runtime of its own and timing each call: for work that completes without
 /// waiting (an in-process key operation), which would starve the timer of [`drive`]'s runtime.
 /// The first call that panics ends the run.
+// Only decrypt_throughput has such work (sign_throughput's raw loops are its own).
+#[allow(dead_code)]
 pub fn drive_threads<F, Fut>(threads: usize, duration: Duration, call: F) -> Rates
 where
     F: Fn() -> Fut + Clone + Send + 'static,

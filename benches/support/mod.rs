@@ -1,9 +1,6 @@
 //! What the benchmarks share.
 
-// Each bench uses a part of these.
-#[allow(dead_code)]
 pub mod load;
-#[allow(dead_code)]
 pub mod server;
 
 /// A fresh database on the Postgres server at `admin`, so that builds with different schemas

@@ -10,6 +10,8 @@ use serde_json::Value;
 use super::{drop_database, fresh_database};
 
 /// The file backend's directory inside a server's data directory (signet's `FILE_BACKEND_DIR`).
+// Only decrypt_throughput reads the file store itself.
+#[allow(dead_code)]
 pub const FILE_BACKEND_DIR: &str = "file-backend";
 
 /// `SIGNET_BENCH_BACKEND`: `file` (the default), `pkcs11` or `aws-kms`.
@@ -18,9 +20,22 @@ pub fn backend() -> String {
 }
 
 /// `SIGNET_BENCH_KMS_ENDPOINT`, LocalStack's URL, which `SIGNET_BENCH_BACKEND=aws-kms` needs.
-pub fn kms_endpoint() -> String {
+fn kms_endpoint() -> String {
     std::env::var("SIGNET_BENCH_KMS_ENDPOINT")
         .expect("SIGNET_BENCH_BACKEND=aws-kms needs SIGNET_BENCH_KMS_ENDPOINT (LocalStack's URL)")
+}
+
+/// The bench's own KMS provider, on the endpoint the server gets (`us-east-1` at
+/// `SIGNET_BENCH_KMS_ENDPOINT`).
+pub async fn kms_provider() -> signet_aws_kms::AwsKmsProvider {
+    let config = signet_aws_kms::AwsKmsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(kms_endpoint()),
+        ..signet_aws_kms::AwsKmsConfig::default()
+    };
+    signet_aws_kms::AwsKmsProvider::open(&config)
+        .await
+        .expect("KMS answers")
 }
 
 /// The environment variable `name`, which `SIGNET_BENCH_BACKEND=pkcs11` needs.
@@ -39,7 +54,7 @@ pub fn store() -> &'static str {
 
 /// reqwest is built with rustls and no crypto provider of its own (the CLI configures one): the
 /// bench's clients use aws-lc-rs, the process default from here on.
-pub fn install_crypto_provider() {
+fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
@@ -50,6 +65,39 @@ pub fn http_client(connections: usize) -> reqwest::Client {
         .pool_max_idle_per_host(connections)
         .build()
         .unwrap()
+}
+
+/// Sends `request` (`what`, in a failure's message), which must succeed: the answer's JSON.
+async fn answer(request: reqwest::RequestBuilder, what: &str) -> Value {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{what}: {status}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `POST url` with `body` as `token`, which must succeed: the answer's JSON.
+pub async fn post(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
+    let request = client.post(url).bearer_auth(token).json(body);
+    answer(request, &format!("POST {url}")).await
+}
+
+/// `POST url` with the JSON text `body` as `token`: the answer, whatever its status (a call of
+/// the timed load, which checks the status itself).
+pub async fn send_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: String,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
 }
 
 /// A running `signet serve`; killed when dropped.
@@ -64,6 +112,8 @@ pub struct Server {
 
 impl Server {
     /// The server's data directory (kept until [`Server::stop`]).
+    // Only decrypt_throughput reads the file store itself.
+    #[allow(dead_code)]
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
@@ -90,31 +140,15 @@ impl Server {
         token: &str,
         body: &Value,
     ) -> Value {
-        let response = client
-            .post(format!("{}{path}", self.address))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "POST {path}: {status}: {text}");
-        serde_json::from_str(&text).unwrap()
+        post(client, &format!("{}{path}", self.address), token, body).await
     }
 
     /// `GET {path}` as the admin, which must succeed: the answer's JSON.
     pub async fn get(&self, client: &reqwest::Client, path: &str) -> Value {
-        let response = client
+        let request = client
             .get(format!("{}{path}", self.address))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "GET {path}: {status}: {text}");
-        serde_json::from_str(&text).unwrap()
+            .bearer_auth(&self.admin_token);
+        answer(request, &format!("GET {path}")).await
     }
 }
 
