@@ -9,10 +9,9 @@
 //! RFC 3394), AES-GCM content decryption (RFC 7518 §5.3, RFC 7516 §5.2), and encryption to a
 //! public JWK (RFC 7516 §5.1, RFC 7518 §6.2/§6.3) for nested tokens.
 //!
-//! Signet serves the encryption half today: `/sign` with `encrypt_to` returns a signed token
-//! nested in a JWE to a recipient's JWK. The decryption half is the core of encryption rings,
-//! which are not served yet (README, Encrypted tokens); it is tested here against the RFC
-//! examples and the encryption half.
+//! The encryption half serves `/sign` with `encrypt_to` (a signed token nested in a JWE to a
+//! recipient's JWK or an encryption ring); the decryption half serves encryption rings
+//! (`crate::rings::decryption`). Both are tested here against the RFC examples and each other.
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use aws_lc_rs::agreement::{
