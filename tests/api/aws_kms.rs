@@ -409,19 +409,5 @@ async fn encryption_rings_in_kms_decrypt_with_keys_made_for_that_use() {
         assert_eq!(metadata.key_usage(), Some(&usage), "{ring}");
     }
 
-    let refused = app
-        .post(
-            "/v1/rings",
-            &app.admin_token,
-            json!({"name": "oaep1", "backend": "aws-kms", "algorithm": "RSA-OAEP",
-                   "policy": {"issuer": "https://senders.test"}}),
-        )
-        .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
-    assert_eq!(refused.body["error"]["code"], "unsupported_by_backend");
+    crate::decryption::refused_at_creation(&app, "RSA-OAEP").await;
 }

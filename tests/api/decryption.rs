@@ -132,6 +132,34 @@ pub async fn senders_round_trip(app: &TestApp, algorithms: &[(&str, &str)], per_
     }
 }
 
+/// Asks for an encryption ring of `alg` on the app's backend, which cannot do it: the creation is
+/// refused with `422 unsupported_by_backend`, and no half-made ring stays.
+pub async fn refused_at_creation(app: &TestApp, alg: &str) {
+    let refused = app
+        .post(
+            "/v1/rings",
+            &app.admin_token,
+            json!({"name": "unsupported", "backend": app.backend.name(), "algorithm": alg,
+                   "policy": {"issuer": "https://senders.test"}}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{alg}: {}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["code"], "unsupported_by_backend");
+    let ring = app
+        .get("/v1/rings/unsupported", Some(&app.admin_token))
+        .await;
+    assert_eq!(
+        ring.status,
+        StatusCode::NOT_FOUND,
+        "no half-made ring stays"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_jose_and_jwcrypto_encrypt_to_a_ring_are_decrypted() {
     let app = TestApp::spawn_on(Db::Sqlite, Backend::File).await;

@@ -46,6 +46,18 @@ fn listed_private_keys() -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// The object of `listing` ([`listed_private_keys`]) that holds signet's key `id`.
+fn private_key_object<'a>(listing: &'a str, id: &str) -> &'a str {
+    listing
+        .split("Private Key Object")
+        .find(|object| {
+            object
+                .lines()
+                .any(|line| line.trim() == format!("label:      signet:{id}"))
+        })
+        .unwrap_or_else(|| panic!("no private key labelled signet:{id} in:\n{listing}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkcs11_tool_sees_the_keys_as_sensitive_never_extractable_and_local() {
     let app = TestApp::spawn_on(Db::Sqlite, Backend::Pkcs11).await;
@@ -55,14 +67,7 @@ async fn pkcs11_tool_sees_the_keys_as_sensitive_never_extractable_and_local() {
     for ring in ["es256", "rs256"] {
         let id = app.keys(ring).await[0]["id"].as_str().unwrap().to_owned();
         let listing = listed_private_keys();
-        let object = listing
-            .split("Private Key Object")
-            .find(|object| {
-                object
-                    .lines()
-                    .any(|line| line.trim() == format!("label:      signet:{id}"))
-            })
-            .unwrap_or_else(|| panic!("no private key labelled signet:{id} in:\n{listing}"));
+        let object = private_key_object(&listing, &id);
         assert!(
             object.contains("Access:     sensitive, always sensitive, never extractable, local"),
             "{object}"
@@ -337,27 +342,7 @@ async fn encryption_rings_on_the_token_decrypt_and_their_keys_cannot_leave_it() 
     .await;
 
     let before = listed_private_keys().matches("Private Key Object").count();
-    let refused = app
-        .post(
-            "/v1/rings",
-            &app.admin_token,
-            json!({"name": "oaep256", "backend": "pkcs11", "algorithm": "RSA-OAEP-256",
-                   "policy": {"issuer": "https://senders.test"}}),
-        )
-        .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
-    assert_eq!(refused.body["error"]["code"], "unsupported_by_backend");
-    let ring = app.get("/v1/rings/oaep256", Some(&app.admin_token)).await;
-    assert_eq!(
-        ring.status,
-        StatusCode::NOT_FOUND,
-        "no half-made ring stays"
-    );
+    crate::decryption::refused_at_creation(&app, "RSA-OAEP-256").await;
     assert_eq!(
         listed_private_keys().matches("Private Key Object").count(),
         before,
@@ -367,14 +352,7 @@ async fn encryption_rings_on_the_token_decrypt_and_their_keys_cannot_leave_it() 
     let listing = listed_private_keys();
     for (ring, usage) in [("inbox-0", "decrypt"), ("inbox-1", "derive")] {
         let id = app.keys(ring).await[0]["id"].as_str().unwrap().to_owned();
-        let object = listing
-            .split("Private Key Object")
-            .find(|object| {
-                object
-                    .lines()
-                    .any(|line| line.trim() == format!("label:      signet:{id}"))
-            })
-            .unwrap_or_else(|| panic!("no private key labelled signet:{id} in:\n{listing}"));
+        let object = private_key_object(&listing, &id);
         assert!(
             object.contains("Access:     sensitive, always sensitive, never extractable, local"),
             "{object}"
