@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::domain::AuditRecord;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditConnection, StoreError};
 use crate::tasks::{self, Health};
 
 /// The most records committed in one transaction.
@@ -42,17 +42,22 @@ pub const WRITER: &str = "audit writer";
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Entry>,
-    store: Store,
+    connection: Arc<Mutex<AuditConnection>>,
     metrics: Arc<Metrics>,
 }
 
 impl AuditLog {
     /// Starts the writer task on the current runtime, under supervision: a writer that panics is
     /// started again on the same queue (the records of the batch it was writing are refused).
-    pub fn start(store: Store, health: Arc<Health>, metrics: Arc<Metrics>) -> AuditLog {
+    pub fn start(
+        connection: AuditConnection,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> AuditLog {
         let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
         let receiver = Arc::new(Mutex::new(receiver));
-        let writer = store.clone();
+        let connection = Arc::new(Mutex::new(connection));
+        let writer = connection.clone();
         let writer_metrics = metrics.clone();
         tasks::supervise(WRITER, health.clone(), move || {
             write_batches(
@@ -64,14 +69,15 @@ impl AuditLog {
         });
         AuditLog {
             queue,
-            store,
+            connection,
             metrics,
         }
     }
 
-    /// Closes the writer's store: every record after this fails as `Unavailable`.
+    /// Closes the writer's connection once the batch under way is written: every record after
+    /// this fails as `Unavailable`.
     pub async fn close(&self) {
-        self.store.close().await;
+        self.connection.lock().await.close().await;
     }
 
     /// Returns once `record` is committed; `Unavailable` if it could not be, or what the store
@@ -94,7 +100,7 @@ impl AuditLog {
 }
 
 async fn write_batches(
-    store: Store,
+    connection: Arc<Mutex<AuditConnection>>,
     receiver: Arc<Mutex<mpsc::Receiver<Entry>>>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -111,7 +117,8 @@ async fn write_batches(
             .audit_queue
             .sub(i64::try_from(count).expect("a batch is at most MAX_BATCH"));
         let started = Instant::now();
-        match store.append_audit_batch(&records).await {
+        let mut store = connection.lock().await;
+        match store.append(&records).await {
             Ok(()) => {
                 metrics
                     .audit_commit_seconds
@@ -137,7 +144,7 @@ async fn write_batches(
                 tracing::warn!(error = %e, records = records.len(), "audit batch refused; committing its records one by one");
                 for (record, waiter) in records.into_iter().zip(waiters) {
                     let result = store
-                        .append_audit_batch(std::slice::from_ref(&record))
+                        .append(std::slice::from_ref(&record))
                         .await
                         .inspect_err(|e| {
                             tracing::warn!(error = %e, action = record.event.action().as_str(), "audit record not committed");

@@ -112,7 +112,7 @@ async fn open_local(settings: Settings, remote: Providers) -> anyhow::Result<Ser
     let health = Arc::new(Health::default());
     let metrics = Arc::new(Metrics::default());
     // One batch at a time: one connection.
-    let log = AuditLog::start(store.with_own_pool(1), health.clone(), metrics.clone());
+    let log = AuditLog::start(store.audit_connection(), health.clone(), metrics.clone());
     let audit_keys_seen = Arc::new(RwLock::new(TrustAnchor::default()));
     let rings = Arc::new(
         RingService::new(

@@ -18,10 +18,10 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, ConnectOptions, Connection, Row};
 
 use super::change::Change;
-use super::{Dialect, Store, StoreError};
+use super::{Dialect, Store, StoreError, ACQUIRE_TIMEOUT};
 use serde_json::Value;
 
 use crate::domain::{Action, AuditEvent, AuditQuery, AuditRecord, Kid, RingName, UnixMillis};
@@ -482,6 +482,64 @@ async fn claim_raw_jtis(
     Ok(())
 }
 
+/// The audit writer's connection: one, held from batch to batch, so that a batch costs its own
+/// statements and no more (a pooled connection is pinged when taken and again when given back,
+/// two round trips per batch). It is opened when first needed and again after a batch finds it
+/// broken, and belongs to the runtime of the task that opened it.
+pub struct AuditConnection {
+    /// The store whose database this connects to; the chain head hint is this writer's own.
+    store: Store,
+    conn: Option<AnyConnection>,
+    closed: bool,
+}
+
+impl AuditConnection {
+    /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
+    pub async fn append(&mut self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        if self.closed {
+            return Err(StoreError::Unavailable("the audit store is closed".into()));
+        }
+        let appended = self.append_on_some_connection(records).await;
+        if let Err(StoreError::Unavailable(_)) = appended {
+            // Broken, or in an unknown state: the next batch opens another.
+            self.conn = None;
+        }
+        appended
+    }
+
+    async fn append_on_some_connection(
+        &mut self,
+        records: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        if let Some(conn) = self.conn.as_mut() {
+            match Change::begin_on(&self.store, conn).await {
+                Ok(change) => return change.commit(records).await,
+                // The database may have closed it while it sat idle (a restart, a failover):
+                // nothing of the batch ran, so it goes on a new connection.
+                Err(StoreError::Unavailable(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let options = self.store.pool.connect_options();
+        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting timed out".into()))??;
+        let conn = self.conn.insert(conn);
+        Change::begin_on(&self.store, conn)
+            .await?
+            .commit(records)
+            .await
+    }
+
+    /// Closes the connection: every append after this fails as `Unavailable`.
+    pub async fn close(&mut self) {
+        self.closed = true;
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
 /// The Postgres channel notified when a revocation commits.
 pub const REVOCATIONS_CHANNEL: &str = "signet_revocations";
 
@@ -602,6 +660,19 @@ impl Store {
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
     pub async fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         Change::begin(self).await?.commit(records).await
+    }
+
+    /// A connection of its own for the audit writer, opened when first used.
+    pub fn audit_connection(&self) -> AuditConnection {
+        AuditConnection {
+            store: Store {
+                pool: self.pool.clone(),
+                dialect: self.dialect,
+                head: HeadHint::default(),
+            },
+            conn: None,
+            closed: false,
+        }
     }
 
     /// One page of records matching `query`.

@@ -6,25 +6,42 @@ use std::ops::{Deref, DerefMut};
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::{Any, AnyConnection, Connection, Transaction};
 
 use super::audit::{insert_many, HeadHint};
 use super::{Dialect, Store, StoreError};
 use crate::domain::{AuditRecord, Kid, RingName};
 
-pub(super) struct Change {
-    tx: Transaction<'static, Any>,
+pub(super) struct Change<'c> {
+    tx: Transaction<'c, Any>,
     head: HeadHint,
 }
 
-impl Change {
+impl Change<'static> {
     /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`): one that
     /// read first and wrote later would fail with "database is locked" whenever the audit
     /// writer committed in between, which under load is always.
-    pub(super) async fn begin(store: &Store) -> Result<Change, StoreError> {
+    pub(super) async fn begin(store: &Store) -> Result<Change<'static>, StoreError> {
         let tx = match store.dialect {
             Dialect::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => store.pool.begin().await?,
+        };
+        Ok(Change {
+            tx,
+            head: store.head.clone(),
+        })
+    }
+}
+
+impl<'c> Change<'c> {
+    /// As [`Change::begin`], on a connection of the caller's rather than one of the pool's.
+    pub(super) async fn begin_on(
+        store: &Store,
+        conn: &'c mut AnyConnection,
+    ) -> Result<Change<'c>, StoreError> {
+        let tx = match store.dialect {
+            Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => conn.begin().await?,
         };
         Ok(Change {
             tx,
@@ -94,7 +111,7 @@ impl Change {
     }
 }
 
-impl Deref for Change {
+impl Deref for Change<'_> {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
@@ -102,7 +119,7 @@ impl Deref for Change {
     }
 }
 
-impl DerefMut for Change {
+impl DerefMut for Change<'_> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }

@@ -23,7 +23,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::domain::UnixMillis;
 
-pub use audit::{ChainHead, RevokedRow, StoredAuditRecord, GENESIS_HASH};
+pub use audit::{AuditConnection, ChainHead, RevokedRow, StoredAuditRecord, GENESIS_HASH};
 pub(crate) use keys::{Completion, GeneratedRecord};
 pub use rings::RingChanges;
 pub(crate) use schedules::RingSettings;
@@ -250,22 +250,6 @@ impl Store {
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// The same database through a pool of its own, of at most `connections`, opened when first
-    /// used. A connection belongs to the runtime of the task that opened it, and each HTTP
-    /// worker has its own runtime, which ends when the server stops: a task that must write
-    /// after that (the audit writer) opens its connections itself.
-    pub fn with_own_pool(&self, connections: u32) -> Store {
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with((*self.pool.connect_options()).clone());
-        Store {
-            pool,
-            dialect: self.dialect,
-            head: audit::HeadHint::default(),
-        }
     }
 
     pub async fn close(&self) {

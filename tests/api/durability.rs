@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 use crate::helpers::{decode_parts, eventually, serve_process, terminate, Db, TestApp, TestDb};
 use crate::private_postgres::PrivatePostgres;
@@ -185,6 +186,41 @@ async fn a_postgres_outage_under_load_gives_503_and_loses_no_record() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["from_seq"], 1, "{report}");
     assert!(report["records"].as_u64().unwrap() >= u64::try_from(received.len()).unwrap());
+    app.stop().await;
+}
+
+/// The database ends the audit writer's connection while it sits idle (a restart, a failover, a
+/// proxy's idle timeout): the next signature's batch goes on a new connection, and no request
+/// fails for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_connection_the_database_ended_fails_no_request() {
+    let app = TestApp::spawn(Db::Postgres).await;
+    app.create_ring("r", json!({})).await;
+    let (_, issuer) = app.create_client("svc", "issuer", &["r"]).await;
+    let first = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let mut admin = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        // Each call returns once its session has ended (or 10 s have passed: false).
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty(), "the server has no session to end");
+    assert!(ended.iter().all(|&e| e), "a session did not end: {ended:?}");
+    let second = app.sign(&issuer, "r", json!({"aud": "api"})).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let audited = app
+        .store
+        .audit_actions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(action, _, _)| action == "sign")
+        .count();
+    assert_eq!(audited, 2);
     app.stop().await;
 }
 
