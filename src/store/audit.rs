@@ -9,16 +9,19 @@
 //! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 //!
 //! A store remembers the head its last append left ([`HeadHint`]) and chains the next batch onto
-//! it, moving the head only if it is still there (`WHERE seq = .. AND hash = ..`): one statement
-//! where reading the head and writing it back took two. When another writer moved it meanwhile,
-//! the statement changes nothing and the append reads the head under its lock as above.
+//! it, moving the head only if it is still there (`WHERE seq = .. AND hash = ..`) and, in the same
+//! round trip, inserting the records and raising the keys' `last_token_exp` only if it moved
+//! ([`append_at_hint`]): one round trip where reading the head, writing it back, inserting and
+//! updating the keys took four. When another writer moved the head meanwhile, the round trip
+//! changes nothing and the append reads the head under its lock as above.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, ConnectOptions, Connection, Row};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, ConnectOptions, Connection, Row};
 
 use super::change::Change;
 use super::{Dialect, Store, StoreError, ACQUIRE_TIMEOUT};
@@ -234,83 +237,188 @@ pub(super) async fn insert_many(
         return Ok(None);
     }
     let count = i64::try_from(records.len()).expect("a batch fits in i64");
-    let mut appended = None;
+    let lifetimes = key_lifetimes(records);
+    let postgres = conn.backend_name() == "PostgreSQL";
     if let Some((seq, hash)) = hint.get() {
         let (rows, head) = chained(records, seq + 1, hash);
-        let moved = sqlx::query(
-            "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4",
-        )
-        .bind(seq + count)
-        .bind(hex_encode(&head))
-        .bind(seq)
-        .bind(hex_encode(&hash))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if moved == 1 {
-            appended = Some((rows, head));
+        if rows.len() <= ROWS_PER_STATEMENT
+            && append_at_hint(conn, (seq, hash), &rows, head, &lifetimes).await?
+        {
+            claim_raw_jtis(conn, records).await?;
+            list_revocations(conn, seq + 1, records).await?;
+            spend_refresh_tokens(conn, records).await?;
+            return Ok(Some((seq + count, head)));
         }
     }
-    let (rows, head) = if let Some(appended) = appended {
-        appended
-    } else {
-        let row =
-            sqlx::query("UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-                .bind(count)
-                .fetch_one(&mut *conn)
-                .await?;
-        let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
-        let prev = hex_decode(&head).ok_or_else(|| {
-            StoreError::Other("the audit chain head holds a malformed hash".into())
-        })?;
-        let (rows, head) = chained(records, last - count + 1, prev);
-        sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
-            .bind(hex_encode(&head))
-            .execute(&mut *conn)
-            .await?;
-        (rows, head)
-    };
+    // Under the head's lock: no hint, the head moved, or a batch too large for one statement.
+    let row = sqlx::query("UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(count)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+    let prev = hex_decode(&head)
+        .ok_or_else(|| StoreError::Other("the audit chain head holds a malformed hash".into()))?;
+    let (rows, head) = chained(records, last - count + 1, prev);
+    sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
+        .bind(hex_encode(&head))
+        .execute(&mut *conn)
+        .await?;
     let first = rows[0].seq;
     let last = first + count - 1;
-    // SQLite looks up each numbered parameter by name in a list as long as the statement's:
-    // anonymous ones (bound in order) keep a large batch linear.
-    let sqlite = conn.backend_name() == "SQLite";
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "(" } else { ", (" });
-            for k in 1..=8 {
-                if k > 1 {
-                    sql.push_str(", ");
-                }
-                if sqlite {
-                    sql.push('?');
-                } else {
-                    let _ = write!(sql, "${}", 8 * i + k);
-                }
-            }
-            sql.push(')');
-        }
+        // SQLite looks up each numbered parameter by name in a list as long as the statement's:
+        // anonymous ones (bound in order) keep a large batch linear.
+        push_rows(&mut sql, chunk.len(), 8, postgres.then_some(0));
         let mut query = sqlx::query(&sql);
         for row in chunk {
-            let record = row.record;
-            query = query
-                .bind(row.seq)
-                .bind(record.time)
-                .bind(record.event.action().as_str())
-                .bind(record.principal.as_str())
-                .bind(record.ring.as_ref().map(RingName::as_str))
-                .bind(record.kid.as_ref().map(Kid::as_str))
-                .bind(row.detail.as_str())
-                .bind(row.hash.as_str());
+            query = bind_row(query, row);
         }
         query.execute(&mut *conn).await?;
     }
     claim_raw_jtis(conn, records).await?;
     list_revocations(conn, first, records).await?;
     spend_refresh_tokens(conn, records).await?;
-    extend_key_lifetimes(conn, records).await?;
+    extend_key_lifetimes(conn, &lifetimes).await?;
     Ok(Some((last, head)))
+}
+
+/// Appends `(p, p, ...), (p, p, ...)`: `rows` tuples of `columns` parameters, numbered on from
+/// `numbered_after` (`$5, $6, ...`), or anonymous (`?`) when `None`.
+fn push_rows(sql: &mut String, rows: usize, columns: usize, numbered_after: Option<usize>) {
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for k in 1..=columns {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            match numbered_after {
+                Some(after) => {
+                    let _ = write!(sql, "${}", after + columns * i + k);
+                }
+                None => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+}
+
+/// Binds a row's 8 columns, in [`COLUMNS`] order.
+fn bind_row<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    row: &'q NewRow<'q>,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    let record = row.record;
+    query
+        .bind(row.seq)
+        .bind(record.time)
+        .bind(record.event.action().as_str())
+        .bind(record.principal.as_str())
+        .bind(record.ring.as_ref().map(RingName::as_str))
+        .bind(record.kid.as_ref().map(Kid::as_str))
+        .bind(row.detail.as_str())
+        .bind(row.hash.as_str())
+}
+
+/// A batch chained onto the head its store last left, in one round trip where there were three:
+/// the head moves if it is still there, and only then are the rows inserted and the signing keys'
+/// `last_token_exp` raised. Returns whether the head moved; when it did not, nothing changed. A
+/// key that has left the signing states refuses the batch (`Changed`), as in
+/// [`extend_key_lifetimes`]. Postgres does it in one statement (data-modifying CTEs); SQLite,
+/// which has none, in one call of several statements, each after the first conditional on the
+/// head having moved.
+async fn append_at_hint(
+    conn: &mut AnyConnection,
+    (seq, hash): Head,
+    rows: &[NewRow<'_>],
+    head: [u8; 32],
+    lifetimes: &BTreeMap<&str, i64>,
+) -> Result<bool, StoreError> {
+    let postgres = conn.backend_name() == "PostgreSQL";
+    let count = i64::try_from(rows.len()).expect("a batch fits in i64");
+    let keys = i64::try_from(lifetimes.len()).expect("a batch fits in i64");
+    let (prev_hash, head_hash) = (hex_encode(&hash), hex_encode(&head));
+    let mut sql = String::new();
+    if postgres {
+        let _ = write!(
+            sql,
+            "WITH moved AS (UPDATE audit_chain SET seq = $1, hash = $2 \
+             WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1), \
+             appended AS (INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
+        );
+        push_rows(&mut sql, rows.len(), 8, Some(4));
+        sql.push_str(") AS v WHERE EXISTS (SELECT 1 FROM moved)), \
+             extended AS (UPDATE keys SET last_token_exp = GREATEST(COALESCE(last_token_exp, 0), l.exp) \
+             FROM (VALUES ");
+        push_rows(
+            &mut sql,
+            lifetimes.len().max(1),
+            2,
+            Some(4 + 8 * rows.len()),
+        );
+        sql.push_str(
+            ") AS l (exp, kid) WHERE keys.kid = l.kid AND keys.state IN ('active', 'retiring') \
+             AND EXISTS (SELECT 1 FROM moved) RETURNING 1) \
+             SELECT (SELECT count(*) FROM moved) AS moved, \
+             (SELECT count(*) FROM extended) AS extended",
+        );
+    } else {
+        // `changes()`: the rows the previous statement changed; the head is `seq + count` only
+        // if this call moved it.
+        let _ = write!(
+            sql,
+            "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?; \
+             INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
+        );
+        push_rows(&mut sql, rows.len(), 8, None);
+        sql.push_str(") WHERE changes() = 1;");
+        for _ in lifetimes {
+            sql.push_str(
+                " UPDATE keys SET last_token_exp = max(ifnull(last_token_exp, 0), ?) \
+                 WHERE kid = ? AND state IN ('active', 'retiring') \
+                 AND (SELECT seq FROM audit_chain WHERE id = 1) = ?;",
+            );
+        }
+    }
+    let mut query = sqlx::query(&sql)
+        .bind(seq + count)
+        .bind(head_hash.as_str())
+        .bind(seq)
+        .bind(prev_hash.as_str());
+    for row in rows {
+        query = bind_row(query, row);
+    }
+    for (kid, exp) in lifetimes {
+        query = query.bind(*exp).bind(*kid);
+        if !postgres {
+            query = query.bind(seq + count);
+        }
+    }
+    let (moved, extended) = if postgres {
+        if lifetimes.is_empty() {
+            // One row that matches no key: VALUES cannot be empty.
+            query = query.bind(0_i64).bind("");
+        }
+        let row = query.fetch_one(&mut *conn).await?;
+        (row.try_get("moved")?, row.try_get("extended")?)
+    } else {
+        // The rows changed by all the statements: the head's, the records', the keys'.
+        match i64::try_from(query.execute(&mut *conn).await?.rows_affected())
+            .expect("a batch fits in i64")
+        {
+            0 => (0, 0),
+            changed => (1, changed - 1 - count),
+        }
+    };
+    if moved == 0 {
+        return Ok(false);
+    }
+    if extended != keys {
+        return Err(StoreError::Changed(
+            "a key of the batch no longer signs".into(),
+        ));
+    }
+    Ok(true)
 }
 
 /// A refresh token's exchange record spends it: its family is made (or its `expires` raised),
@@ -420,13 +528,9 @@ async fn list_revocations(
     Ok(())
 }
 
-/// Raises each signing key's `last_token_exp` to the latest `exp` its signatures in `records`
-/// carry. A key that has meanwhile left the signing states (retired, revoked) refuses them
-/// (`Changed`): no token is returned that its JWKS may no longer hold.
-async fn extend_key_lifetimes(
-    conn: &mut AnyConnection,
-    records: &[AuditRecord],
-) -> Result<(), StoreError> {
+/// The latest `exp` the signatures in `records` carry, by the kid of the key that made them
+/// (milliseconds).
+fn key_lifetimes(records: &[AuditRecord]) -> BTreeMap<&str, i64> {
     let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
     for record in records {
         let (Some(kid), AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts)) =
@@ -440,13 +544,23 @@ async fn extend_key_lifetimes(
             *entry = (*entry).max(exp);
         }
     }
-    for (kid, exp) in latest {
+    latest
+}
+
+/// Raises each signing key's `last_token_exp` to the latest `exp` its signatures carry
+/// ([`key_lifetimes`]). A key that has meanwhile left the signing states (retired, revoked)
+/// refuses them (`Changed`): no token is returned that its JWKS may no longer hold.
+async fn extend_key_lifetimes(
+    conn: &mut AnyConnection,
+    lifetimes: &BTreeMap<&str, i64>,
+) -> Result<(), StoreError> {
+    for (kid, exp) in lifetimes {
         let signing = sqlx::query(
             "UPDATE keys SET last_token_exp = CASE WHEN last_token_exp IS NULL OR last_token_exp < $1 \
              THEN $1 ELSE last_token_exp END WHERE kid = $2 AND state IN ('active', 'retiring')",
         )
-        .bind(exp)
-        .bind(kid)
+        .bind(*exp)
+        .bind(*kid)
         .execute(&mut *conn)
         .await?
         .rows_affected()

@@ -3,7 +3,9 @@
 //!
 //! Every statement here is written once for both databases (`$N` placeholders, which SQLite also
 //! understands, and types both share: TEXT, BIGINT millisecond timestamps, JSON as TEXT). The
-//! migrations differ only where the dialects do (`migrations/postgres`, `migrations/sqlite`).
+//! migrations differ only where the dialects do (`migrations/postgres`, `migrations/sqlite`), and
+//! so does one statement: the audit writer's append, the hottest path, which each database does in
+//! one round trip its own way (`audit::append_at_hint`).
 //!
 //! Every state change commits in one transaction together with its audit records: see
 //! [`change`].
