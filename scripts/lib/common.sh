@@ -70,3 +70,14 @@ start_throwaway_postgres() {
     exit 1
   fi
 }
+
+# Builds the release binary of commit $1 in its own worktree (/tmp/signet-bench-<commit>, kept for
+# the next run) and sets baseline_bin to its path.
+build_commit() {
+  local commit base
+  commit=$(git rev-parse --short "$1^{commit}")
+  base="/tmp/signet-bench-$commit"
+  [ -d "$base" ] || git worktree add --detach "$base" "$commit"
+  (cd "$base" && cargo build --release --bin signet)
+  baseline_bin="$base/target/release/signet"
+}

@@ -326,7 +326,8 @@ fn bind_row<'q>(
 /// key that has left the signing states refuses the batch (`Changed`), as in
 /// [`extend_key_lifetimes`]. Postgres does it in one statement (data-modifying CTEs); SQLite,
 /// which has none, in one call of several statements, each after the first conditional on the
-/// head having moved.
+/// head holding this batch's last hash (not its `seq`: another writer may have appended as many
+/// records meanwhile).
 async fn append_at_hint(
     conn: &mut AnyConnection,
     (seq, hash): Head,
@@ -363,20 +364,19 @@ async fn append_at_hint(
              (SELECT count(*) FROM extended) AS extended",
         );
     } else {
-        // `changes()`: the rows the previous statement changed; the head is `seq + count` only
-        // if this call moved it.
+        // The head holds this batch's last hash only if the first statement moved it there.
         let _ = write!(
             sql,
             "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?; \
              INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
         );
         push_rows(&mut sql, rows.len(), 8, None);
-        sql.push_str(") WHERE changes() = 1;");
+        sql.push_str(") WHERE (SELECT hash FROM audit_chain WHERE id = 1) = ?;");
         for _ in lifetimes {
             sql.push_str(
                 " UPDATE keys SET last_token_exp = max(ifnull(last_token_exp, 0), ?) \
                  WHERE kid = ? AND state IN ('active', 'retiring') \
-                 AND (SELECT seq FROM audit_chain WHERE id = 1) = ?;",
+                 AND (SELECT hash FROM audit_chain WHERE id = 1) = ?;",
             );
         }
     }
@@ -388,10 +388,13 @@ async fn append_at_hint(
     for row in rows {
         query = bind_row(query, row);
     }
+    if !postgres {
+        query = query.bind(head_hash.as_str());
+    }
     for (kid, exp) in lifetimes {
         query = query.bind(*exp).bind(*kid);
         if !postgres {
-            query = query.bind(seq + count);
+            query = query.bind(head_hash.as_str());
         }
     }
     let (moved, extended) = if postgres {

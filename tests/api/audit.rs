@@ -738,8 +738,62 @@ async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
     }
 }
 
+/// Two stores append one signature each in turns, as two replicas' writers do: every time, the
+/// head stands at the very `seq` a store's stale hint would move it to, yet only its hash says
+/// whose it is. Every signature is taken, chained, and raises its key's `last_token_exp`.
+async fn signatures_in_turns_from_two_stores_are_all_taken(db: Db) {
+    let app = TestApp::spawn(db).await;
+    app.create_ring("r", json!({})).await;
+    let keys = app.keys("r").await;
+    let active = keys.iter().find(|k| k["state"] == "active").unwrap();
+    let kid = signet::domain::Kid::parse(active["kid"].as_str().unwrap()).unwrap();
+    let ring = signet::domain::RingName::parse("r").unwrap();
+    let url = secrecy::SecretString::from(app.db.url.clone());
+    let stores = [
+        signet::store::Store::connect(&url).await.unwrap(),
+        signet::store::Store::connect(&url).await.unwrap(),
+    ];
+    let before = app.store.audit_head().await.unwrap().seq;
+    let exp: i64 = 1_900_000_000;
+    for turn in 0..6_i64 {
+        let facts = signet::domain::SignatureFacts {
+            jti: None,
+            sub: Some(json!(format!("turn-{turn}"))),
+            aud: None,
+            iat: None,
+            exp: Some(json!(exp + turn)),
+            claim_names: Vec::new(),
+            payload_sha256: "-".into(),
+            encrypted_to: None,
+        };
+        let record = signet::domain::AuditRecord::of_ring(
+            signet::domain::UnixMillis::from_millis(1_800_000_000_000),
+            "svc",
+            &ring,
+            Some(&kid),
+            signet::domain::AuditEvent::Sign(facts),
+        );
+        stores[usize::try_from(turn % 2).unwrap()]
+            .append_audit_batch(&[record])
+            .await
+            .unwrap_or_else(|e| panic!("turn {turn}: {e}"));
+    }
+    assert_eq!(app.store.audit_head().await.unwrap().seq - before, 6);
+    let keys = app.keys("r").await;
+    let key = keys.iter().find(|k| k["kid"] == kid.as_str()).unwrap();
+    let last_exp = chrono::DateTime::parse_from_rfc3339(key["last_token_exp"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert_eq!(last_exp, exp + 5);
+    assert_eq!(verify(&app).await["ok"], true);
+    for store in stores {
+        store.close().await;
+    }
+}
+
 store_tests!(
     appends_in_turns_from_two_stores_keep_one_chain,
+    signatures_in_turns_from_two_stores_are_all_taken,
     every_admin_action_and_state_change_is_recorded_once_with_its_principal,
     signatures_are_listed_by_filter_and_cursor,
     denied_requests_are_recorded_without_the_token,
