@@ -28,15 +28,16 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// One batch of signature records like the server's.
-fn batch(size: usize) -> Vec<AuditRecord> {
+/// One batch of signature records like the server's, from `writer` (replicas never write the
+/// same record: their jtis differ).
+fn batch(size: usize, writer: usize) -> Vec<AuditRecord> {
     let ring = RingName::parse("bench").unwrap();
     let kid = Kid::parse("0Kgd3hXv2tlmhHxMv3J7o3vUyPVm7gTfpk0z8wqMnSo").unwrap();
     let claims = ["aud", "exp", "iat", "iss", "jti", "scope", "sub"].map(String::from);
     (0..size)
         .map(|i| {
             let facts = SignatureFacts {
-                jti: Some(json!(format!("jti-{i:016}"))),
+                jti: Some(json!(format!("jti-{writer}-{i:016}"))),
                 sub: Some(json!("user-1")),
                 aud: Some(json!("api")),
                 iat: Some(json!(1_796_000_000)),
@@ -63,10 +64,10 @@ async fn rate(url: &str, writers: usize, size: usize, seconds: u64) -> f64 {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for _ in 0..writers {
+    for writer in 0..writers {
         let store = Store::connect(&url).await.expect("the store opens");
         tasks.push(tokio::spawn(async move {
-            let records = batch(size);
+            let records = batch(size, writer);
             let mut written = 0usize;
             while Instant::now() < deadline {
                 store

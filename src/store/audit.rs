@@ -2,18 +2,23 @@
 //! transaction for many concurrent requests, see `crate::audit`); state changes write theirs
 //! inside their own transaction.
 //!
-//! Every append first moves the chain head (`audit_chain`, one row) forward by the number of
-//! records: that UPDATE locks the row until the transaction ends, so appends from every replica
+//! The chain head (`audit_chain`, one row) holds the newest record's `seq` and hash; every append
+//! moves it forward by the number of records: that UPDATE locks the row until the transaction ends, so appends from every replica
 //! are serialised, each takes the next `seq`s without gaps, and a rollback gives them back. Each
 //! record's `hash` is `SHA-256(previous hash || canonical record)` (see [`StoredAuditRecord::expected_hash`]); the
 //! migration `0020_audit_chain.sql` documents the canonical form for people who check it in SQL.
 //!
-//! A store remembers the head its last append left ([`HeadHint`]) and chains the next batch onto
-//! it, moving the head only if it is still there (`WHERE seq = .. AND hash = ..`) and, in the same
-//! round trip, inserting the records and raising the keys' `last_token_exp` only if it moved
-//! ([`append_at_hint`]): one round trip where reading the head, writing it back, inserting and
-//! updating the keys took four. When another writer moved the head meanwhile, the round trip
-//! changes nothing and the append reads the head under its lock as above.
+//! An append moves the head and inserts its records in one round trip ([`append_at`]): the
+//! head moves only if it is still where the append expects it (`WHERE seq = .. AND hash = ..`),
+//! and only then are the records inserted and the keys' `last_token_exp` raised. A store
+//! remembers the head its last append left ([`HeadHint`]) and chains the next batch onto it: one
+//! round trip where reading the head, writing it back, inserting and updating the keys took four.
+//! When another writer moved the head meanwhile, that round trip changes nothing; the append then
+//! takes the head's lock and reads it, and goes there. While other writers append too, the head
+//! has most likely moved again by the next batch: an append that found another writer's records
+//! after the head it knew makes the store's next one take the lock first, until one finds the head
+//! where the store left it. Under the lock, an append is three round trips (lock, append,
+//! `COMMIT`): that is how long it keeps other replicas waiting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -178,21 +183,29 @@ struct NewRow<'a> {
 /// A chain head: the newest record's `seq` and hash.
 type Head = (i64, [u8; 32]);
 
-/// The chain head a store's last committed append left.
+/// What an append left: the chain's new head, and whether the append found another writer's
+/// records after the head its store knew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Appended {
+    head: Head,
+    contended: bool,
+}
+
+/// What a store's last committed append left.
 #[derive(Clone, Default)]
-pub(super) struct HeadHint(Arc<Mutex<Option<Head>>>);
+pub(super) struct HeadHint(Arc<Mutex<Option<Appended>>>);
 
 impl HeadHint {
-    fn get(&self) -> Option<Head> {
+    fn last(&self) -> Option<Appended> {
         *self.0.lock().expect("head hint poisoned")
     }
 
-    /// Called once an append has committed, leaving the head at `head`; an older head than the
-    /// one known (two appends of this store finishing out of order) is ignored.
-    pub(super) fn committed(&self, head: Head) {
+    /// Called once an append has committed; an older head than the one known (two appends of
+    /// this store finishing out of order) is ignored.
+    pub(super) fn committed(&self, appended: Appended) {
         let mut known = self.0.lock().expect("head hint poisoned");
-        if known.is_none_or(|(seq, _)| seq < head.0) {
-            *known = Some(head);
+        if known.is_none_or(|k| k.head.0 < appended.head.0) {
+            *known = Some(appended);
         }
     }
 }
@@ -224,63 +237,67 @@ fn chained(records: &[AuditRecord], first: i64, mut prev: [u8; 32]) -> (Vec<NewR
     (rows, prev)
 }
 
-/// Appends `records` to the chain inside the caller's transaction: takes the next `seq`s under
-/// the chain head's row lock, then inserts with multi-row INSERTs (one statement per chunk).
-/// Returns the head the append leaves, for the caller to give [`HeadHint::committed`] once the
+/// Appends `records` to the chain inside the caller's transaction, [`ROWS_PER_STATEMENT`] at a
+/// time, each chunk in one statement ([`append_at`]). The first goes on the head the store's last
+/// append left, unless that append met another writer; when it does not go there (or was not
+/// tried), the append takes the head's lock and reads it, and the first chunk goes there. Once
+/// the first chunk has moved the head, the transaction holds its lock: the others follow it.
+/// Returns what the append leaves, for the caller to give [`HeadHint::committed`] once the
 /// transaction has committed.
 pub(super) async fn insert_many(
     conn: &mut AnyConnection,
     hint: &HeadHint,
     records: &[AuditRecord],
-) -> Result<Option<Head>, StoreError> {
-    if records.is_empty() {
+) -> Result<Option<Appended>, StoreError> {
+    let mut chunks = records.chunks(ROWS_PER_STATEMENT);
+    let Some(first) = chunks.next() else {
         return Ok(None);
-    }
-    let count = i64::try_from(records.len()).expect("a batch fits in i64");
-    let lifetimes = key_lifetimes(records);
-    let postgres = conn.backend_name() == "PostgreSQL";
-    if let Some((seq, hash)) = hint.get() {
-        let (rows, head) = chained(records, seq + 1, hash);
-        if rows.len() <= ROWS_PER_STATEMENT
-            && append_at_hint(conn, (seq, hash), &rows, head, &lifetimes).await?
-        {
-            claim_raw_jtis(conn, records).await?;
-            list_revocations(conn, seq + 1, records).await?;
-            spend_refresh_tokens(conn, records).await?;
-            return Ok(Some((seq + count, head)));
-        }
-    }
-    // Under the head's lock: no hint, the head moved, or a batch too large for one statement.
-    let row = sqlx::query("UPDATE audit_chain SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
-        .bind(count)
-        .fetch_one(&mut *conn)
-        .await?;
-    let (last, head): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
-    let prev = hex_decode(&head)
-        .ok_or_else(|| StoreError::Other("the audit chain head holds a malformed hash".into()))?;
-    let (rows, head) = chained(records, last - count + 1, prev);
-    sqlx::query("UPDATE audit_chain SET hash = $1 WHERE id = 1")
-        .bind(hex_encode(&head))
-        .execute(&mut *conn)
-        .await?;
-    let first = rows[0].seq;
-    let last = first + count - 1;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
-        // SQLite looks up each numbered parameter by name in a list as long as the statement's:
-        // anonymous ones (bound in order) keep a large batch linear.
-        push_rows(&mut sql, chunk.len(), 8, postgres.then_some(0));
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            query = bind_row(query, row);
-        }
-        query.execute(&mut *conn).await?;
+    };
+    let known = hint.last();
+    let at_hint = match known {
+        Some(Appended {
+            head,
+            contended: false,
+        }) => append_at(conn, head, first)
+            .await?
+            .map(|moved| (head, moved)),
+        _ => None,
+    };
+    let (start, mut head) = if let Some(both) = at_hint {
+        both
+    } else {
+        let found = lock_head(conn).await?;
+        let moved = append_at(conn, found, first).await?;
+        (found, moved.ok_or_else(moved_under_its_lock)?)
+    };
+    for chunk in chunks {
+        head = append_at(conn, head, chunk)
+            .await?
+            .ok_or_else(moved_under_its_lock)?;
     }
     claim_raw_jtis(conn, records).await?;
-    list_revocations(conn, first, records).await?;
+    list_revocations(conn, start.0 + 1, records).await?;
     spend_refresh_tokens(conn, records).await?;
-    extend_key_lifetimes(conn, &lifetimes).await?;
-    Ok(Some((last, head)))
+    Ok(Some(Appended {
+        head,
+        contended: known.is_some_and(|k| k.head != start),
+    }))
+}
+
+/// Takes the chain head's lock until the transaction ends (an UPDATE that changes nothing:
+/// SQLite has no `SELECT .. FOR UPDATE`) and reads it.
+async fn lock_head(conn: &mut AnyConnection) -> Result<Head, StoreError> {
+    let row = sqlx::query("UPDATE audit_chain SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *conn)
+        .await?;
+    let (seq, hash): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+    let hash = hex_decode(&hash)
+        .ok_or_else(|| StoreError::Other("the audit chain head holds a malformed hash".into()))?;
+    Ok((seq, hash))
+}
+
+fn moved_under_its_lock() -> StoreError {
+    StoreError::Other("the audit chain head moved under its lock".into())
 }
 
 /// Appends `(p, p, ...), (p, p, ...)`: `rows` tuples of `columns` parameters, numbered on from
@@ -320,21 +337,25 @@ fn bind_row<'q>(
         .bind(row.hash.as_str())
 }
 
-/// A batch chained onto the head its store last left, in one round trip where there were three:
-/// the head moves if it is still there, and only then are the rows inserted and the signing keys'
-/// `last_token_exp` raised. Returns whether the head moved; when it did not, nothing changed. A
-/// key that has left the signing states refuses the batch (`Changed`), as in
-/// [`extend_key_lifetimes`]. Postgres does it in one statement (data-modifying CTEs); SQLite,
-/// which has none, in one call of several statements, each after the first conditional on the
-/// head holding this batch's last hash (not its `seq`: another writer may have appended as many
-/// records meanwhile).
-async fn append_at_hint(
+/// Chains `records` (at most [`ROWS_PER_STATEMENT`]) onto `at` and appends them in one round
+/// trip: the head moves if it is still at `at`, and only then are the rows inserted and the
+/// signing keys' `last_token_exp` raised. Returns the new head if it moved; when it did not,
+/// nothing changed. A key that has left the signing states (retired, revoked) refuses the batch
+/// (`Changed`): no token is returned that its JWKS may no longer hold.
+/// Postgres does it in one statement (data-modifying CTEs); SQLite, which has none, in one call
+/// of several statements, each after the first conditional on the head holding this batch's last
+/// hash (not its `seq`: another writer may have appended as many records meanwhile). Only a
+/// byte-identical batch from another writer, at the same place in the chain, would leave that
+/// hash too: then the INSERT collides with its `seq`s, and the batch is refused whole
+/// (`Conflict`) rather than taken twice.
+async fn append_at(
     conn: &mut AnyConnection,
-    (seq, hash): Head,
-    rows: &[NewRow<'_>],
-    head: [u8; 32],
-    lifetimes: &BTreeMap<&str, i64>,
-) -> Result<bool, StoreError> {
+    at: Head,
+    records: &[AuditRecord],
+) -> Result<Option<Head>, StoreError> {
+    let (seq, hash) = at;
+    let (rows, head) = chained(records, seq + 1, hash);
+    let lifetimes = key_lifetimes(records);
     let postgres = conn.backend_name() == "PostgreSQL";
     let count = i64::try_from(rows.len()).expect("a batch fits in i64");
     let keys = i64::try_from(lifetimes.len()).expect("a batch fits in i64");
@@ -372,7 +393,7 @@ async fn append_at_hint(
         );
         push_rows(&mut sql, rows.len(), 8, None);
         sql.push_str(") WHERE (SELECT hash FROM audit_chain WHERE id = 1) = ?;");
-        for _ in lifetimes {
+        for _ in 0..lifetimes.len() {
             sql.push_str(
                 " UPDATE keys SET last_token_exp = max(ifnull(last_token_exp, 0), ?) \
                  WHERE kid = ? AND state IN ('active', 'retiring') \
@@ -385,13 +406,13 @@ async fn append_at_hint(
         .bind(head_hash.as_str())
         .bind(seq)
         .bind(prev_hash.as_str());
-    for row in rows {
+    for row in &rows {
         query = bind_row(query, row);
     }
     if !postgres {
         query = query.bind(head_hash.as_str());
     }
-    for (kid, exp) in lifetimes {
+    for (kid, exp) in &lifetimes {
         query = query.bind(*exp).bind(*kid);
         if !postgres {
             query = query.bind(head_hash.as_str());
@@ -414,14 +435,14 @@ async fn append_at_hint(
         }
     };
     if moved == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     if extended != keys {
         return Err(StoreError::Changed(
             "a key of the batch no longer signs".into(),
         ));
     }
-    Ok(true)
+    Ok(Some((seq + count, head)))
 }
 
 /// A refresh token's exchange record spends it: its family is made (or its `expires` raised),
@@ -548,31 +569,6 @@ fn key_lifetimes(records: &[AuditRecord]) -> BTreeMap<&str, i64> {
         }
     }
     latest
-}
-
-/// Raises each signing key's `last_token_exp` to the latest `exp` its signatures carry
-/// ([`key_lifetimes`]). A key that has meanwhile left the signing states (retired, revoked)
-/// refuses them (`Changed`): no token is returned that its JWKS may no longer hold.
-async fn extend_key_lifetimes(
-    conn: &mut AnyConnection,
-    lifetimes: &BTreeMap<&str, i64>,
-) -> Result<(), StoreError> {
-    for (kid, exp) in lifetimes {
-        let signing = sqlx::query(
-            "UPDATE keys SET last_token_exp = CASE WHEN last_token_exp IS NULL OR last_token_exp < $1 \
-             THEN $1 ELSE last_token_exp END WHERE kid = $2 AND state IN ('active', 'retiring')",
-        )
-        .bind(*exp)
-        .bind(*kid)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if !signing {
-            return Err(StoreError::Changed(format!("key {kid} no longer signs")));
-        }
-    }
-    Ok(())
 }
 
 /// A raw signature's record claims its `jti` in its ring until the token expires: a second
@@ -917,6 +913,21 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hint_keeps_the_newest_append_and_whether_it_met_another_writer() {
+        let hint = HeadHint::default();
+        let appended = |seq, contended| Appended {
+            head: (seq, [0; 32]),
+            contended,
+        };
+        hint.committed(appended(10, true));
+        // An older append of this store that commits last changes nothing.
+        hint.committed(appended(4, false));
+        assert_eq!(hint.last(), Some(appended(10, true)));
+        hint.committed(appended(12, false));
+        assert_eq!(hint.last(), Some(appended(12, false)));
+    }
 
     fn hash(action: &str, principal: &str, ring: Option<&str>, kid: Option<&str>) -> String {
         StoredAuditRecord {

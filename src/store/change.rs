@@ -53,7 +53,7 @@ impl<'c> Change<'c> {
     /// record says changed ([`AuditEvent::changes_ring`](crate::domain::AuditEvent)) takes the
     /// chain's new head `seq` as its `revision`: replicas pick up the change from it.
     pub(super) async fn commit(mut self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let head = insert_many(&mut self.tx, &self.head, records).await?;
+        let appended = insert_many(&mut self.tx, &self.head, records).await?;
         let changed: BTreeSet<&str> = records
             .iter()
             .filter(|r| r.event.changes_ring())
@@ -68,8 +68,8 @@ impl<'c> Change<'c> {
             .await?;
         }
         self.tx.commit().await?;
-        if let Some(head) = head {
-            self.head.committed(head);
+        if let Some(appended) = appended {
+            self.head.committed(appended);
         }
         for record in records.iter().filter(|r| r.event.is_event_for_operators()) {
             tracing::info!(

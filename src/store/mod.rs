@@ -5,7 +5,7 @@
 //! understands, and types both share: TEXT, BIGINT millisecond timestamps, JSON as TEXT). The
 //! migrations differ only where the dialects do (`migrations/postgres`, `migrations/sqlite`), and
 //! so does one statement: the audit writer's append, the hottest path, which each database does in
-//! one round trip its own way (`audit::append_at_hint`).
+//! one round trip its own way (`audit::append_at`).
 //!
 //! Every state change commits in one transaction together with its audit records: see
 //! [`change`].

@@ -682,8 +682,9 @@ async fn the_database_refuses_to_update_or_delete_audit_records(db: Db) {
 
 /// Two stores on one database append in turns, as two replicas do: each chains its batch onto
 /// the head it left last when that is still the head, and onto the head it reads otherwise
-/// (the other store moved it, or a writer of the database rewrote it). The chain stays whole and
-/// gap-free either way.
+/// (the other store moved it, or a writer of the database rewrote it). Two batches are larger
+/// than one statement takes (256 rows), one of each kind. The chain stays whole and gap-free
+/// either way.
 async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
     let app = TestApp::spawn(db).await;
     let url = secrecy::SecretString::from(app.db.url.clone());
@@ -704,11 +705,14 @@ async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
             })
             .collect()
     };
+    // Turn 1 goes on the head store 0 left; turn 5 finds the head rewritten.
+    let sizes = [1, 260, 3, 4, 5, 520, 7];
+    let appended = |turns: usize| i64::try_from(sizes[..turns].iter().sum::<usize>()).unwrap();
     let before = app.store.audit_head().await.unwrap().seq;
     for (turn, store) in [0, 0, 1, 0, 1, 1, 0].into_iter().enumerate() {
         let by = format!("store-{store}-turn-{turn}");
         stores[store]
-            .append_audit_batch(&batch(turn + 1, &by))
+            .append_audit_batch(&batch(sizes[turn], &by))
             .await
             .unwrap();
         if turn == 4 {
@@ -723,12 +727,12 @@ async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
         }
     }
     let head = app.store.audit_head().await.unwrap();
-    assert_eq!(head.seq - before, (1..=7).sum::<i64>());
+    assert_eq!(head.seq - before, appended(sizes.len()));
     let records = all_records(&app, &app.admin_token).await;
     let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     let report = verify(&app).await;
-    let first_after_rewrite = before + (1..=5).sum::<i64>() + 1;
+    let first_after_rewrite = before + appended(5) + 1;
     assert_eq!(
         report["problem"]["seq"], first_after_rewrite,
         "only the rewrite breaks the chain: {report}"
