@@ -108,8 +108,13 @@ async fn write_batches(
     let mut receiver = receiver.lock().await;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Waits for the first record, then takes whatever else has queued up meanwhile: under load,
-    // requests that arrive during one commit ride together in the next.
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    // requests that arrive during one commit ride together in the next, on a connection that
+    // has not sat idle since (`in_use`).
+    loop {
+        let in_use = !receiver.is_empty();
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
         let (records, waiters): (Vec<AuditRecord>, Vec<_>) =
             batch.drain(..).map(|e| (e.record, e.committed)).unzip();
         let count = records.len() as u64;
@@ -118,7 +123,7 @@ async fn write_batches(
             .sub(i64::try_from(count).expect("a batch is at most MAX_BATCH"));
         let started = Instant::now();
         let mut store = connection.lock().await;
-        match store.append(&records).await {
+        match store.append(&records, in_use).await {
             Ok(()) => {
                 metrics
                     .audit_commit_seconds
@@ -144,7 +149,7 @@ async fn write_batches(
                 tracing::warn!(error = %e, records = records.len(), "audit batch refused; committing its records one by one");
                 for (record, waiter) in records.into_iter().zip(waiters) {
                     let result = store
-                        .append(std::slice::from_ref(&record))
+                        .append(std::slice::from_ref(&record), false)
                         .await
                         .inspect_err(|e| {
                             tracing::warn!(error = %e, action = record.event.action().as_str(), "audit record not committed");

@@ -19,6 +19,10 @@
 //! after the head it knew makes the store's next one take the lock first, until one finds the head
 //! where the store left it. Under the lock, an append is three round trips (lock, append,
 //! `COMMIT`): that is how long it keeps other replicas waiting.
+//!
+//! On Postgres, the audit writer's batch of plain signatures skips even `BEGIN` and `COMMIT`:
+//! its one statement is its own transaction ([`append_alone`]), whole because it changes
+//! nothing unless the head is where it expects it and every key of the batch still signs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -200,6 +204,14 @@ impl HeadHint {
         *self.0.lock().expect("head hint poisoned")
     }
 
+    /// Called when an append found the head moved by another writer: the store's next append
+    /// takes the lock first.
+    fn met_another_writer(&self) {
+        if let Some(known) = self.0.lock().expect("head hint poisoned").as_mut() {
+            known.contended = true;
+        }
+    }
+
     /// Called once an append has committed; an older head than the one known (two appends of
     /// this store finishing out of order) is ignored.
     pub(super) fn committed(&self, appended: Appended) {
@@ -342,9 +354,13 @@ fn bind_row<'q>(
 /// signing keys' `last_token_exp` raised. Returns the new head if it moved; when it did not,
 /// nothing changed. A key that has left the signing states (retired, revoked) refuses the batch
 /// (`Changed`): no token is returned that its JWKS may no longer hold.
-/// Postgres does it in one statement (data-modifying CTEs); SQLite, which has none, in one call
-/// of several statements, each after the first conditional on the head holding this batch's last
-/// hash (not its `seq`: another writer may have appended as many records meanwhile). Only a
+/// Postgres does it in one statement (data-modifying CTEs) that changes nothing unless every
+/// key of the batch still signs, so that it is whole even as a transaction of its own
+/// ([`append_alone`]): it locks the head, then the keys (the order every append takes them in),
+/// reading each as committed once locked. SQLite, which has no such statements, does it in one
+/// call of several statements, each after the first conditional on the head holding this
+/// batch's last hash (not its `seq`: another writer may have appended as many records
+/// meanwhile), inside the caller's transaction, which a `Changed` batch rolls back. Only a
 /// byte-identical batch from another writer, at the same place in the chain, would leave that
 /// hash too: then the INSERT collides with its `seq`s, and the batch is refused whole
 /// (`Conflict`) rather than taken twice.
@@ -356,40 +372,71 @@ async fn append_at(
     let (seq, hash) = at;
     let (rows, head) = chained(records, seq + 1, hash);
     let lifetimes = key_lifetimes(records);
-    let postgres = conn.backend_name() == "PostgreSQL";
     let count = i64::try_from(rows.len()).expect("a batch fits in i64");
     let keys = i64::try_from(lifetimes.len()).expect("a batch fits in i64");
     let (prev_hash, head_hash) = (hex_encode(&hash), hex_encode(&head));
-    let mut sql = String::new();
-    if postgres {
+    let moved = if conn.backend_name() == "PostgreSQL" {
+        // $1-$4: the head after and before; $5: how many keys signed; then (exp, kid) pairs
+        // (one that matches no key when there are none: VALUES cannot be empty), then the rows.
+        let mut sql = String::from(
+            "WITH head AS (SELECT 1 FROM audit_chain WHERE id = 1 AND seq = $3 AND hash = $4 \
+             FOR UPDATE), \
+             lifetimes (exp, kid) AS (VALUES ",
+        );
+        push_rows(&mut sql, lifetimes.len().max(1), 2, Some(5));
         let _ = write!(
             sql,
-            "WITH moved AS (UPDATE audit_chain SET seq = $1, hash = $2 \
-             WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1), \
+            "), signing AS (SELECT keys.kid FROM keys JOIN lifetimes l ON keys.kid = l.kid \
+             WHERE keys.state IN ('active', 'retiring') AND EXISTS (SELECT 1 FROM head) \
+             FOR UPDATE OF keys), \
+             usable AS (SELECT count(*) = $5 AS all_sign FROM signing), \
+             moved AS (UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 \
+             AND EXISTS (SELECT 1 FROM head) AND (SELECT all_sign FROM usable) RETURNING 1), \
              appended AS (INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
         );
-        push_rows(&mut sql, rows.len(), 8, Some(4));
-        sql.push_str(") AS v WHERE EXISTS (SELECT 1 FROM moved)), \
-             extended AS (UPDATE keys SET last_token_exp = GREATEST(COALESCE(last_token_exp, 0), l.exp) \
-             FROM (VALUES ");
         push_rows(
             &mut sql,
-            lifetimes.len().max(1),
-            2,
-            Some(4 + 8 * rows.len()),
+            rows.len(),
+            8,
+            Some(5 + 2 * lifetimes.len().max(1)),
         );
         sql.push_str(
-            ") AS l (exp, kid) WHERE keys.kid = l.kid AND keys.state IN ('active', 'retiring') \
-             AND EXISTS (SELECT 1 FROM moved) RETURNING 1) \
-             SELECT (SELECT count(*) FROM moved) AS moved, \
-             (SELECT count(*) FROM extended) AS extended",
+            ") AS v WHERE EXISTS (SELECT 1 FROM moved)), \
+             extended AS (UPDATE keys SET last_token_exp = \
+             GREATEST(COALESCE(keys.last_token_exp, 0), l.exp) FROM lifetimes l \
+             WHERE keys.kid = l.kid AND EXISTS (SELECT 1 FROM moved)) \
+             SELECT EXISTS (SELECT 1 FROM head) AS at_head, \
+             (SELECT all_sign FROM usable) AS all_sign",
         );
+        let mut query = sqlx::query(&sql)
+            .bind(seq + count)
+            .bind(head_hash.as_str())
+            .bind(seq)
+            .bind(prev_hash.as_str())
+            .bind(keys);
+        for (kid, exp) in &lifetimes {
+            query = query.bind(*exp).bind(*kid);
+        }
+        if lifetimes.is_empty() {
+            query = query.bind(0_i64).bind("");
+        }
+        for row in &rows {
+            query = bind_row(query, row);
+        }
+        let row = query.fetch_one(&mut *conn).await?;
+        let (at_head, all_sign): (bool, bool) = (row.try_get("at_head")?, row.try_get("all_sign")?);
+        if at_head && !all_sign {
+            return Err(key_left_signing());
+        }
+        at_head
     } else {
         // The head holds this batch's last hash only if the first statement moved it there.
+        let mut sql = String::from(
+            "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?; ",
+        );
         let _ = write!(
             sql,
-            "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?; \
-             INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
+            "INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
         );
         push_rows(&mut sql, rows.len(), 8, None);
         sql.push_str(") WHERE (SELECT hash FROM audit_chain WHERE id = 1) = ?;");
@@ -400,49 +447,69 @@ async fn append_at(
                  AND (SELECT hash FROM audit_chain WHERE id = 1) = ?;",
             );
         }
-    }
-    let mut query = sqlx::query(&sql)
-        .bind(seq + count)
-        .bind(head_hash.as_str())
-        .bind(seq)
-        .bind(prev_hash.as_str());
-    for row in &rows {
-        query = bind_row(query, row);
-    }
-    if !postgres {
+        let mut query = sqlx::query(&sql)
+            .bind(seq + count)
+            .bind(head_hash.as_str())
+            .bind(seq)
+            .bind(prev_hash.as_str());
+        for row in &rows {
+            query = bind_row(query, row);
+        }
         query = query.bind(head_hash.as_str());
-    }
-    for (kid, exp) in &lifetimes {
-        query = query.bind(*exp).bind(*kid);
-        if !postgres {
-            query = query.bind(head_hash.as_str());
+        for (kid, exp) in &lifetimes {
+            query = query.bind(*exp).bind(*kid).bind(head_hash.as_str());
         }
-    }
-    let (moved, extended) = if postgres {
-        if lifetimes.is_empty() {
-            // One row that matches no key: VALUES cannot be empty.
-            query = query.bind(0_i64).bind("");
-        }
-        let row = query.fetch_one(&mut *conn).await?;
-        (row.try_get("moved")?, row.try_get("extended")?)
-    } else {
         // The rows changed by all the statements: the head's, the records', the keys'.
-        match i64::try_from(query.execute(&mut *conn).await?.rows_affected())
-            .expect("a batch fits in i64")
-        {
-            0 => (0, 0),
-            changed => (1, changed - 1 - count),
+        let changed = i64::try_from(query.execute(&mut *conn).await?.rows_affected())
+            .expect("a batch fits in i64");
+        if changed > 0 && changed - 1 - count != keys {
+            return Err(key_left_signing());
         }
+        changed > 0
     };
-    if moved == 0 {
-        return Ok(None);
+    Ok(moved.then_some((seq + count, head)))
+}
+
+fn key_left_signing() -> StoreError {
+    StoreError::Changed("a key of the batch no longer signs".into())
+}
+
+/// Appends `records` as one statement that is its own transaction, when that is safe and can
+/// be done: on Postgres ([`append_at`] is whole there), for a batch of plain signatures (they
+/// change nothing but the chain and their keys' lifetimes) that fits one statement, on the head
+/// the store's last append left, unless that append met another writer. One round trip where
+/// `BEGIN`, the append and `COMMIT` take three. Returns whether the records are committed; when
+/// not, nothing changed (the head had moved: the store's next append takes the lock first).
+pub(super) async fn append_alone(
+    conn: &mut AnyConnection,
+    hint: &HeadHint,
+    records: &[AuditRecord],
+) -> Result<bool, StoreError> {
+    let Some(Appended {
+        head,
+        contended: false,
+    }) = hint.last()
+    else {
+        return Ok(false);
+    };
+    if conn.backend_name() != "PostgreSQL"
+        || records.is_empty()
+        || records.len() > ROWS_PER_STATEMENT
+        || !records
+            .iter()
+            .all(|r| matches!(r.event, AuditEvent::Sign(_)))
+    {
+        return Ok(false);
     }
-    if extended != keys {
-        return Err(StoreError::Changed(
-            "a key of the batch no longer signs".into(),
-        ));
-    }
-    Ok(Some((seq + count, head)))
+    let Some(moved) = append_at(conn, head, records).await? else {
+        hint.met_another_writer();
+        return Ok(false);
+    };
+    hint.committed(Appended {
+        head: moved,
+        contended: false,
+    });
+    Ok(true)
 }
 
 /// A refresh token's exchange record spends it: its family is made (or its `expires` raised),
@@ -608,11 +675,20 @@ pub struct AuditConnection {
 
 impl AuditConnection {
     /// Commits all `records` in one transaction: all are durable when this returns `Ok`.
-    pub async fn append(&mut self, records: &[AuditRecord]) -> Result<(), StoreError> {
+    /// `in_use` says the connection has not sat idle since the last append (the records queued
+    /// while it committed): only then may a batch go as one statement ([`append_alone`]). A
+    /// connection that sat idle may have been closed by the database meanwhile, and a statement
+    /// that fails could have run or not; so after idling a batch starts with `BEGIN`, which fails
+    /// before anything of the batch ran, and the batch then goes on a new connection.
+    pub async fn append(
+        &mut self,
+        records: &[AuditRecord],
+        in_use: bool,
+    ) -> Result<(), StoreError> {
         if self.closed {
             return Err(StoreError::Unavailable("the audit store is closed".into()));
         }
-        let appended = self.append_on_some_connection(records).await;
+        let appended = self.append_on_some_connection(records, in_use).await;
         if let Err(StoreError::Unavailable(_)) = appended {
             // Broken, or in an unknown state: the next batch opens another.
             self.conn = None;
@@ -623,8 +699,12 @@ impl AuditConnection {
     async fn append_on_some_connection(
         &mut self,
         records: &[AuditRecord],
+        in_use: bool,
     ) -> Result<(), StoreError> {
         if let Some(conn) = self.conn.as_mut() {
+            if in_use && append_alone(conn, &self.store.head, records).await? {
+                return Ok(());
+            }
             match Change::begin_on(&self.store, conn).await {
                 Ok(change) => return change.commit(records).await,
                 // The database may have closed it while it sat idle (a restart, a failover):

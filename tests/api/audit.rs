@@ -742,16 +742,113 @@ async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
     }
 }
 
-/// Two stores append one signature each in turns, as two replicas' writers do: every time, the
-/// head stands at the very `seq` a store's stale hint would move it to, yet only its hash says
-/// whose it is. Every signature is taken, chained, and raises its key's `last_token_exp`.
-async fn signatures_in_turns_from_two_stores_are_all_taken(db: Db) {
+/// A server with the ring `r`, and its active key's kid.
+async fn ring_r(db: Db) -> (TestApp, signet::domain::RingName, signet::domain::Kid) {
     let app = TestApp::spawn(db).await;
     app.create_ring("r", json!({})).await;
     let keys = app.keys("r").await;
     let active = keys.iter().find(|k| k["state"] == "active").unwrap();
     let kid = signet::domain::Kid::parse(active["kid"].as_str().unwrap()).unwrap();
-    let ring = signet::domain::RingName::parse("r").unwrap();
+    (app, signet::domain::RingName::parse("r").unwrap(), kid)
+}
+
+/// The audit record of a signature by `kid` of `ring` for the subject `sub`, expiring at `exp`.
+fn signature(
+    ring: &signet::domain::RingName,
+    kid: &signet::domain::Kid,
+    sub: &str,
+    exp: i64,
+) -> signet::domain::AuditRecord {
+    let facts = signet::domain::SignatureFacts {
+        jti: None,
+        sub: Some(json!(sub)),
+        aud: None,
+        iat: None,
+        exp: Some(json!(exp)),
+        claim_names: Vec::new(),
+        payload_sha256: "-".into(),
+        encrypted_to: None,
+    };
+    signet::domain::AuditRecord::of_ring(
+        signet::domain::UnixMillis::from_millis(1_800_000_000_000),
+        "svc",
+        ring,
+        Some(kid),
+        signet::domain::AuditEvent::Sign(facts),
+    )
+}
+
+/// The audit writer's connection under load (each batch queued while the last committed: on
+/// Postgres, a batch of signatures goes as one statement that is its own transaction) between
+/// another store's appends: every batch is taken whole and chained, and a batch with a key that
+/// left the signing states behind the server's back (a fault we cannot cause otherwise, named as
+/// one) is refused whole, changing nothing: not the chain, not a key's `last_token_exp`.
+async fn a_busy_writers_batches_are_taken_whole_or_not_at_all(db: Db) {
+    let (app, ring, kid) = ring_r(db).await;
+    let url = secrecy::SecretString::from(app.db.url.clone());
+    let store = signet::store::Store::connect(&url).await.unwrap();
+    let mut writer = store.audit_connection();
+    let before = app.store.audit_head().await.unwrap().seq;
+    let exp: i64 = 1_900_000_000;
+    let batch = |turn: i64, n: i64| -> Vec<signet::domain::AuditRecord> {
+        (0..n)
+            .map(|i| signature(&ring, &kid, &format!("turn-{turn}-{i}"), exp + turn))
+            .collect()
+    };
+    // Turns 1 and 2 chain onto the head the writer left; turn 3 finds it moved by the other
+    // store, turn 4 goes to the lock after that, and turn 5 finds the head where it left it.
+    let sizes = [1, 3, 2, 4, 5, 1];
+    for (turn, n) in (0..).zip(sizes) {
+        writer
+            .append(&batch(turn, n), true)
+            .await
+            .unwrap_or_else(|e| panic!("turn {turn}: {e}"));
+        if turn == 2 {
+            app.store.append_audit_batch(&batch(100, 1)).await.unwrap();
+        }
+    }
+    let taken = sizes.iter().sum::<i64>() + 1;
+    assert_eq!(app.store.audit_head().await.unwrap().seq - before, taken);
+    let pool = sqlx::AnyPool::connect(&app.db.url).await.unwrap();
+    sqlx::query("UPDATE keys SET state = 'retired' WHERE kid = $1")
+        .bind(kid.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let refused = writer.append(&batch(200, 3), true).await;
+    assert!(
+        matches!(refused, Err(signet::store::StoreError::Changed(_))),
+        "{refused:?}"
+    );
+    assert_eq!(app.store.audit_head().await.unwrap().seq - before, taken);
+    let last_exp: i64 = sqlx::query_scalar("SELECT last_token_exp FROM keys WHERE kid = $1")
+        .bind(kid.as_str())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(last_exp, (exp + 100) * 1000);
+    let records = all_records(&app, &app.admin_token).await;
+    let subjects: Vec<&str> = records
+        .iter()
+        .filter(|r| r["action"] == "sign")
+        .map(|r| r["detail"]["sub"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects.len(),
+        usize::try_from(taken).unwrap(),
+        "{subjects:?}"
+    );
+    assert!(!subjects.iter().any(|s| s.starts_with("turn-200-")));
+    assert_eq!(verify(&app).await["ok"], true);
+    writer.close().await;
+    store.close().await;
+}
+
+/// Two stores append one signature each in turns, as two replicas' writers do: every time, the
+/// head stands at the very `seq` a store's stale hint would move it to, yet only its hash says
+/// whose it is. Every signature is taken, chained, and raises its key's `last_token_exp`.
+async fn signatures_in_turns_from_two_stores_are_all_taken(db: Db) {
+    let (app, ring, kid) = ring_r(db).await;
     let url = secrecy::SecretString::from(app.db.url.clone());
     let stores = [
         signet::store::Store::connect(&url).await.unwrap(),
@@ -760,23 +857,7 @@ async fn signatures_in_turns_from_two_stores_are_all_taken(db: Db) {
     let before = app.store.audit_head().await.unwrap().seq;
     let exp: i64 = 1_900_000_000;
     for turn in 0..6_i64 {
-        let facts = signet::domain::SignatureFacts {
-            jti: None,
-            sub: Some(json!(format!("turn-{turn}"))),
-            aud: None,
-            iat: None,
-            exp: Some(json!(exp + turn)),
-            claim_names: Vec::new(),
-            payload_sha256: "-".into(),
-            encrypted_to: None,
-        };
-        let record = signet::domain::AuditRecord::of_ring(
-            signet::domain::UnixMillis::from_millis(1_800_000_000_000),
-            "svc",
-            &ring,
-            Some(&kid),
-            signet::domain::AuditEvent::Sign(facts),
-        );
+        let record = signature(&ring, &kid, &format!("turn-{turn}"), exp + turn);
         stores[usize::try_from(turn % 2).unwrap()]
             .append_audit_batch(&[record])
             .await
@@ -798,6 +879,7 @@ async fn signatures_in_turns_from_two_stores_are_all_taken(db: Db) {
 store_tests!(
     appends_in_turns_from_two_stores_keep_one_chain,
     signatures_in_turns_from_two_stores_are_all_taken,
+    a_busy_writers_batches_are_taken_whole_or_not_at_all,
     every_admin_action_and_state_change_is_recorded_once_with_its_principal,
     signatures_are_listed_by_filter_and_cursor,
     denied_requests_are_recorded_without_the_token,
