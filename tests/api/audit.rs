@@ -795,8 +795,10 @@ async fn a_busy_writers_batches_are_taken_whole_or_not_at_all(db: Db) {
             .map(|i| signature(&ring, &kid, &format!("turn-{turn}-{i}"), exp + turn))
             .collect()
     };
-    // Turns 1 and 2 chain onto the head the writer left; turn 3 finds it moved by the other
-    // store, turn 4 goes to the lock after that, and turn 5 finds the head where it left it.
+    // Turn 0 opens the connection (with BEGIN); turns 1 and 2 go onto the head the writer left;
+    // turn 3 finds it moved by the other store and takes the lock; turn 4 goes to the lock at
+    // once and finds the head where the writer left it, so turn 5 and the refused batch go onto
+    // the head the writer left again (on Postgres as one statement each).
     let sizes = [1, 3, 2, 4, 5, 1];
     for (turn, n) in (0..).zip(sizes) {
         writer
