@@ -745,10 +745,8 @@ async fn appends_in_turns_from_two_stores_keep_one_chain(db: Db) {
 /// A server with the ring `r`, and its active key's kid.
 async fn ring_r(db: Db) -> (TestApp, signet::domain::RingName, signet::domain::Kid) {
     let app = TestApp::spawn(db).await;
-    app.create_ring("r", json!({})).await;
-    let keys = app.keys("r").await;
-    let active = keys.iter().find(|k| k["state"] == "active").unwrap();
-    let kid = signet::domain::Kid::parse(active["kid"].as_str().unwrap()).unwrap();
+    let created = app.create_ring("r", json!({})).await;
+    let kid = signet::domain::Kid::parse(created["active_kid"].as_str().unwrap()).unwrap();
     (app, signet::domain::RingName::parse("r").unwrap(), kid)
 }
 
