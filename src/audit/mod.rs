@@ -152,7 +152,7 @@ async fn write_batches(
                         .append(std::slice::from_ref(&record), false)
                         .await
                         .inspect_err(|e| {
-                            tracing::warn!(error = %e, action = record.event.action().as_str(), "audit record not committed");
+                            tracing::warn!(error = %e, action = record.event().action().as_str(), "audit record not committed");
                         });
                     if result.is_ok() {
                         metrics.audit_written.inc();

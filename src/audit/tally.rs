@@ -99,12 +99,10 @@ impl RefusalTally {
 
 fn record(key: Key, tally: Tally) -> AuditRecord {
     let first = tally.first;
-    AuditRecord {
-        time: first.time,
-        principal: key.principal,
-        ring: first.ring,
-        kid: first.kid,
-        event: AuditEvent::RequestsDenied {
+    let mut record = AuditRecord::new(
+        first.time,
+        &key.principal,
+        AuditEvent::RequestsDenied {
             source: CallerText::stored(&key.source),
             status: key.status,
             code: key.code,
@@ -115,7 +113,10 @@ fn record(key: Key, tally: Tally) -> AuditRecord {
             path: CallerText::stored(&first.path),
             reason: CallerText::stored(&first.reason),
         },
-    }
+    );
+    record.ring = first.ring;
+    record.kid = first.kid;
+    record
 }
 
 #[cfg(test)]
@@ -149,7 +150,7 @@ mod tests {
             .is_empty());
         let records = tally.take_ended(Some(UnixMillis::from_millis(WINDOW_MS)));
         assert_eq!(records.len(), 1);
-        let AuditEvent::RequestsDenied { count, path, .. } = &records[0].event else {
+        let AuditEvent::RequestsDenied { count, path, .. } = &records[0].event() else {
             panic!("a tally record");
         };
         assert_eq!(*count, 1000);
@@ -176,7 +177,7 @@ mod tests {
         assert_eq!(records.len(), MAX_TALLIES + 1);
         let other: u64 = records
             .iter()
-            .filter_map(|r| match &r.event {
+            .filter_map(|r| match &r.event() {
                 AuditEvent::RequestsDenied { source, count, .. } if source.as_str() == "other" => {
                     Some(*count)
                 }

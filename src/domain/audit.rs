@@ -541,7 +541,10 @@ pub struct AuditRecord {
     pub principal: String,
     pub ring: Option<RingName>,
     pub kid: Option<Kid>,
-    pub event: AuditEvent,
+    event: AuditEvent,
+    /// The event's `detail` text, made with the record: on the request's thread, not on the
+    /// audit writer's, whose batches wait on each other.
+    detail: String,
 }
 
 impl AuditRecord {
@@ -552,8 +555,18 @@ impl AuditRecord {
             principal: principal.to_owned(),
             ring: None,
             kid: None,
+            detail: event.detail_text(),
             event,
         }
+    }
+
+    pub fn event(&self) -> &AuditEvent {
+        &self.event
+    }
+
+    /// The record's `detail` column ([`AuditEvent::detail_text`]).
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// An event about `ring`, and about its key `kid` when given.

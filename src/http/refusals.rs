@@ -113,19 +113,19 @@ async fn account<B>(response: &ServiceResponse<B>, source: String, error: Option
     let principal = request.extensions().get::<Arc<Principal>>().cloned();
     match principal {
         Some(client) if status != StatusCode::TOO_MANY_REQUESTS => {
-            let record = AuditRecord {
-                time: now_ms(),
-                principal: client.actor(),
-                ring,
-                kid,
-                event: AuditEvent::RequestDenied {
+            let mut record = AuditRecord::new(
+                now_ms(),
+                &client.actor(),
+                AuditEvent::RequestDenied {
                     method: CallerText::stored(request.method().as_str()),
                     path: CallerText::stored(request.path()),
                     status: status.as_u16(),
                     code,
                     reason: CallerText::stored(&reason),
                 },
-            };
+            );
+            record.ring = ring;
+            record.kid = kid;
             services.audit.record_denial(record).await;
         }
         client => services.audit.count_refusal(Refusal {

@@ -20,9 +20,11 @@
 //! where the store left it. Under the lock, an append is three round trips (lock, append,
 //! `COMMIT`): that is how long it keeps other replicas waiting.
 //!
-//! On Postgres, the audit writer's batch of plain signatures skips even `BEGIN` and `COMMIT`:
-//! its one statement is its own transaction ([`append_alone`]), whole because it changes
-//! nothing unless the head is where it expects it and every key of the batch still signs.
+//! The audit writer's batch of plain signatures goes in one round trip with its transaction
+//! ([`append_alone`]): on Postgres its one statement is its own transaction, on SQLite its
+//! statements go between `BEGIN IMMEDIATE` and `COMMIT` in the same call. It is whole because
+//! it changes nothing unless the head is where it expects it and every key of the batch still
+//! signs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -180,7 +182,6 @@ fn from_row(row: &AnyRow) -> Result<StoredAuditRecord, sqlx::Error> {
 struct NewRow<'a> {
     seq: i64,
     record: &'a AuditRecord,
-    detail: String,
     hash: String,
 }
 
@@ -226,23 +227,21 @@ impl HeadHint {
 fn chained(records: &[AuditRecord], first: i64, mut prev: [u8; 32]) -> (Vec<NewRow<'_>>, [u8; 32]) {
     let mut rows = Vec::with_capacity(records.len());
     for (seq, record) in (first..).zip(records) {
-        let detail = record.event.detail_text();
         prev = chain_hash(
             &prev,
             seq,
             record.time,
             [
-                Some(record.event.action().as_str()),
+                Some(record.event().action().as_str()),
                 Some(&record.principal),
                 record.ring.as_ref().map(RingName::as_str),
                 record.kid.as_ref().map(Kid::as_str),
-                Some(&detail),
+                Some(record.detail()),
             ],
         );
         rows.push(NewRow {
             seq,
             record,
-            detail,
             hash: hex_encode(&prev),
         });
     }
@@ -270,7 +269,7 @@ pub(super) async fn insert_many(
         Some(Appended {
             head,
             contended: false,
-        }) => append_at(conn, head, first)
+        }) => append_at(conn, head, first, false)
             .await?
             .map(|moved| (head, moved)),
         _ => None,
@@ -279,11 +278,11 @@ pub(super) async fn insert_many(
         both
     } else {
         let found = lock_head(conn).await?;
-        let moved = append_at(conn, found, first).await?;
+        let moved = append_at(conn, found, first, false).await?;
         (found, moved.ok_or_else(moved_under_its_lock)?)
     };
     for chunk in chunks {
-        head = append_at(conn, head, chunk)
+        head = append_at(conn, head, chunk, false)
             .await?
             .ok_or_else(moved_under_its_lock)?;
     }
@@ -341,11 +340,11 @@ fn bind_row<'q>(
     query
         .bind(row.seq)
         .bind(record.time)
-        .bind(record.event.action().as_str())
+        .bind(record.event().action().as_str())
         .bind(record.principal.as_str())
         .bind(record.ring.as_ref().map(RingName::as_str))
         .bind(record.kid.as_ref().map(Kid::as_str))
-        .bind(row.detail.as_str())
+        .bind(record.detail())
         .bind(row.hash.as_str())
 }
 
@@ -358,16 +357,18 @@ fn bind_row<'q>(
 /// key of the batch still signs, so that it is whole even as a transaction of its own
 /// ([`append_alone`]): it locks the head, then the keys (the order every append takes them in),
 /// reading each as committed once locked. SQLite, which has no such statements, does it in one
-/// call of several statements, each after the first conditional on the head holding this
+/// call of several statements under its one write lock: the head moves only if every key of
+/// the batch still signs, and each statement after that runs only if the head holds this
 /// batch's last hash (not its `seq`: another writer may have appended as many records
-/// meanwhile), inside the caller's transaction, which a `Changed` batch rolls back. Only a
-/// byte-identical batch from another writer, at the same place in the chain, would leave that
-/// hash too: then the INSERT collides with its `seq`s, and the batch is refused whole
-/// (`Conflict`) rather than taken twice.
+/// meanwhile). `alone`, the call is its own transaction there too (`BEGIN IMMEDIATE` ..
+/// `COMMIT`); otherwise it runs inside the caller's. Only a byte-identical batch from another
+/// writer, at the same place in the chain, would leave that hash too: then the INSERT collides
+/// with its `seq`s, and the batch is refused whole (`Conflict`) rather than taken twice.
 async fn append_at(
     conn: &mut AnyConnection,
     at: Head,
     records: &[AuditRecord],
+    alone: bool,
 ) -> Result<Option<Head>, StoreError> {
     let (seq, hash) = at;
     let (rows, head) = chained(records, seq + 1, hash);
@@ -430,28 +431,39 @@ async fn append_at(
         }
         at_head
     } else {
-        // The head holds this batch's last hash only if the first statement moved it there.
-        let mut sql = String::from(
-            "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?; ",
+        // The head moves only if every key of the batch still signs; the other statements run
+        // only if the head holds this batch's last hash, that is if the first one moved it there.
+        let mut sql = String::from(if alone { "BEGIN IMMEDIATE; " } else { "" });
+        sql.push_str(
+            "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ? \
+             AND (SELECT count(*) FROM keys WHERE state IN ('active', 'retiring') AND kid IN (",
         );
-        let _ = write!(
-            sql,
-            "INSERT INTO audit_log ({COLUMNS}) SELECT * FROM (VALUES "
-        );
+        for i in 0..lifetimes.len() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        sql.push_str(")) = ? RETURNING 1; INSERT INTO audit_log (");
+        sql.push_str(COLUMNS);
+        sql.push_str(") SELECT * FROM (VALUES ");
         push_rows(&mut sql, rows.len(), 8, None);
         sql.push_str(") WHERE (SELECT hash FROM audit_chain WHERE id = 1) = ?;");
         for _ in 0..lifetimes.len() {
             sql.push_str(
                 " UPDATE keys SET last_token_exp = max(ifnull(last_token_exp, 0), ?) \
-                 WHERE kid = ? AND state IN ('active', 'retiring') \
-                 AND (SELECT hash FROM audit_chain WHERE id = 1) = ?;",
+                 WHERE kid = ? AND (SELECT hash FROM audit_chain WHERE id = 1) = ?;",
             );
+        }
+        if alone {
+            sql.push_str(" COMMIT;");
         }
         let mut query = sqlx::query(&sql)
             .bind(seq + count)
             .bind(head_hash.as_str())
             .bind(seq)
             .bind(prev_hash.as_str());
+        for kid in lifetimes.keys() {
+            query = query.bind(*kid);
+        }
+        query = query.bind(keys);
         for row in &rows {
             query = bind_row(query, row);
         }
@@ -459,13 +471,20 @@ async fn append_at(
         for (kid, exp) in &lifetimes {
             query = query.bind(*exp).bind(*kid).bind(head_hash.as_str());
         }
-        // The rows changed by all the statements: the head's, the records', the keys'.
-        let changed = i64::try_from(query.execute(&mut *conn).await?.rows_affected())
-            .expect("a batch fits in i64");
-        if changed > 0 && changed - 1 - count != keys {
-            return Err(key_left_signing());
+        // Whether the head moved, from its UPDATE's RETURNING (not from the rows each statement
+        // changed: `BEGIN` and `COMMIT` count the previous statement's changes again).
+        let moved = !query.fetch_all(&mut *conn).await?.is_empty();
+        if !moved {
+            // Nothing changed: the head had moved, or (if it had not) a key left signing.
+            let row = sqlx::query("SELECT seq, hash FROM audit_chain WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?;
+            let (now_seq, now_hash): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+            if now_seq == seq && now_hash == prev_hash {
+                return Err(key_left_signing());
+            }
         }
-        changed > 0
+        moved
     };
     Ok(moved.then_some((seq + count, head)))
 }
@@ -474,12 +493,13 @@ fn key_left_signing() -> StoreError {
     StoreError::Changed("a key of the batch no longer signs".into())
 }
 
-/// Appends `records` as one statement that is its own transaction, when that is safe and can
-/// be done: on Postgres ([`append_at`] is whole there), for a batch of plain signatures (they
-/// change nothing but the chain and their keys' lifetimes) that fits one statement, on the head
-/// the store's last append left, unless that append met another writer. One round trip where
-/// `BEGIN`, the append and `COMMIT` take three. Returns whether the records are committed; when
-/// not, nothing changed (the head had moved: the store's next append takes the lock first).
+/// Appends `records` in one call that is its own transaction ([`append_at`] is whole), when
+/// that is safe and can be done: for a batch of plain signatures (they change nothing but the
+/// chain and their keys' lifetimes) that fits one statement, on the head the store's last
+/// append left, unless that append met another writer. One round trip where `BEGIN`, the
+/// append and `COMMIT` take three. Returns whether the records are committed; when not, nothing
+/// changed (the head had moved: the store's next append takes the lock first). After an error,
+/// a SQLite connection may still be inside the transaction: the caller closes it.
 pub(super) async fn append_alone(
     conn: &mut AnyConnection,
     hint: &HeadHint,
@@ -492,16 +512,15 @@ pub(super) async fn append_alone(
     else {
         return Ok(false);
     };
-    if conn.backend_name() != "PostgreSQL"
-        || records.is_empty()
+    if records.is_empty()
         || records.len() > ROWS_PER_STATEMENT
         || !records
             .iter()
-            .all(|r| matches!(r.event, AuditEvent::Sign(_)))
+            .all(|r| matches!(r.event(), AuditEvent::Sign(_)))
     {
         return Ok(false);
     }
-    let Some(moved) = append_at(conn, head, records).await? else {
+    let Some(moved) = append_at(conn, head, records, true).await? else {
         hint.met_another_writer();
         return Ok(false);
     };
@@ -522,7 +541,7 @@ async fn spend_refresh_tokens(
 ) -> Result<(), StoreError> {
     for record in records {
         let Some(ring) = &record.ring else { continue };
-        match &record.event {
+        match &record.event() {
             AuditEvent::RefreshTokenUsed {
                 family,
                 jti,
@@ -592,7 +611,7 @@ async fn list_revocations(
                 issued_before,
                 expires,
             },
-        ) = (&record.ring, &record.event)
+        ) = (&record.ring, &record.event())
         else {
             continue;
         };
@@ -625,7 +644,7 @@ fn key_lifetimes(records: &[AuditRecord]) -> BTreeMap<&str, i64> {
     let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
     for record in records {
         let (Some(kid), AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts)) =
-            (&record.kid, &record.event)
+            (&record.kid, &record.event())
         else {
             continue;
         };
@@ -645,7 +664,7 @@ async fn claim_raw_jtis(
     records: &[AuditRecord],
 ) -> Result<(), StoreError> {
     for record in records {
-        let (Some(ring), AuditEvent::SignRaw(facts)) = (&record.ring, &record.event) else {
+        let (Some(ring), AuditEvent::SignRaw(facts)) = (&record.ring, &record.event()) else {
             continue;
         };
         if let (Some(Value::String(jti)), Some(exp)) =
@@ -702,8 +721,19 @@ impl AuditConnection {
         in_use: bool,
     ) -> Result<(), StoreError> {
         if let Some(conn) = self.conn.as_mut() {
-            if in_use && append_alone(conn, &self.store.head, records).await? {
-                return Ok(());
+            if in_use {
+                match append_alone(conn, &self.store.head, records).await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    // On SQLite it may have failed inside its transaction: closing the
+                    // connection rolls that back, and the next batch opens another.
+                    Err(e) => {
+                        if let Some(conn) = self.conn.take() {
+                            let _ = conn.close().await;
+                        }
+                        return Err(e);
+                    }
+                }
             }
             match Change::begin_on(&self.store, conn).await {
                 Ok(change) => return change.commit(records).await,

@@ -56,7 +56,7 @@ impl<'c> Change<'c> {
         let appended = insert_many(&mut self.tx, &self.head, records).await?;
         let changed: BTreeSet<&str> = records
             .iter()
-            .filter(|r| r.event.changes_ring())
+            .filter(|r| r.event().changes_ring())
             .filter_map(|r| r.ring.as_ref().map(RingName::as_str))
             .collect();
         for ring in changed {
@@ -71,13 +71,16 @@ impl<'c> Change<'c> {
         if let Some(appended) = appended {
             self.head.committed(appended);
         }
-        for record in records.iter().filter(|r| r.event.is_event_for_operators()) {
+        for record in records
+            .iter()
+            .filter(|r| r.event().is_event_for_operators())
+        {
             tracing::info!(
                 ring = record.ring.as_ref().map(RingName::as_str),
                 kid = record.kid.as_ref().map(Kid::as_str),
                 by = %record.principal,
                 "{}",
-                record.event.action().as_str()
+                record.event().action().as_str()
             );
         }
         Ok(())

@@ -776,11 +776,12 @@ fn signature(
     )
 }
 
-/// The audit writer's connection under load (each batch queued while the last committed: on
-/// Postgres, a batch of signatures goes as one statement that is its own transaction) between
-/// another store's appends: every batch is taken whole and chained, and a batch with a key that
-/// left the signing states behind the server's back (a fault we cannot cause otherwise, named as
-/// one) is refused whole, changing nothing: not the chain, not a key's `last_token_exp`.
+/// The audit writer's connection under load (each batch queued while the last committed: a
+/// batch of signatures goes as one call that is its own transaction) between another store's
+/// appends: every batch is taken whole and chained, and a batch with a key that left the
+/// signing states behind the server's back (a fault we cannot cause otherwise, named as one) is
+/// refused whole, changing nothing: not the chain, not a key's `last_token_exp`. The writer's
+/// next batch, once the key signs again, is taken.
 async fn a_busy_writers_batches_are_taken_whole_or_not_at_all(db: Db) {
     let (app, ring, kid) = ring_r(db).await;
     let url = secrecy::SecretString::from(app.db.url.clone());
@@ -796,7 +797,7 @@ async fn a_busy_writers_batches_are_taken_whole_or_not_at_all(db: Db) {
     // Turn 0 opens the connection (with BEGIN); turns 1 and 2 go onto the head the writer left;
     // turn 3 finds it moved by the other store and takes the lock; turn 4 goes to the lock at
     // once and finds the head where the writer left it, so turn 5 and the refused batch go onto
-    // the head the writer left again (on Postgres as one statement each).
+    // the head the writer left again (as one call each).
     let sizes = [1, 3, 2, 4, 5, 1];
     for (turn, n) in (0..).zip(sizes) {
         writer
@@ -827,6 +828,14 @@ async fn a_busy_writers_batches_are_taken_whole_or_not_at_all(db: Db) {
         .await
         .unwrap();
     assert_eq!(last_exp, (exp + 100) * 1000);
+    sqlx::query("UPDATE keys SET state = 'active' WHERE kid = $1")
+        .bind(kid.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    writer.append(&batch(300, 2), true).await.unwrap();
+    let taken = taken + 2;
+    assert_eq!(app.store.audit_head().await.unwrap().seq - before, taken);
     let records = all_records(&app, &app.admin_token).await;
     let subjects: Vec<&str> = records
         .iter()
