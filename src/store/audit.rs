@@ -499,7 +499,7 @@ fn key_left_signing() -> StoreError {
 /// append left, unless that append met another writer. One round trip where `BEGIN`, the
 /// append and `COMMIT` take three. Returns whether the records are committed; when not, nothing
 /// changed (the head had moved: the store's next append takes the lock first). After an error,
-/// a SQLite connection may still be inside the transaction: the caller closes it.
+/// a SQLite connection may still be inside the transaction: the caller drops it.
 pub(super) async fn append_alone(
     conn: &mut AnyConnection,
     hint: &HeadHint,
@@ -725,12 +725,10 @@ impl AuditConnection {
                 match append_alone(conn, &self.store.head, records).await {
                     Ok(true) => return Ok(()),
                     Ok(false) => {}
-                    // On SQLite it may have failed inside its transaction: closing the
+                    // On SQLite it may have failed inside its transaction: dropping the
                     // connection rolls that back, and the next batch opens another.
                     Err(e) => {
-                        if let Some(conn) = self.conn.take() {
-                            let _ = conn.close().await;
-                        }
+                        self.conn = None;
                         return Err(e);
                     }
                 }
