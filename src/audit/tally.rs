@@ -150,7 +150,7 @@ mod tests {
             .is_empty());
         let records = tally.take_ended(Some(UnixMillis::from_millis(WINDOW_MS)));
         assert_eq!(records.len(), 1);
-        let AuditEvent::RequestsDenied { count, path, .. } = &records[0].event() else {
+        let AuditEvent::RequestsDenied { count, path, .. } = records[0].event() else {
             panic!("a tally record");
         };
         assert_eq!(*count, 1000);
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(records.len(), MAX_TALLIES + 1);
         let other: u64 = records
             .iter()
-            .filter_map(|r| match &r.event() {
+            .filter_map(|r| match r.event() {
                 AuditEvent::RequestsDenied { source, count, .. } if source.as_str() == "other" => {
                     Some(*count)
                 }

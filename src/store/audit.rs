@@ -541,7 +541,7 @@ async fn spend_refresh_tokens(
 ) -> Result<(), StoreError> {
     for record in records {
         let Some(ring) = &record.ring else { continue };
-        match &record.event() {
+        match record.event() {
             AuditEvent::RefreshTokenUsed {
                 family,
                 jti,
@@ -611,7 +611,7 @@ async fn list_revocations(
                 issued_before,
                 expires,
             },
-        ) = (&record.ring, &record.event())
+        ) = (&record.ring, record.event())
         else {
             continue;
         };
@@ -644,7 +644,7 @@ fn key_lifetimes(records: &[AuditRecord]) -> BTreeMap<&str, i64> {
     let mut latest: BTreeMap<&str, i64> = BTreeMap::new();
     for record in records {
         let (Some(kid), AuditEvent::Sign(facts) | AuditEvent::SignRaw(facts)) =
-            (&record.kid, &record.event())
+            (&record.kid, record.event())
         else {
             continue;
         };
@@ -664,7 +664,7 @@ async fn claim_raw_jtis(
     records: &[AuditRecord],
 ) -> Result<(), StoreError> {
     for record in records {
-        let (Some(ring), AuditEvent::SignRaw(facts)) = (&record.ring, &record.event()) else {
+        let (Some(ring), AuditEvent::SignRaw(facts)) = (&record.ring, record.event()) else {
             continue;
         };
         if let (Some(Value::String(jti)), Some(exp)) =
