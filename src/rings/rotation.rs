@@ -111,7 +111,8 @@ impl RingService {
             return Err(RingError::Conflict {
                 code: ErrorCode::RotationInProgress,
                 message: format!(
-                    "ring {ring:?} already has a key on its way in (state {}); wait for it to activate or rotate with immediate",
+                    "ring {:?} already has a key on its way in (state {}); wait for it to activate or rotate with immediate",
+                    ring.as_str(),
                     upcoming.state.as_str()
                 ),
             });

@@ -17,15 +17,27 @@ pub(super) struct Change<'c> {
     head: HeadHint,
 }
 
+/// How a change begins: it takes the write lock at once, in the same `BEGIN` round trip.
+/// On SQLite that is the database's one write lock (`BEGIN IMMEDIATE`): a transaction that read
+/// first and wrote later would fail with "database is locked" whenever the audit writer
+/// committed in between, which under load is always. On Postgres it is the audit chain head's
+/// row, before any other: every append takes the head, then the keys it signed with (see
+/// `append_at`), so a change that locked a key first (retiring or revoking it) and the head at
+/// its commit would deadlock with the writer appending a signature by that key.
+fn begin_statement(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN; SELECT 1 FROM audit_chain WHERE id = 1 FOR UPDATE",
+    }
+}
+
 impl Change<'static> {
-    /// On SQLite the transaction takes the write lock at once (`BEGIN IMMEDIATE`): one that
-    /// read first and wrote later would fail with "database is locked" whenever the audit
-    /// writer committed in between, which under load is always.
+    /// Begins a change on a connection of the pool's ([`begin_statement`]).
     pub(super) async fn begin(store: &Store) -> Result<Change<'static>, StoreError> {
-        let tx = match store.dialect {
-            Dialect::Sqlite => store.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => store.pool.begin().await?,
-        };
+        let tx = store
+            .pool
+            .begin_with(begin_statement(store.dialect))
+            .await?;
         Ok(Change {
             tx,
             head: store.head.clone(),
@@ -39,10 +51,7 @@ impl<'c> Change<'c> {
         store: &Store,
         conn: &'c mut AnyConnection,
     ) -> Result<Change<'c>, StoreError> {
-        let tx = match store.dialect {
-            Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => conn.begin().await?,
-        };
+        let tx = conn.begin_with(begin_statement(store.dialect)).await?;
         Ok(Change {
             tx,
             head: store.head.clone(),

@@ -900,6 +900,100 @@ store_tests!(
     the_database_refuses_to_update_or_delete_audit_records,
 );
 
+/// Postgres only (SQLite's one write lock serialises every transaction): a key revoked while
+/// another replica's writer appends a signature by it, both queued behind the chain head's lock
+/// (a session of the test's holds it, so that they meet in this order): both commit, in turn.
+/// Before every change took the head's lock first, the revocation locked the key, then waited
+/// for the head that the writer held while it waited for the key: Postgres broke the deadlock
+/// by failing one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_while_a_writer_appends_its_signatures_takes_its_turn() {
+    let app = std::sync::Arc::new(TestApp::spawn(Db::Postgres).await);
+    let created = app.create_ring("r", json!({})).await;
+    let kid = signet::domain::Kid::parse(created["active_kid"].as_str().unwrap()).unwrap();
+    let ring = signet::domain::RingName::parse("r").unwrap();
+    // The key retires (it still signs), so that revoking it needs no successor.
+    assert_eq!(
+        app.rotate_immediately("r").await.status,
+        StatusCode::ACCEPTED
+    );
+    let store = signet::store::Store::connect(&secrecy::SecretString::from(app.db.url.clone()))
+        .await
+        .unwrap();
+    let mut writer = store.audit_connection();
+    let exp: i64 = 1_900_000_000;
+    writer
+        .append(&[signature(&ring, &kid, "before", exp)], true)
+        .await
+        .unwrap();
+    let before = app.store.audit_head().await.unwrap().seq;
+
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT 1 FROM audit_chain WHERE id = 1 FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let watcher = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let waiting = |sessions: i64| {
+        let watcher = watcher.clone();
+        async move {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&watcher)
+            .await
+            .unwrap();
+            count >= sessions
+        }
+    };
+    let record = signature(&ring, &kid, "during", exp + 1);
+    let appended = tokio::spawn(async move {
+        let appended = writer.append(&[record], true).await;
+        writer.close().await;
+        appended
+    });
+    eventually(60, "the writer waits for the head", || waiting(1)).await;
+    let revoked = tokio::spawn({
+        let app = app.clone();
+        let kid = kid.clone();
+        async move {
+            app.post(
+                &format!("/v1/keys/{kid}/revoke"),
+                &app.admin_token,
+                json!({"reason": "compromised"}),
+            )
+            .await
+        }
+    });
+    eventually(60, "the revocation waits too", || waiting(2)).await;
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    appended
+        .await
+        .unwrap()
+        .expect("the writer's signature is taken");
+    let revoked = revoked.await.unwrap();
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    assert_eq!(revoked.body["state"], "revoked");
+    assert_eq!(app.store.audit_head().await.unwrap().seq - before, 2);
+    let records = all_records(&app, &app.admin_token).await;
+    let newest: Vec<(&str, &str)> = records[records.len() - 2..]
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["kid"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        newest,
+        [("sign", kid.as_str()), ("key_revoked", kid.as_str())],
+        "the signature, which queued first, then the revocation"
+    );
+    assert_eq!(verify(&app).await["ok"], true);
+    store.close().await;
+}
+
 /// Postgres only (roles are cluster-wide and made by the migration): a login in `signet_auditor`
 /// reads the views and nothing else; a login in `signet_app` runs signet but cannot change or
 /// delete an audit record.

@@ -44,6 +44,11 @@ async fn a_rotation_publishes_first_then_activates_then_retires(db: Db, backend:
     let second = app.rotate("r").await;
     assert_eq!(second.status, StatusCode::CONFLICT);
     assert_eq!(second.body["error"]["code"], "rotation_in_progress");
+    let message = second.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("ring \"r\" already has a key on its way in (state published)"),
+        "{message}"
+    );
 
     // Sign continuously through the switch and the retirement; record which key signed when.
     // The loop ends when the old key has retired (about 6 s; the deadline only stops a hang).
