@@ -734,7 +734,7 @@ impl AuditConnection {
                     }
                 }
             }
-            match Change::begin_on(&self.store, conn).await {
+            match Change::begin_append_on(&self.store, conn).await {
                 Ok(change) => return change.commit(records).await,
                 // The database may have closed it while it sat idle (a restart, a failover):
                 // nothing of the batch ran, so it goes on a new connection.
@@ -747,7 +747,7 @@ impl AuditConnection {
             .await
             .map_err(|_| StoreError::Unavailable("connecting timed out".into()))??;
         let conn = self.conn.insert(conn);
-        Change::begin_on(&self.store, conn)
+        Change::begin_append_on(&self.store, conn)
             .await?
             .commit(records)
             .await
