@@ -356,8 +356,8 @@ fn bind_row<'q>(
 /// Postgres does it in one statement (data-modifying CTEs) that changes nothing unless every
 /// key of the batch still signs, so that it is whole even as a transaction of its own
 /// ([`append_alone`]): it locks the head, then the keys (the order every transaction that
-/// appends takes them in: a `Change` locks the head as it begins), reading each as committed
-/// once locked. SQLite, which has no such statements, does it in one
+/// appends takes them in: a change of state locks the head as it begins, and the writer's
+/// batch begins with its append), reading each as committed once locked. SQLite, which has no such statements, does it in one
 /// call of several statements under its one write lock: the head moves only if every key of
 /// the batch still signs, and each statement after that runs only if the head holds this
 /// batch's last hash (not its `seq`: another writer may have appended as many records
